@@ -1,0 +1,99 @@
+"""The environment Airflow runs with in the demo and the end-to-end tests: folders, connections, login.
+
+Connections come from the environment (AIRFLOW_CONN_*), never from the metadata database, so the demo and the
+tests point Airflow at whatever ports their stack uses. Nothing here imports Airflow.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+AIRFLOW_USER = "admin"
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """Where the stack's parts listen; every field is a loopback port or a path."""
+
+    prometheus_port: int
+    alertmanager_port: int
+    slack_sink_port: int
+    sre_store_url: str  # an SQLAlchemy URL, e.g. sqlite:////abs/path/sre.db
+    haproxy_runtime_port: int | None = None
+    fleet_file: Path | None = None  # JSON description of the running fleet (ports, admin URLs)
+
+
+def _http_conn(port: int, conn_type: str = "http") -> str:
+    return json.dumps({"conn_type": conn_type, "host": "127.0.0.1", "port": port, "schema": "http"})
+
+
+def connections(ep: Endpoints) -> dict[str, str]:
+    """AIRFLOW_CONN_* variables for the stack (JSON form, as Airflow 3 reads them)."""
+    sink = f"http://127.0.0.1:{ep.slack_sink_port}"
+    conns = {
+        "AIRFLOW_CONN_PROMETHEUS_DEFAULT": _http_conn(ep.prometheus_port),
+        "AIRFLOW_CONN_ALERTMANAGER_DEFAULT": _http_conn(ep.alertmanager_port),
+        # The Slack provider's webhook hook defaults to `slack_default`; the Web API hook (files, charts) to
+        # `slack_api_default`. Both point at the local sink.
+        "AIRFLOW_CONN_SLACK_DEFAULT": json.dumps(
+            {"conn_type": "slackwebhook", "host": f"{sink}/services", "password": "T0DEMO/B0DEMO/sink"}
+        ),
+        "AIRFLOW_CONN_SLACK_API_DEFAULT": json.dumps(
+            {"conn_type": "slack", "password": "xoxb-demo-token", "extra": {"base_url": f"{sink}/api/"}}
+        ),
+        "AIRFLOW_CONN_SRE_STORE": json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": ep.sre_store_url}}),
+    }
+    if ep.haproxy_runtime_port is not None:
+        conns["AIRFLOW_CONN_HAPROXY_DEFAULT"] = json.dumps(
+            {"conn_type": "generic", "host": "127.0.0.1", "port": ep.haproxy_runtime_port}
+        )
+    return conns
+
+
+def ensure_password(airflow_home: Path) -> str:
+    """The admin password, generated once per AIRFLOW_HOME and kept in the simple auth manager's file."""
+    airflow_home.mkdir(parents=True, exist_ok=True)
+    path = airflow_home / "simple_auth_manager_passwords.json.generated"
+    if path.exists():
+        stored = json.loads(path.read_text() or "{}")
+        if AIRFLOW_USER in stored:
+            return str(stored[AIRFLOW_USER])
+    password = secrets.token_urlsafe(12)
+    path.write_text(json.dumps({AIRFLOW_USER: password}))
+    return password
+
+
+def airflow_env(airflow_home: Path, ep: Endpoints, api_port: int, *, base: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    env.update(connections(ep))
+    env.update(
+        {
+            "AIRFLOW_HOME": str(airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Seoul",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{AIRFLOW_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(
+                airflow_home / "simple_auth_manager_passwords.json.generated"
+            ),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+            "AIRFLOW__API__PORT": str(api_port),
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            "AIRFLOW__SCHEDULER__MIN_FILE_PROCESS_INTERVAL": "15",
+            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "True",
+            "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+            "GAMESRE_REPO": str(REPO_ROOT),
+            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "plugins"), str(REPO_ROOT)]),
+            "NO_PROXY": "*",
+        }
+    )
+    if ep.fleet_file is not None:
+        env["GAMESRE_DEMO_FLEET"] = str(ep.fleet_file)
+    return env

@@ -1,0 +1,243 @@
+"""A local Slack-compatible sink: records every webhook and Web API message and shows them on a page.
+
+It speaks just enough of Slack for this project's senders:
+- incoming webhooks (`POST /services/...`, what SlackWebhookHook and Alertmanager's slack_configs send);
+- the Web API methods `chat.postMessage`, `auth.test`, and the three-step file upload that
+  `files_upload_v2` performs (`files.getUploadURLExternal`, the upload itself, `files.completeUploadExternal`).
+
+Messages are appended to a JSON Lines file, so they survive a restart of the page, and are shown newest
+first at `/`, with uploaded images inline. `GET /messages` returns them as JSON; `DELETE /messages` clears.
+"""
+from __future__ import annotations
+
+import argparse
+import html
+import itertools
+import json
+import signal
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlparse
+
+
+class MessageLog:
+    """Thread-safe record of received messages, mirrored to a JSON Lines file."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.files_dir = path.parent / "files"
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self.messages: list[dict[str, Any]] = []
+        self.pending_uploads: dict[str, dict[str, Any]] = {}
+        if path.exists():
+            for line in path.read_text().splitlines():
+                if line.strip():
+                    self.messages.append(json.loads(line))
+
+    def add(self, kind: str, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+        record = {
+            "received_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "kind": kind,
+            "path": path,
+            "channel": payload.get("channel") or payload.get("channel_id"),
+            "text": payload.get("text") or payload.get("initial_comment") or "",
+            "blocks": payload.get("blocks"),
+            "attachments": payload.get("attachments"),
+            "files": payload.get("files"),
+        }
+        with self._lock:
+            self.messages.append(record)
+            with self.path.open("a") as fh:
+                fh.write(json.dumps(record) + "\n")
+        return record
+
+    def clear(self) -> None:
+        with self._lock:
+            self.messages.clear()
+            self.path.write_text("")
+
+    def new_file_id(self) -> str:
+        return f"F{next(self._ids):06d}"
+
+
+def _decode_body(content_type: str, body: bytes) -> dict[str, Any]:
+    """Slack clients send JSON or form-encoded bodies; webhooks may wrap JSON in a `payload` field."""
+    if not body:
+        return {}
+    if "application/json" in content_type:
+        return json.loads(body)
+    form = {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
+    if "payload" in form:
+        return json.loads(form["payload"])
+    for key in ("blocks", "attachments", "files"):
+        if isinstance(form.get(key), str):
+            try:
+                form[key] = json.loads(form[key])
+            except json.JSONDecodeError:
+                pass
+    return form
+
+
+def _render_text(value: Any) -> str:
+    return html.escape(json.dumps(value, indent=1, ensure_ascii=False)) if value else ""
+
+
+def render_page(log: MessageLog) -> str:
+    rows = []
+    for m in reversed(log.messages):
+        images = "".join(
+            f'<div><img src="/files/{html.escape(f["id"])}" style="max-width:720px"></div>'
+            for f in (m.get("files") or [])
+            if isinstance(f, dict) and "id" in f
+        )
+        rows.append(
+            "<div class='msg'>"
+            f"<div class='meta'>{html.escape(m['received_at'])} · {html.escape(m['kind'])} · "
+            f"{html.escape(str(m.get('channel') or m['path']))}</div>"
+            f"<pre>{html.escape(str(m['text']))}</pre>"
+            + (f"<details><summary>blocks</summary><pre>{_render_text(m.get('blocks'))}</pre></details>"
+               if m.get("blocks") else "")
+            + (f"<details><summary>attachments</summary><pre>{_render_text(m.get('attachments'))}</pre></details>"
+               if m.get("attachments") else "")
+            + images
+            + "</div>"
+        )
+    body = "".join(rows) or "<p>No messages yet.</p>"
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><meta http-equiv='refresh' content='5'>"
+        "<title>Slack sink</title><style>body{font-family:sans-serif;background:#1a1d21;color:#d1d2d3;margin:2em}"
+        ".msg{border-bottom:1px solid #444;padding:.6em 0}.meta{color:#999;font-size:.85em}"
+        "pre{white-space:pre-wrap;margin:.3em 0}</style></head>"
+        f"<body><h1>Slack sink</h1><p>{len(log.messages)} message(s), newest first.</p>{body}</body></html>"
+    )
+
+
+def make_handler(log: MessageLog) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "slack-sink/1"
+
+        def log_message(self, fmt: str, *args: Any) -> None:  # keep the demo's terminal quiet
+            pass
+
+        def _send(self, status: int, body: bytes | str, content_type: str = "application/json") -> None:
+            data = body.encode() if isinstance(body, str) else body
+            self.send_response(status)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def _json(self, status: int, obj: Any) -> None:
+            self._send(status, json.dumps(obj))
+
+        def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+            path = urlparse(self.path).path
+            if path == "/":
+                self._send(200, render_page(log), "text/html; charset=utf-8")
+            elif path == "/messages":
+                self._json(200, log.messages)
+            elif path == "/healthz":
+                self._send(200, "ok", "text/plain")
+            elif path.startswith("/files/"):
+                f = log.files_dir / Path(path).name
+                if f.is_file():
+                    self._send(200, f.read_bytes(), "image/png" if f.read_bytes()[:4] == b"\x89PNG" else "application/octet-stream")
+                else:
+                    self._send(404, "no such file", "text/plain")
+            else:
+                self._send(404, "not found", "text/plain")
+
+        def do_DELETE(self) -> None:  # noqa: N802
+            if urlparse(self.path).path == "/messages":
+                log.clear()
+                self._json(200, {"ok": True})
+            else:
+                self._send(404, "not found", "text/plain")
+
+        def do_POST(self) -> None:  # noqa: N802
+            path = urlparse(self.path).path
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length)
+            if path.startswith("/upload/"):
+                file_id = Path(path).name
+                if file_id not in log.pending_uploads:
+                    self._send(404, "unknown upload", "text/plain")
+                    return
+                (log.files_dir / file_id).write_bytes(body)
+                self._send(200, "OK - uploaded", "text/plain")
+                return
+            try:
+                payload = _decode_body(self.headers.get("Content-Type", ""), body)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                self._send(400, f"invalid_payload: {exc}", "text/plain")
+                return
+            if path.startswith("/api/"):
+                self._api(path.removeprefix("/api/"), payload)
+            else:  # an incoming webhook, whatever its token path
+                if not (payload.get("text") or payload.get("blocks") or payload.get("attachments")):
+                    self._send(400, "no_text", "text/plain")
+                    return
+                log.add("webhook", path, payload)
+                self._send(200, "ok", "text/plain")
+
+        def _api(self, method: str, payload: dict[str, Any]) -> None:
+            if method == "auth.test":
+                self._json(200, {"ok": True, "user": "gamesre-bot", "team": "demo", "url": "http://sink/"})
+            elif method == "chat.postMessage":
+                if not payload.get("channel"):
+                    self._json(200, {"ok": False, "error": "channel_not_found"})
+                    return
+                log.add("chat.postMessage", method, payload)
+                self._json(200, {"ok": True, "channel": payload["channel"], "ts": f"{time.time():.6f}"})
+            elif method == "files.getUploadURLExternal":
+                file_id = log.new_file_id()
+                log.pending_uploads[file_id] = {"filename": payload.get("filename"), "length": payload.get("length")}
+                host = self.headers.get("Host", "127.0.0.1")
+                self._json(200, {"ok": True, "file_id": file_id, "upload_url": f"http://{host}/upload/{file_id}"})
+            elif method == "files.completeUploadExternal":
+                files = payload.get("files") or []
+                if isinstance(files, str):
+                    files = json.loads(files)
+                log.add("file", method, {**payload, "files": files})
+                self._json(200, {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title")} for f in files]})
+            else:
+                self._json(200, {"ok": False, "error": "unknown_method", "method": method})
+
+    return Handler
+
+
+def serve(host: str, port: int, data_dir: Path) -> ThreadingHTTPServer:
+    data_dir.mkdir(parents=True, exist_ok=True)
+    log = MessageLog(data_dir / "messages.jsonl")
+    return ThreadingHTTPServer((host, port), make_handler(log))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, required=True, help="port to listen on")
+    parser.add_argument("--data-dir", type=Path, required=True, help="folder for messages.jsonl and uploaded files")
+    args = parser.parse_args(argv)
+    try:
+        server = serve(args.host, args.port, args.data_dir)
+    except OSError as exc:
+        print(f"slack sink: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
+        return 2
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

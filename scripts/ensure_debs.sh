@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Install the Debian packages the demo and the tests run for real, when any of their binaries is missing.
+set -euo pipefail
+declare -A need=([prometheus]=prometheus [promtool]=prometheus [prometheus-alertmanager]=prometheus-alertmanager
+                 [amtool]=prometheus-alertmanager [haproxy]=haproxy)
+missing=()
+for bin in "${!need[@]}"; do
+  command -v "$bin" >/dev/null 2>&1 || missing+=("${need[$bin]}")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+if ! command -v apt-get >/dev/null 2>&1; then
+  echo "missing binaries from the Debian packages: $pkgs- this needs a Debian or Ubuntu machine with apt-get" >&2
+  exit 1
+fi
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+  if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+    echo "installing $pkgs needs root: run 'apt-get install -y $pkgs' as root, then try again" >&2; exit 1
+  fi
+fi
+echo "installing Debian packages: $pkgs"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $pkgs >/dev/null

@@ -1,0 +1,103 @@
+"""Shared fixtures: real services on free loopback ports in temp folders, always stopped afterwards."""
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from demo.procs import ProcessGroup, free_port
+from demo.services import render_alertmanager_config, start_alertmanager, start_slack_sink
+
+POSTGRES_ADMIN_URL = os.environ.get("GAMESRE_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[ProcessGroup]:
+    """Every session-wide process registers here and is stopped at the end, also after failures."""
+    group = ProcessGroup()
+    with group.running():
+        yield group
+
+
+class SlackSink:
+    def __init__(self, port: int):
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.webhook_url = f"{self.url}/services/T0TEST/B0TEST/sink"
+
+    def messages(self) -> list[dict]:
+        import requests
+
+        return list(requests.get(f"{self.url}/messages", timeout=5).json())
+
+    def clear(self) -> None:
+        import requests
+
+        requests.delete(f"{self.url}/messages", timeout=5).raise_for_status()
+
+
+@pytest.fixture(scope="session")
+def slack_sink(services: ProcessGroup, tmp_path_factory: pytest.TempPathFactory) -> SlackSink:
+    port = free_port()
+    services.add(start_slack_sink(tmp_path_factory.mktemp("slack-sink"), port))
+    return SlackSink(port)
+
+
+@pytest.fixture(scope="session")
+def alertmanager_url(services: ProcessGroup, slack_sink: SlackSink, tmp_path_factory: pytest.TempPathFactory) -> str:
+    port = free_port()
+    config = render_alertmanager_config(slack_sink.webhook_url)
+    services.add(start_alertmanager(tmp_path_factory.mktemp("alertmanager"), port, config))
+    return f"http://127.0.0.1:{port}"
+
+
+def _postgres_reachable() -> bool:
+    try:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(POSTGRES_ADMIN_URL, connect_args={"connect_timeout": 2})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return True
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A database of its own on the local PostgreSQL, created for the session and dropped after it."""
+    if not _postgres_reachable():
+        pytest.skip("PostgreSQL does not answer on 127.0.0.1:5432")
+    import sqlalchemy as sa
+
+    name = f"gamesre_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An SRE store URL: a fresh SQLite file, and (where it answers) a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'sre.db'}"
+    base = request.getfixturevalue("postgres_url")
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(base)
+    with engine.begin() as conn:  # each test gets an empty schema in the session database
+        conn.execute(sa.text("DROP SCHEMA public CASCADE"))
+        conn.execute(sa.text("CREATE SCHEMA public"))
+    engine.dispose()
+    return str(base)

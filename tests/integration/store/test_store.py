@@ -1,0 +1,79 @@
+"""The SRE store on SQLite and PostgreSQL: migrations, idempotent ledger upserts, states."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pytest
+
+from gamesre.integrations.store import MIGRATIONS, SREStore
+
+pytestmark = pytest.mark.integration
+
+T0 = 1_767_225_600  # 2026-01-01T00:00:00Z, minute-aligned
+
+
+def test_migrates_on_first_use_and_again_is_a_no_op(store_url: str) -> None:
+    store = SREStore(store_url)
+    assert store.schema_version() == len(MIGRATIONS)
+    assert SREStore(store_url).schema_version() == len(MIGRATIONS)
+
+
+def test_ledger_upsert_is_idempotent_and_reads_back_sorted(store_url: str) -> None:
+    store = SREStore(store_url)
+    slices = [(T0 + 120, 9.0, 10.0), (T0, 5.0, 5.0), (T0 + 60, 0.0, 0.0)]
+    store.upsert_ledger("availability", slices)
+    store.upsert_ledger("availability", slices)  # a re-run of the same interval
+    store.upsert_ledger("availability", [(T0 + 120, 8.0, 10.0)])  # a corrected value replaces the old one
+    got = store.ledger("availability")
+    assert got.minutes.tolist() == [T0, T0 + 60, T0 + 120]
+    assert got.good.tolist() == [5.0, 0.0, 8.0]
+    assert got.total.tolist() == [5.0, 0.0, 10.0]
+    assert store.ledger("availability", start=T0 + 60, end=T0 + 120).minutes.tolist() == [T0 + 60]
+    assert store.ledger_extent("availability") == (T0, T0 + 120)
+    assert store.ledger_extent("latency") is None
+    assert len(store.ledger("latency")) == 0
+
+
+@pytest.mark.parametrize(
+    "bad, reason",
+    [((T0 + 1, 1.0, 1.0), "not minute-aligned"), ((T0, 2.0, 1.0), "invalid counts"),
+     ((T0, float("nan"), 1.0), "invalid counts"), ((T0, -1.0, 1.0), "invalid counts")],
+)
+def test_ledger_rejects_bad_slices_and_writes_nothing(store_url: str, bad: tuple, reason: str) -> None:
+    store = SREStore(store_url)
+    with pytest.raises(ValueError, match=reason):
+        store.upsert_ledger("availability", [(T0 + 60, 1.0, 1.0), bad])
+    assert len(store.ledger("availability")) == 0
+
+
+def test_published_state_replaces_current_and_keeps_history(store_url: str) -> None:
+    store = SREStore(store_url)
+    t1 = datetime(2026, 1, 1, tzinfo=UTC)
+    store.publish_state("service", "game-server", "normal", t1, [], {"slos": ["availability"]})
+    store.publish_state("service", "game-server", "deploy_freeze", t1 + timedelta(hours=1),
+                        [{"slo": "availability", "rule": "budget_consumed>=0.5", "value": np.float64(0.61)}], {})
+    current = store.current_state("service", "game-server")
+    assert current is not None
+    assert current["state"] == "deploy_freeze"
+    assert current["computed_at"] == t1 + timedelta(hours=1)
+    assert current["reasons"][0]["value"] == 0.61
+    assert [h["state"] for h in store.state_history("service", "game-server")] == ["normal", "deploy_freeze"]
+    assert store.current_state("service", "matchmaking") is None
+
+
+def test_snapshot_upsert_per_slo_instant_and_window(store_url: str) -> None:
+    store = SREStore(store_url)
+    at = datetime(2026, 1, 1, 1, tzinfo=UTC)
+    store.save_snapshot("availability", at, "rolling-30d", "normal", {"sli": 0.9995})
+    store.save_snapshot("availability", at, "rolling-30d", "slow_burn", {"sli": 0.998})
+    snaps = store.snapshots("availability")
+    assert len(snaps) == 1 and snaps[0]["state"] == "slow_burn" and snaps[0]["payload"]["sli"] == 0.998
+    assert snaps[0]["at"] == at
+
+
+def test_unreachable_database_is_a_clear_error() -> None:
+    from gamesre.integrations.store import StoreError
+
+    with pytest.raises(StoreError, match="cannot open the SRE store"):
+        SREStore("sqlite:////nonexistent-dir/for/sure/sre.db")
