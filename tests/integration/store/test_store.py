@@ -77,3 +77,48 @@ def test_unreachable_database_is_a_clear_error() -> None:
 
     with pytest.raises(StoreError, match="cannot open the SRE store"):
         SREStore("sqlite:////nonexistent-dir/for/sure/sre.db")
+
+
+def test_packed_days_read_back_exactly_what_the_minute_rows_hold(store_url: str) -> None:
+    import sqlalchemy as sa
+
+    from gamesre.integrations.store import slo_ledger
+
+    store = SREStore(store_url)
+    rng = np.random.default_rng(7)
+    minutes = T0 - 3600 + 60 * np.sort(rng.choice(4 * 1440, size=3000, replace=False))  # 4 days, gaps
+    total = rng.integers(0, 500, size=minutes.size).astype(float)
+    good = np.floor(total * rng.uniform(0.9, 1.0, size=minutes.size))
+    store.upsert_ledger("latency", zip(minutes.tolist(), good.tolist(), total.tolist(), strict=True))
+    store.upsert_ledger("latency", [(int(minutes[5]), 1.0, 2.0)])  # a later correction inside a packed day
+    good[5], total[5] = 1.0, 2.0
+    got = store.ledger("latency")
+    assert got.minutes.tolist() == minutes.tolist()
+    assert got.good.tolist() == good.tolist() and got.total.tolist() == total.tolist()
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(slo_ledger.c.minute, slo_ledger.c.good).where(slo_ledger.c.slo == "latency")
+                            .order_by(slo_ledger.c.minute)).all()
+    assert [r[0] for r in rows] == minutes.tolist() and [r[1] for r in rows] == good.tolist()
+    lo, hi = int(minutes[100]), int(minutes[2000])
+    window = store.ledger("latency", start=lo, end=hi)
+    assert window.minutes.tolist() == minutes[100:2000].tolist()
+
+
+def test_windows_give_exclusions_per_service_and_skip_cancelled_ones(store_url: str) -> None:
+    store = SREStore(store_url)
+    t = datetime(2026, 12, 1, 17, tzinfo=UTC)  # Tuesday 02:00 KST
+    base = {"kind": "recurring", "reason": "weekly maintenance", "owner": "sre", "ticket": "OPS-1",
+            "status": "scheduled", "excludes_budget": True}
+    store.upsert_window({**base, "id": "w1", "start": t, "end": t + timedelta(hours=4),
+                         "services": ["matchmaking", "game-server"]})
+    store.upsert_window({**base, "id": "w2", "start": t + timedelta(days=1), "end": t + timedelta(days=1, hours=1),
+                         "services": ["matchmaking"], "status": "cancelled"})
+    store.upsert_window({**base, "id": "w3", "start": t + timedelta(days=2), "end": t + timedelta(days=2, hours=1),
+                         "services": ["game-server"], "excludes_budget": False, "kind": "event"})
+    day = timedelta(days=1)
+    assert store.exclusions("game-server", t - day, t + 3 * day) == [(int(t.timestamp()), int(t.timestamp()) + 14400)]
+    assert store.exclusions("matchmaking", t - day, t + 3 * day) == [(int(t.timestamp()), int(t.timestamp()) + 14400)]
+    assert [w["id"] for w in store.windows(include_cancelled=True)] == ["w1", "w2", "w3"]
+    assert store.windows(t + 5 * day, t + 6 * day) == []
+    w1 = store.windows()[0]
+    assert w1["services"] == ["game-server", "matchmaking"] and w1["start"] == t

@@ -1,0 +1,61 @@
+"""
+### Error-budget report
+
+Hourly: computes every SLO from the ledger (SLI, budget consumed and remaining, raw and with maintenance
+windows excluded, burn rates over 5 m to 3 d, data coverage), stores a snapshot, and **publishes the policy
+state** per SLO and per service: as a row in the SRE store (read by the deploy and chaos gates, which treat a
+state older than 2 hours as blocking) and as an event on the `error_budget_policy_state` asset.
+
+Daily at 09:00 KST it also posts the report to Slack: the SLO table, a burn-down chart over the window, and
+the time ranges that consumed the most budget.
+
+States, thresholds and the evening-peak strictness are defined in `include/config/policies.yaml` and
+explained in `docs/slo.md`.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+
+from airflow.sdk import dag, task
+
+from gamesre.airflow.assets import POLICY_STATE_ASSET
+
+
+@dag(
+    dag_id="error_budget_report",
+    schedule="5 * * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Seoul"),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"owner": "sre", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    tags=["slo", "error-budget", "reports"],
+    doc_md=__doc__,
+)
+def error_budget_report():
+    @task(outlets=[POLICY_STATE_ASSET])
+    def compute_and_publish(data_interval_end=None, outlet_events=None) -> dict:
+        from gamesre.airflow.slo import compute_states
+
+        result = compute_states(data_interval_end)
+        outlet_events[POLICY_STATE_ASSET].extra = {"at": result["at"], "services": result["services"],
+                                                   "slos": {k: v["state"] for k, v in result["slos"].items()}}
+        return result
+
+    @task.short_circuit(ignore_downstream_trigger_rules=False)
+    def is_daily_report_hour(data_interval_end=None) -> bool:
+        from gamesre.airflow.slo import is_daily_report_time
+
+        return is_daily_report_time(data_interval_end)
+
+    @task
+    def post_daily_report(data_interval_end=None) -> dict:
+        from gamesre.airflow.slo import post_report
+
+        return post_report(data_interval_end)
+
+    compute_and_publish() >> is_daily_report_hour() >> post_daily_report()
+
+
+error_budget_report()

@@ -1,0 +1,51 @@
+"""
+### SLO ingest
+
+Every 5 minutes, counts the good and total events of every SLO in `include/config/slos.yaml`, per one-minute
+slice, from Prometheus into the SRE store's **ledger**.
+
+- **Exact:** counters are read at the exact minute edges of the run's data interval (the last sample at or
+  before each edge), so good and total are evaluated at the same instants and a re-run writes identical rows.
+- **Catch-up:** a run whose ledger is behind (first run, an outage of Airflow or Prometheus) first fills the
+  gap back to the last ingested minute, at most `max_backfill_days` (35) back, with chunked raw-sample
+  queries: a backfill of 35 days takes a few hundred queries, not one per slice. Re-ingesting a past range:
+  `python -m gamesre ingest --start ... --end ...` or an Airflow backfill of this DAG.
+- **Fail-safe:** an SLO whose queries fail is reported by name; the others are still written.
+
+Connections: `prometheus_default`, `sre_store`. Docs: `docs/slo.md`.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+
+from airflow.sdk import Param, dag, task
+
+
+@dag(
+    dag_id="slo_ingest",
+    schedule="*/5 * * * *",
+    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Seoul"),
+    catchup=False,
+    max_active_runs=1,
+    dagrun_timeout=timedelta(minutes=30),
+    default_args={"owner": "sre", "retries": 3, "retry_delay": timedelta(seconds=30),
+                  "retry_exponential_backoff": True},
+    params={"max_backfill_days": Param(35, type="integer", minimum=0, maximum=90,
+                                       description="How far back a run may fill a gap in the ledger.")},
+    tags=["slo", "ingest"],
+    doc_md=__doc__,
+)
+def slo_ingest():
+    @task(execution_timeout=timedelta(minutes=20))
+    def ingest(data_interval_start=None, data_interval_end=None, params=None) -> dict:
+        from gamesre.airflow.slo import run_ingest
+
+        return run_ingest(data_interval_start, data_interval_end,
+                          max_backfill=timedelta(days=int(params["max_backfill_days"])))
+
+    ingest()
+
+
+slo_ingest()

@@ -1,0 +1,306 @@
+"""`make demo`: the whole demo stack in the foreground until Ctrl-C, which stops every process it started.
+
+The stack: the demo game fleet behind HAProxy, the player-load generator, a Prometheus scraping every 5 s with
+35 days of backfilled history, an Alertmanager, the local Slack sink, and Airflow 3 `standalone` with this
+repository's DAGs and connections pointing at all of it. Ports are fixed so URLs stay the same between runs;
+each can be moved with an environment variable (see PORTS below, or `python -m demo.run --help`).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sys
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from demo.airflow_env import AIRFLOW_USER, Endpoints, airflow_env, ensure_password
+from demo.procs import (
+    ManagedProcess,
+    ProcessGroup,
+    StackError,
+    check_config,
+    ensure_port_free,
+    http_ok,
+    port_in_use,
+    require_binary,
+)
+from demo.services import (
+    ScrapeTarget,
+    render_alertmanager_config,
+    render_prometheus_config,
+    start_alertmanager,
+    start_prometheus,
+    start_slack_sink,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+RUN_DIR = REPO / ".demo"
+AIRFLOW_HOME = REPO / ".airflow"
+HISTORY_SEED = 20261126
+
+# (what, environment variable, default port)
+PORTS = {
+    "airflow": ("GAMESRE_AIRFLOW_PORT", 8080),
+    "prometheus": ("GAMESRE_PROMETHEUS_PORT", 19090),
+    "alertmanager": ("GAMESRE_ALERTMANAGER_PORT", 19093),
+    "slack_sink": ("GAMESRE_SLACK_SINK_PORT", 18090),
+    "haproxy_players": ("GAMESRE_HAPROXY_PORT", 18000),
+    "haproxy_stats": ("GAMESRE_HAPROXY_STATS_PORT", 18404),
+    "haproxy_admin": ("GAMESRE_HAPROXY_ADMIN_PORT", 18405),
+    "fleet_base": ("GAMESRE_FLEET_BASE_PORT", 18101),
+}
+
+
+@dataclass(frozen=True)
+class Ports:
+    values: dict[str, int]
+
+    def __getitem__(self, key: str) -> int:
+        return self.values[key]
+
+
+def resolve_ports(n_instances: int) -> Ports:
+    values = {}
+    for key, (env, default) in PORTS.items():
+        raw = os.environ.get(env, str(default))
+        if not raw.isdigit() or not 0 < int(raw) < 65536:
+            raise StackError(f"{env}={raw!r} is not a port number")
+        values[key] = int(raw)
+    for key, (env, _) in PORTS.items():
+        if key == "fleet_base":
+            for i in range(n_instances):
+                ensure_port_free(values[key] + i, f"fleet instance {i + 1}", env)
+        else:
+            ensure_port_free(values[key], key.replace("_", " "), env)
+    return Ports(values)
+
+
+def log(message: str) -> None:
+    print(f"[demo {datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def start_fleet(group: ProcessGroup, ports: Ports) -> dict[str, dict[str, object]]:
+    from demo.fleet import build_command
+    from demo.topology import DEFAULT_TOPOLOGY
+
+    fleet: dict[str, dict[str, object]] = {}
+    for i, instance in enumerate(DEFAULT_TOPOLOGY):
+        port = ports["fleet_base"] + i
+        process = group.add(ManagedProcess(f"fleet {instance.name}", build_command(instance, port),
+                                           RUN_DIR / "logs" / f"fleet-{instance.name}.log").start())
+        process.wait_ready(lambda p=port: http_ok(f"http://127.0.0.1:{p}/healthz"), timeout=30)
+        fleet[instance.name] = {"service": instance.service, "track": instance.track, "version": instance.version,
+                                "port": port, "url": f"http://127.0.0.1:{port}",
+                                "job": instance.job()}
+    return fleet
+
+
+def start_haproxy(group: ProcessGroup, ports: Ports, fleet: dict[str, dict[str, object]]) -> None:
+    from demo.haproxy_config import render
+
+    binary = require_binary("haproxy")
+    config = RUN_DIR / "haproxy.cfg"
+    config.write_text(render({name: int(str(i["port"])) for name, i in fleet.items()},
+                             player_port=ports["haproxy_players"], stats_port=ports["haproxy_stats"],
+                             admin_port=ports["haproxy_admin"]))
+    check_config([binary, "-c", "-q", "-f", str(config)], f"the HAProxy configuration {config}")
+    process = group.add(ManagedProcess("haproxy", [binary, "-f", str(config), "-db"],
+                                       RUN_DIR / "logs" / "haproxy.log").start())
+    process.wait_ready(lambda: port_in_use(ports["haproxy_players"]) and port_in_use(ports["haproxy_admin"]),
+                       timeout=20)
+
+
+def backfill_history(data_dir: Path, days: int) -> None:
+    from demo.history import backfill
+
+    end = datetime.now(UTC).replace(second=0, microsecond=0)
+    backfill(data_dir, end=end, days=days, seed=HISTORY_SEED)
+
+
+def rule_files() -> list[Path]:
+    return sorted((REPO / "include" / "prometheus").glob("*.yml"))
+
+
+def start_airflow(group: ProcessGroup, ports: Ports, fleet_file: Path) -> tuple[ManagedProcess, str]:
+    ep = Endpoints(
+        prometheus_port=ports["prometheus"], alertmanager_port=ports["alertmanager"],
+        slack_sink_port=ports["slack_sink"], sre_store_url=f"sqlite:///{AIRFLOW_HOME / 'sre.db'}",
+        haproxy_runtime_port=ports["haproxy_admin"], fleet_file=fleet_file,
+    )
+    password = ensure_password(AIRFLOW_HOME)
+    env = airflow_env(AIRFLOW_HOME, ep, ports["airflow"])
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    airflow = shutil.which("airflow", path=env["PATH"])
+    if airflow is None:
+        raise StackError("the `airflow` command is missing from the virtualenv: run `make venv`")
+    process = group.add(ManagedProcess("airflow", [airflow, "standalone"], RUN_DIR / "logs" / "airflow.log",
+                                       env=env).start())
+    return process, password
+
+
+def airflow_token(port: int, password: str) -> str:
+    body = json.dumps({"username": AIRFLOW_USER, "password": password}).encode()
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/auth/token", data=body,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 (loopback)
+        return str(json.loads(resp.read())["access_token"])
+
+
+def airflow_get(port: int, token: str, path: str) -> dict:
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/api/v2/{path}",
+                                 headers={"Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 (loopback)
+        return dict(json.loads(resp.read()))
+
+
+def wait_for_dags(port: int, password: str, timeout: float = 180) -> tuple[list[str], list[dict]]:
+    """Wait until the dag-processor has parsed every DAG file; returns (dag ids, import errors)."""
+    expected = {p.name for p in (REPO / "dags").glob("*.py") if not p.name.startswith("_")}
+    deadline = time.monotonic() + timeout
+    dags: list[str] = []
+    errors: list[dict] = []
+    while time.monotonic() < deadline:
+        try:
+            token = airflow_token(port, password)
+            listed = airflow_get(port, token, "dags?limit=100")["dags"]
+            errors = airflow_get(port, token, "importErrors?limit=100")["import_errors"]
+            dags = sorted(d["dag_id"] for d in listed)
+            seen = {Path(d["fileloc"]).name for d in listed} | {Path(e["filename"]).name for e in errors}
+            if expected <= seen:
+                return dags, errors
+        except OSError:
+            pass
+        time.sleep(2)
+    return dags, errors
+
+
+def banner(ports: Ports, password: str, dags: list[str]) -> str:
+    af = f"http://127.0.0.1:{ports['airflow']}"
+    example_dag = "slo_ingest" if "slo_ingest" in dags else (dags[0] if dags else "<dag_id>")
+    return f"""
+================================ the demo stack is up ================================
+  Airflow UI        {af}          login: {AIRFLOW_USER} / {password}
+  Prometheus        http://127.0.0.1:{ports['prometheus']}   (35 days of history, scraping every 5 s)
+  Alertmanager      http://127.0.0.1:{ports['alertmanager']}
+  Slack sink        http://127.0.0.1:{ports['slack_sink']}   (every Slack message the stack sends)
+  Players (HAProxy) http://127.0.0.1:{ports['haproxy_players']}   stats: http://127.0.0.1:{ports['haproxy_stats']}/stats
+  DAGs              {', '.join(dags) or '(none yet)'}
+  Logs              {RUN_DIR / 'logs'}
+
+  Trigger a DAG over the REST API:
+    TOKEN=$(curl -s -X POST {af}/auth/token -H 'Content-Type: application/json' \\
+      -d '{{"username": "{AIRFLOW_USER}", "password": "{password}"}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+    curl -s -X PATCH {af}/api/v2/dags/{example_dag} -H "Authorization: Bearer $TOKEN" \\
+      -H 'Content-Type: application/json' -d '{{"is_paused": false}}'
+    curl -s -X POST {af}/api/v2/dags/{example_dag}/dagRuns -H "Authorization: Bearer $TOKEN" \\
+      -H 'Content-Type: application/json' -d '{{"logical_date": null, "conf": {{}}}}'
+
+  Ctrl-C stops everything.
+======================================================================================
+"""
+
+
+def run(args: argparse.Namespace) -> int:
+    from demo.topology import DEFAULT_TOPOLOGY
+
+    for binary in ("prometheus", "promtool", "prometheus-alertmanager", "amtool", "haproxy"):
+        require_binary(binary)
+    ports = resolve_ports(len(DEFAULT_TOPOLOGY))
+    started = time.monotonic()
+    if (RUN_DIR / "prometheus").exists():
+        shutil.rmtree(RUN_DIR / "prometheus")  # history is regenerated to end now
+    (RUN_DIR / "logs").mkdir(parents=True, exist_ok=True)
+
+    group = ProcessGroup()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with group.running():
+        log("starting the Slack sink, the game fleet and HAProxy")
+        group.add(start_slack_sink(RUN_DIR / "slack-sink", ports["slack_sink"]))
+        fleet = start_fleet(group, ports)
+        start_haproxy(group, ports, fleet)
+        fleet_file = RUN_DIR / "fleet.json"
+        fleet_file.write_text(json.dumps({
+            "instances": fleet,
+            "haproxy": {"players": f"http://127.0.0.1:{ports['haproxy_players']}",
+                        "stats": f"http://127.0.0.1:{ports['haproxy_stats']}",
+                        "admin_port": ports["haproxy_admin"]},
+        }, indent=2))
+        airflow = None
+        password = ""
+        if not args.no_airflow:
+            log("starting Airflow standalone (first start migrates its database)")
+            airflow, password = start_airflow(group, ports, fleet_file)
+        data_dir = RUN_DIR / "prometheus" / "data"
+        if args.history_days > 0:
+            log(f"backfilling {args.history_days} days of history into Prometheus' storage")
+            backfill_history(data_dir, args.history_days)
+        log("starting Alertmanager and Prometheus")
+        group.add(start_alertmanager(RUN_DIR / "alertmanager", ports["alertmanager"],
+                                     render_alertmanager_config(
+                                         f"http://127.0.0.1:{ports['slack_sink']}/services/T0DEMO/B0DEMO/alerts")))
+        targets = [ScrapeTarget(str(i["job"]), name, f"127.0.0.1:{i['port']}") for name, i in fleet.items()]
+        group.add(start_prometheus(
+            RUN_DIR / "prometheus", ports["prometheus"],
+            render_prometheus_config(targets, alertmanager=f"127.0.0.1:{ports['alertmanager']}",
+                                     rule_files=rule_files(),
+                                     extra_jobs={"haproxy": f"127.0.0.1:{ports['haproxy_stats']}",
+                                                 "alertmanager": f"127.0.0.1:{ports['alertmanager']}",
+                                                 "prometheus": f"127.0.0.1:{ports['prometheus']}"}),
+            data_dir=data_dir, timeout=120))
+        log("starting the player-load generator")
+        group.add(ManagedProcess("loadgen", [sys.executable, str(REPO / "demo" / "loadgen.py"),
+                                             "--target", f"http://127.0.0.1:{ports['haproxy_players']}"],
+                                 RUN_DIR / "logs" / "loadgen.log").start())
+        dags: list[str] = []
+        if airflow is not None:
+            airflow.wait_ready(lambda: http_ok(f"http://127.0.0.1:{ports['airflow']}/api/v2/monitor/health"),
+                               timeout=300)
+            log("Airflow answers; waiting for the dag-processor to parse the DAGs")
+            dags, errors = wait_for_dags(ports["airflow"], password)
+            for e in errors:
+                log(f"IMPORT ERROR in {e['filename']}: {e['stack_trace'].strip().splitlines()[-1]}")
+        print(banner(ports, password, dags), flush=True)
+        log(f"up in {time.monotonic() - started:.0f} s")
+        try:
+            while not stop.is_set():
+                dead = [p for p in group.processes if not p.running]
+                if dead:
+                    for p in dead:
+                        log(f"{p.name} stopped unexpectedly: {p.log_tail(3)} (log: {p.log_path})")
+                    return 1
+                stop.wait(2)
+        except KeyboardInterrupt:
+            pass
+        log("stopping every process of the stack")
+    log("stopped")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m demo.run", description=__doc__.split("\n\n")[0],
+        epilog="ports (environment variable=default): "
+        + ", ".join(f"{env}={port}" for env, port in PORTS.values()),
+    )
+    parser.add_argument("--history-days", type=int, default=35, help="days of backfilled history (0: none)")
+    parser.add_argument("--no-airflow", action="store_true", help="run the stack without Airflow")
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except StackError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

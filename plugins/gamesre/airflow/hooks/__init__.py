@@ -1,0 +1,1 @@
+"""Hooks: turn Airflow connections into this project's integration clients."""

@@ -1,0 +1,132 @@
+"""Prometheus: instant, range and raw-sample queries, with errors that say what went wrong.
+
+Built on prometheus-api-client's PrometheusConnect. Errors are sorted into three kinds, because callers treat
+them differently (all of them are "inconclusive", never "pass"):
+- PrometheusUnreachable: nothing answered (connection refused, timeout, DNS);
+- PrometheusQueryError: Prometheus answered and rejected the query (bad PromQL, too many samples);
+- PrometheusError: anything else Prometheus answered with (5xx, malformed payload).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import requests
+from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from urllib3.util.retry import Retry
+
+
+class PrometheusError(RuntimeError):
+    """Prometheus answered with an error; `query` is the PromQL that was sent."""
+
+    def __init__(self, message: str, query: str | None = None):
+        super().__init__(message)
+        self.query = query
+
+
+class PrometheusUnreachable(PrometheusError):
+    pass
+
+
+class PrometheusQueryError(PrometheusError):
+    pass
+
+
+@dataclass(frozen=True)
+class RawSeries:
+    labels: dict[str, str]
+    t: np.ndarray  # float64 seconds
+    v: np.ndarray  # float64
+
+
+def _ts(value: datetime | float | int) -> float:
+    return value.timestamp() if isinstance(value, datetime) else float(value)
+
+
+def _duration(seconds: float) -> str:
+    return f"{int(seconds)}s"
+
+
+class PrometheusClient:
+    """A synchronous Prometheus HTTP API client for one server."""
+
+    def __init__(self, url: str, *, timeout: float = 30.0, retries: int = 2):
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        retry = Retry(total=retries, connect=retries, read=0, backoff_factor=0.3,
+                      status_forcelist=(502, 503, 504), allowed_methods=frozenset({"GET", "POST"}))
+        # POST keeps long selectors out of URLs and server logs.
+        self._api = PrometheusConnect(url=self.url, retry=retry, timeout=int(timeout), method="POST")
+
+    def _call(self, query: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise PrometheusUnreachable(f"Prometheus at {self.url} is unreachable: {type(exc).__name__}", query) from exc
+        except PrometheusApiClientException as exc:
+            raise self._classify(str(exc), query) from exc
+        except (ValueError, KeyError) as exc:  # a reply that is not the API's JSON
+            raise PrometheusError(f"Prometheus at {self.url} sent an unreadable reply: {exc}", query) from exc
+
+    def _classify(self, message: str, query: str) -> PrometheusError:
+        status, detail = 0, message
+        if message.startswith("HTTP Status Code "):
+            head, _, body = message.partition(" (")
+            status = int(head.rsplit(" ", 1)[1])
+            try:
+                payload = json.loads(eval_bytes_repr(body.rstrip(")")))
+                detail = f"{payload.get('errorType', 'error')}: {payload.get('error', '')}"
+            except (ValueError, SyntaxError):
+                detail = body
+        if status in (400, 422):
+            return PrometheusQueryError(f"Prometheus rejected the query {query!r}: {detail}", query)
+        return PrometheusError(f"Prometheus at {self.url} failed (HTTP {status}) for {query!r}: {detail}", query)
+
+    def query(self, expr: str, at: datetime | float) -> list[dict[str, Any]]:
+        """An instant query; returns the API's `result` list."""
+        return list(self._call(expr, self._api.custom_query, expr, params={"time": f"{_ts(at):.3f}"}) or [])
+
+    def query_range(self, expr: str, start: datetime | float, end: datetime | float, step: float) -> list[dict[str, Any]]:
+        """A range query evaluated at start, start+step, ..., end."""
+        s = datetime.fromtimestamp(_ts(start), UTC)
+        e = datetime.fromtimestamp(_ts(end), UTC)
+        return list(self._call(expr, self._api.custom_query_range, expr, s, e, f"{step:g}s") or [])
+
+    def raw_samples(self, selector: str, start: float, end: float) -> list[RawSeries]:
+        """Every stored sample of the selector's series in (start, end], as arrays per series."""
+        expr = f"{selector}[{_duration(end - start)}]"
+        result = self.query(expr, end)
+        series = []
+        for item in result:
+            values = item.get("values") or []
+            arr = np.asarray(values, dtype=np.float64) if values else np.empty((0, 2))
+            series.append(RawSeries(dict(item.get("metric", {})), arr[:, 0].copy(), arr[:, 1].copy()))
+        return series
+
+    def scalar(self, expr: str, at: datetime | float) -> float | None:
+        """The single value of an instant query, or None when it returns nothing."""
+        result = self.query(expr, at)
+        if not result:
+            return None
+        if len(result) > 1:
+            raise PrometheusQueryError(f"expected one series from {expr!r}, got {len(result)}", expr)
+        return float(result[0]["value"][1])
+
+    def build_info(self) -> dict[str, Any]:
+        try:
+            resp = requests.get(f"{self.url}/api/v1/status/buildinfo", timeout=self.timeout)
+        except (requests.ConnectionError, requests.Timeout) as exc:
+            raise PrometheusUnreachable(f"Prometheus at {self.url} is unreachable: {type(exc).__name__}") from exc
+        resp.raise_for_status()
+        return dict(resp.json()["data"])
+
+
+def eval_bytes_repr(text: str) -> str:
+    """prometheus-api-client puts the body in its message as a bytes repr (b'...'); get the text back."""
+    import ast
+
+    value = ast.literal_eval(text)
+    return value.decode() if isinstance(value, bytes) else str(value)
