@@ -67,7 +67,9 @@ def ensure_password(airflow_home: Path) -> str:
     return password
 
 
-def airflow_env(airflow_home: Path, ep: Endpoints, api_port: int, *, base: dict[str, str] | None = None) -> dict[str, str]:
+def airflow_env(
+    airflow_home: Path, ep: Endpoints, api_port: int, *, base: dict[str, str] | None = None
+) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
     env.update(connections(ep))
     env.update(

@@ -196,7 +196,8 @@ def banner(ports: Ports, password: str, dags: list[str]) -> str:
 
   Trigger a DAG over the REST API:
     TOKEN=$(curl -s -X POST {af}/auth/token -H 'Content-Type: application/json' \\
-      -d '{{"username": "{AIRFLOW_USER}", "password": "{password}"}}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+      -d '{{"username": "{AIRFLOW_USER}", "password": "{password}"}}' \\
+      | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
     curl -s -X PATCH {af}/api/v2/dags/{example_dag} -H "Authorization: Bearer $TOKEN" \\
       -H 'Content-Type: application/json' -d '{{"is_paused": false}}'
     curl -s -X POST {af}/api/v2/dags/{example_dag}/dagRuns -H "Authorization: Bearer $TOKEN" \\

@@ -136,7 +136,7 @@ def make_handler(log: MessageLog) -> type[BaseHTTPRequestHandler]:
         def _json(self, status: int, obj: Any) -> None:
             self._send(status, json.dumps(obj))
 
-        def do_GET(self) -> None:  # noqa: N802 (http.server naming)
+        def do_GET(self) -> None:
             path = urlparse(self.path).path
             if path == "/":
                 self._send(200, render_page(log), "text/html; charset=utf-8")
@@ -147,20 +147,21 @@ def make_handler(log: MessageLog) -> type[BaseHTTPRequestHandler]:
             elif path.startswith("/files/"):
                 f = log.files_dir / Path(path).name
                 if f.is_file():
-                    self._send(200, f.read_bytes(), "image/png" if f.read_bytes()[:4] == b"\x89PNG" else "application/octet-stream")
+                    data = f.read_bytes()
+                    self._send(200, data, "image/png" if data[:4] == b"\x89PNG" else "application/octet-stream")
                 else:
                     self._send(404, "no such file", "text/plain")
             else:
                 self._send(404, "not found", "text/plain")
 
-        def do_DELETE(self) -> None:  # noqa: N802
+        def do_DELETE(self) -> None:
             if urlparse(self.path).path == "/messages":
                 log.clear()
                 self._json(200, {"ok": True})
             else:
                 self._send(404, "not found", "text/plain")
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             path = urlparse(self.path).path
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)

@@ -82,7 +82,8 @@ def parse_contract(raw: object, source: str = "metrics.yaml") -> Contract:
         return mapping[key]
 
     services = {
-        name: ServiceDef(name=name, team=str(need(s, "team", f"services.{name}")), job=str(need(s, "job", f"services.{name}")))
+        name: ServiceDef(name=name, team=str(need(s, "team", f"services.{name}")),
+                         job=str(need(s, "job", f"services.{name}")))
         for name, s in dict(need(raw, "services", "top level")).items()  # type: ignore[arg-type]
     }
     label_values = {k: tuple(str(v) for v in vs) for k, vs in dict(need(raw, "label_values", "top level")).items()}  # type: ignore[arg-type]

@@ -65,7 +65,8 @@ class PrometheusClient:
         try:
             return fn(*args, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise PrometheusUnreachable(f"Prometheus at {self.url} is unreachable: {type(exc).__name__}", query) from exc
+            message = f"Prometheus at {self.url} is unreachable: {type(exc).__name__}"
+            raise PrometheusUnreachable(message, query) from exc
         except PrometheusApiClientException as exc:
             raise self._classify(str(exc), query) from exc
         except (ValueError, KeyError) as exc:  # a reply that is not the API's JSON
@@ -89,7 +90,9 @@ class PrometheusClient:
         """An instant query; returns the API's `result` list."""
         return list(self._call(expr, self._api.custom_query, expr, params={"time": f"{_ts(at):.3f}"}) or [])
 
-    def query_range(self, expr: str, start: datetime | float, end: datetime | float, step: float) -> list[dict[str, Any]]:
+    def query_range(
+        self, expr: str, start: datetime | float, end: datetime | float, step: float
+    ) -> list[dict[str, Any]]:
         """A range query evaluated at start, start+step, ..., end."""
         s = datetime.fromtimestamp(_ts(start), UTC)
         e = datetime.fromtimestamp(_ts(end), UTC)

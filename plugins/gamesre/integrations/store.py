@@ -159,7 +159,8 @@ class SREStore:
             try:
                 with self.engine.begin() as conn:
                     store_meta.create(conn, checkfirst=True)
-                    row = conn.execute(sa.select(store_meta.c.value).where(store_meta.c.key == "schema_version")).first()
+                    version_q = sa.select(store_meta.c.value).where(store_meta.c.key == "schema_version")
+                    row = conn.execute(version_q).first()
                     version = int(row[0]) if row else 0
                     for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
                         migration(conn)
@@ -205,7 +206,8 @@ class SREStore:
                 raise ValueError(f"ledger slice {minute} of {slo!r} is not minute-aligned")
             if not (np.isfinite(good) and np.isfinite(total)) or good < 0 or total < 0 or good > total:
                 raise ValueError(f"ledger slice {minute} of {slo!r} has invalid counts good={good} total={total}")
-            rows.append({"slo": slo, "minute": int(minute), "good": float(good), "total": float(total), "ingested_at": now})
+            rows.append({"slo": slo, "minute": int(minute), "good": float(good), "total": float(total),
+                         "ingested_at": now})
         with self.engine.begin() as conn:
             self._upsert(conn, slo_ledger, rows, ["slo", "minute"], ["good", "total", "ingested_at"])
             self._repack_days(conn, slo, {r["minute"] - r["minute"] % DAY_SECONDS for r in rows})

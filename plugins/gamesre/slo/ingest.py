@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
+
 from gamesre.slo.slicing import SLICE, MinuteCounts, Series, minute_counts, slice_ratio_pairs
 from gamesre.slo.spec import RatioSli, Selector, Slo, ThresholdSli
 
@@ -101,7 +102,7 @@ def _threshold_slices(prom: PrometheusSource, sli: ThresholdSli, start: int, end
         raise ValueError(f"the threshold SLI query returned {len(result)} series, expected one: {expr}")
     rows = []
     for ts, value in (result[0].get("values", []) if result else []):
-        minute = int(round(float(ts))) - SLICE
+        minute = round(float(ts)) - SLICE
         v = float(value)
         if not math.isfinite(v) or minute < start or minute >= end:
             continue

@@ -76,6 +76,7 @@ def test_counts_add_up_exactly_and_splitting_the_interval_changes_nothing(
         upto = v[np.searchsorted(t, end, side="right") - 1]
         assert whole.counts.sum() == upto - before
     mid = T0 + 60 * split
-    parts = np.concatenate([minute_counts([Series(t, v)], T0, mid).counts, minute_counts([Series(t, v)], mid, end).counts])
+    series = [Series(t, v)]
+    parts = np.concatenate([minute_counts(series, T0, mid).counts, minute_counts(series, mid, end).counts])
     assert parts.tolist() == whole.counts.tolist()
     assert (whole.counts >= 0).all()
