@@ -6,7 +6,7 @@ windows excluded, burn rates over 5 m to 3 d, data coverage), stores a snapshot,
 state** per SLO and per service: as a row in the SRE store (read by the deploy and chaos gates, which treat a
 state older than 2 hours as blocking) and as an event on the `error_budget_policy_state` asset.
 
-Daily at 09:00 KST it also posts the report to Slack: the SLO table, a burn-down chart over the window, and
+Daily at 09:00 KST (or on any run triggered with `daily_report: always`) it also posts the report to Slack: the SLO table, a burn-down chart over the window, and
 the time ranges that consumed the most budget.
 
 States, thresholds and the evening-peak strictness are defined in `include/config/policies.yaml` and
@@ -17,8 +17,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-
-from airflow.sdk import dag, task
+from airflow.sdk import Param, dag, task
 
 from gamesre.airflow.assets import POLICY_STATE_ASSET
 
@@ -30,6 +29,8 @@ from gamesre.airflow.assets import POLICY_STATE_ASSET
     catchup=False,
     max_active_runs=1,
     default_args={"owner": "sre", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    params={"daily_report": Param("auto", enum=["auto", "always", "never"],
+                                  description="Post the Slack report: auto (the 09:00 KST run), always, or never.")},
     tags=["slo", "error-budget", "reports"],
     doc_md=__doc__,
 )
@@ -44,10 +45,11 @@ def error_budget_report():
         return result
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
-    def is_daily_report_hour(data_interval_end=None) -> bool:
+    def is_daily_report_hour(data_interval_end=None, params=None) -> bool:
         from gamesre.airflow.slo import is_daily_report_time
 
-        return is_daily_report_time(data_interval_end)
+        choice = params["daily_report"]
+        return choice == "always" or (choice == "auto" and is_daily_report_time(data_interval_end))
 
     @task
     def post_daily_report(data_interval_end=None) -> dict:

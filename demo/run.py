@@ -25,10 +25,8 @@ from demo.procs import (
     ManagedProcess,
     ProcessGroup,
     StackError,
-    check_config,
     ensure_port_free,
     http_ok,
-    port_in_use,
     require_binary,
 )
 from demo.services import (
@@ -36,6 +34,9 @@ from demo.services import (
     render_alertmanager_config,
     render_prometheus_config,
     start_alertmanager,
+    start_fleet,
+    start_haproxy,
+    start_loadgen,
     start_prometheus,
     start_slack_sink,
 )
@@ -86,42 +87,37 @@ def log(message: str) -> None:
     print(f"[demo {datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
 
 
-def start_fleet(group: ProcessGroup, ports: Ports) -> dict[str, dict[str, object]]:
-    from demo.fleet import build_command
+def fleet_ports(ports: Ports) -> dict[str, int]:
     from demo.topology import DEFAULT_TOPOLOGY
 
-    fleet: dict[str, dict[str, object]] = {}
-    for i, instance in enumerate(DEFAULT_TOPOLOGY):
-        port = ports["fleet_base"] + i
-        process = group.add(ManagedProcess(f"fleet {instance.name}", build_command(instance, port),
-                                           RUN_DIR / "logs" / f"fleet-{instance.name}.log").start())
-        process.wait_ready(lambda p=port: http_ok(f"http://127.0.0.1:{p}/healthz"), timeout=30)
-        fleet[instance.name] = {"service": instance.service, "track": instance.track, "version": instance.version,
-                                "port": port, "url": f"http://127.0.0.1:{port}",
-                                "job": instance.job()}
-    return fleet
+    return {instance.name: ports["fleet_base"] + i for i, instance in enumerate(DEFAULT_TOPOLOGY)}
 
 
-def start_haproxy(group: ProcessGroup, ports: Ports, fleet: dict[str, dict[str, object]]) -> None:
-    from demo.haproxy_config import render
+def fleet_description(ports: Ports) -> dict[str, object]:
+    """What Airflow's local backends need to reach the fleet (written to .demo/fleet.json)."""
+    from demo.topology import DEFAULT_TOPOLOGY
 
-    binary = require_binary("haproxy")
-    config = RUN_DIR / "haproxy.cfg"
-    config.write_text(render({name: int(str(i["port"])) for name, i in fleet.items()},
-                             player_port=ports["haproxy_players"], stats_port=ports["haproxy_stats"],
-                             admin_port=ports["haproxy_admin"]))
-    check_config([binary, "-c", "-q", "-f", str(config)], f"the HAProxy configuration {config}")
-    process = group.add(ManagedProcess("haproxy", [binary, "-f", str(config), "-db"],
-                                       RUN_DIR / "logs" / "haproxy.log").start())
-    process.wait_ready(lambda: port_in_use(ports["haproxy_players"]) and port_in_use(ports["haproxy_admin"]),
-                       timeout=20)
+    instances = {}
+    for instance in DEFAULT_TOPOLOGY:
+        port = fleet_ports(ports)[instance.name]
+        instances[instance.name] = {"service": instance.service, "track": instance.track, "version": instance.version,
+                                    "job": instance.job(), "port": port, "url": f"http://127.0.0.1:{port}"}
+    return {
+        "instances": instances,
+        "haproxy": {"players": f"http://127.0.0.1:{ports['haproxy_players']}",
+                    "stats": f"http://127.0.0.1:{ports['haproxy_stats']}", "admin_port": ports["haproxy_admin"]},
+    }
 
 
 def backfill_history(data_dir: Path, days: int) -> None:
-    from demo.history import backfill
+    from demo.history import BackfillError, backfill
 
     end = datetime.now(UTC).replace(second=0, microsecond=0)
-    backfill(data_dir, end=end, days=days, seed=HISTORY_SEED)
+    try:
+        result = backfill(data_dir, end=end, days=days, seed=HISTORY_SEED)
+    except BackfillError as exc:
+        raise StackError(str(exc)) from exc
+    log(f"history: {result.blocks} TSDB blocks in {result.seconds:.0f} s")
 
 
 def rule_files() -> list[Path]:
@@ -224,16 +220,15 @@ def run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with group.running():
         log("starting the Slack sink, the game fleet and HAProxy")
+        logs = RUN_DIR / "logs"
         group.add(start_slack_sink(RUN_DIR / "slack-sink", ports["slack_sink"]))
-        fleet = start_fleet(group, ports)
-        start_haproxy(group, ports, fleet)
+        for process in start_fleet(logs, fleet_ports(ports)):
+            group.add(process)
+        group.add(start_haproxy(RUN_DIR / "haproxy", fleet_ports(ports), player_port=ports["haproxy_players"],
+                                stats_port=ports["haproxy_stats"], admin_port=ports["haproxy_admin"]))
+        fleet = fleet_description(ports)
         fleet_file = RUN_DIR / "fleet.json"
-        fleet_file.write_text(json.dumps({
-            "instances": fleet,
-            "haproxy": {"players": f"http://127.0.0.1:{ports['haproxy_players']}",
-                        "stats": f"http://127.0.0.1:{ports['haproxy_stats']}",
-                        "admin_port": ports["haproxy_admin"]},
-        }, indent=2))
+        fleet_file.write_text(json.dumps(fleet, indent=2))
         airflow = None
         password = ""
         if not args.no_airflow:
@@ -247,7 +242,8 @@ def run(args: argparse.Namespace) -> int:
         group.add(start_alertmanager(RUN_DIR / "alertmanager", ports["alertmanager"],
                                      render_alertmanager_config(
                                          f"http://127.0.0.1:{ports['slack_sink']}/services/T0DEMO/B0DEMO/alerts")))
-        targets = [ScrapeTarget(str(i["job"]), name, f"127.0.0.1:{i['port']}") for name, i in fleet.items()]
+        instances: dict[str, dict[str, object]] = fleet["instances"]  # type: ignore[assignment]
+        targets = [ScrapeTarget(str(i["job"]), name, f"127.0.0.1:{i['port']}") for name, i in instances.items()]
         group.add(start_prometheus(
             RUN_DIR / "prometheus", ports["prometheus"],
             render_prometheus_config(targets, alertmanager=f"127.0.0.1:{ports['alertmanager']}",
@@ -257,9 +253,7 @@ def run(args: argparse.Namespace) -> int:
                                                  "prometheus": f"127.0.0.1:{ports['prometheus']}"}),
             data_dir=data_dir, timeout=120))
         log("starting the player-load generator")
-        group.add(ManagedProcess("loadgen", [sys.executable, str(REPO / "demo" / "loadgen.py"),
-                                             "--target", f"http://127.0.0.1:{ports['haproxy_players']}"],
-                                 RUN_DIR / "logs" / "loadgen.log").start())
+        group.add(start_loadgen(logs, f"http://127.0.0.1:{ports['haproxy_players']}"))
         dags: list[str] = []
         if airflow is not None:
             airflow.wait_ready(lambda: http_ok(f"http://127.0.0.1:{ports['airflow']}/api/v2/monitor/health"),

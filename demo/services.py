@@ -150,3 +150,46 @@ def start_slack_sink(workdir: Path, port: int, *, timeout: float = 20.0) -> Mana
     ).start()
     process.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), timeout=timeout)
     return process
+
+
+def start_fleet(workdir: Path, ports: dict[str, int], *, seed: int | None = None,
+                timeout: float = 30.0) -> list[ManagedProcess]:
+    """One fleet process per topology instance; `ports` maps each instance name to its port."""
+    from demo.fleet import build_command
+    from demo.topology import DEFAULT_TOPOLOGY
+
+    processes = []
+    try:
+        for instance in DEFAULT_TOPOLOGY:
+            port = ports[instance.name]
+            process = ManagedProcess(f"fleet {instance.name}", build_command(instance, port, seed=seed),
+                                     workdir / f"fleet-{instance.name}.log").start()
+            processes.append(process)
+            process.wait_ready(lambda p=port: http_ok(f"http://127.0.0.1:{p}/healthz"), timeout=timeout)
+    except Exception:
+        for p in processes:
+            p.stop()
+        raise
+    return processes
+
+
+def start_haproxy(workdir: Path, fleet_ports: dict[str, int], *, player_port: int, stats_port: int,
+                  admin_port: int, timeout: float = 20.0) -> ManagedProcess:
+    """HAProxy in front of the fleet: renders its configuration, checks it with `haproxy -c`, starts it."""
+    from demo.haproxy_config import render
+    from demo.procs import port_in_use
+
+    binary = require_binary("haproxy")
+    workdir.mkdir(parents=True, exist_ok=True)
+    config = workdir / "haproxy.cfg"
+    config.write_text(render(fleet_ports, player_port=player_port, stats_port=stats_port, admin_port=admin_port))
+    check_config([binary, "-c", "-q", "-f", str(config)], f"the HAProxy configuration {config}")
+    process = ManagedProcess("haproxy", [binary, "-f", str(config), "-db"], workdir / "haproxy.log").start()
+    process.wait_ready(lambda: port_in_use(player_port) and port_in_use(admin_port), timeout=timeout)
+    return process
+
+
+def start_loadgen(workdir: Path, players_url: str, *extra: str) -> ManagedProcess:
+    """The player-load generator against HAProxy's player frontend (extra: loadgen.py options)."""
+    return ManagedProcess("loadgen", [sys.executable, str(REPO_ROOT / "demo" / "loadgen.py"),
+                                      "--base-url", players_url, *extra], workdir / "loadgen.log").start()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,34 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         conn.execute(sa.text("CREATE SCHEMA public"))
     engine.dispose()
     return str(base)
+
+
+class HistoryPrometheus:
+    """A real Prometheus holding `days` of the demo's backfilled history, ending at `end` (no live scrapes)."""
+
+    def __init__(self, url: str, end: datetime, days: int):
+        self.url = url
+        self.end = end
+        self.days = days
+
+    def incident(self, name: str):  # -> demo.history.Incident
+        from demo.history import plan_incidents
+
+        return next(i for i in plan_incidents(self.end, self.days) if i.name == name)
+
+
+HISTORY_DAYS = 8  # long enough to hold the planted outage (6 days back) and matchmaking degradation
+
+
+@pytest.fixture(scope="session")
+def history_prometheus(services: ProcessGroup, tmp_path_factory: pytest.TempPathFactory) -> HistoryPrometheus:
+    from demo.history import backfill
+    from demo.services import render_prometheus_config, start_prometheus
+
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    workdir = tmp_path_factory.mktemp("history-prometheus")
+    backfill(workdir / "data", end=end, days=HISTORY_DAYS, seed=7)
+    port = free_port()
+    services.add(start_prometheus(workdir, port, render_prometheus_config([]), data_dir=workdir / "data",
+                                  timeout=120))
+    return HistoryPrometheus(f"http://127.0.0.1:{port}", end, HISTORY_DAYS)
