@@ -17,14 +17,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import Param, dag, task
+from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from gamesre.airflow.assets import POLICY_STATE_ASSET
 
 
 @dag(
     dag_id="error_budget_report",
-    schedule="5 * * * *",
+    # A data-interval timetable: each run covers the interval before it (plain cron strings give Airflow 3
+    # runs with an empty interval).
+    schedule=CronDataIntervalTimetable("5 * * * *", timezone="Asia/Seoul"),
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Seoul"),
     catchup=False,
     max_active_runs=1,

@@ -3,4 +3,5 @@ import sys
 
 from gamesre.cli import main
 
-sys.exit(main())
+if __name__ == "__main__":  # Airflow's plugin manager may import this file; only run as a program
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""A real Airflow (`airflow standalone`) wired to the test services, driven through its REST API."""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from demo.airflow_env import AIRFLOW_USER, Endpoints, airflow_env, ensure_password
+from demo.procs import ManagedProcess, ProcessGroup, free_port, http_ok
+
+TERMINAL = {"success", "failed"}
+
+
+@dataclass
+class AirflowAPI:
+    url: str
+    password: str
+    store_url: str
+    home: Path
+
+    def token(self) -> str:
+        resp = requests.post(f"{self.url}/auth/token", json={"username": AIRFLOW_USER, "password": self.password},
+                             timeout=10)
+        resp.raise_for_status()
+        return str(resp.json()["access_token"])
+
+    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token()}"}
+        return requests.request(method, f"{self.url}/api/v2/{path}", headers=headers, timeout=30, **kwargs)
+
+    def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.call("GET", f"dags/{dag_id}").status_code == 200:
+                return
+            time.sleep(2)
+        errors = self.call("GET", "importErrors").json()
+        raise AssertionError(f"DAG {dag_id} was not parsed within {timeout}s; import errors: {errors}")
+
+    def trigger(self, dag_id: str, conf: dict[str, Any] | None = None, **body: Any) -> str:
+        self.wait_for_dag(dag_id)
+        self.call("PATCH", f"dags/{dag_id}", json={"is_paused": False}).raise_for_status()
+        resp = self.call("POST", f"dags/{dag_id}/dagRuns", json={"logical_date": None, "conf": conf or {}, **body})
+        assert resp.status_code == 200, resp.text
+        return str(resp.json()["dag_run_id"])
+
+    def wait(self, dag_id: str, run_id: str, timeout: float = 300) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        run: dict[str, Any] = {}
+        while time.monotonic() < deadline:
+            run = self.call("GET", f"dags/{dag_id}/dagRuns/{run_id}").json()
+            if run.get("state") in TERMINAL:
+                return run
+            time.sleep(2)
+        raise AssertionError(f"{dag_id} run {run_id} did not finish within {timeout}s: {run}")
+
+    def task_instances(self, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
+        tis = self.call("GET", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances").json()["task_instances"]
+        return {t["task_id"]: t for t in tis}
+
+    def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
+        resp = self.call("GET", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}")
+        resp.raise_for_status()
+        return resp.json()["value"]
+
+    def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
+        resp = self.call("GET", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
+                         headers={"Accept": "text/plain"})
+        return resp.text
+
+
+@pytest.fixture(scope="session")
+def airflow(services: ProcessGroup, tmp_path_factory: pytest.TempPathFactory, history_prometheus,
+            alertmanager_url: str, slack_sink) -> Iterator[AirflowAPI]:
+    home = tmp_path_factory.mktemp("airflow-home")
+    store_url = f"sqlite:///{home / 'sre.db'}"
+    port = free_port()
+    ep = Endpoints(
+        prometheus_port=int(history_prometheus.url.rsplit(":", 1)[1]),
+        alertmanager_port=int(alertmanager_url.rsplit(":", 1)[1]),
+        slack_sink_port=slack_sink.port,
+        sre_store_url=store_url,
+    )
+    password = ensure_password(home)
+    env = airflow_env(home, ep, port)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "True"
+    env["AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL"] = "5"
+    airflow_bin = shutil.which("airflow", path=env["PATH"])
+    assert airflow_bin, "airflow is not installed in the virtualenv"
+    process = ManagedProcess("airflow", [airflow_bin, "standalone"], home / "standalone.log", env=env).start()
+    services.add(process)
+    process.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/api/v2/monitor/health"), timeout=300)
+    yield AirflowAPI(f"http://127.0.0.1:{port}", password, store_url, home)
