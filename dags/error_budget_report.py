@@ -6,8 +6,8 @@ windows excluded, burn rates over 5 m to 3 d, data coverage), stores a snapshot,
 state** per SLO and per service: as a row in the SRE store (read by the deploy and chaos gates, which treat a
 state older than 2 hours as blocking) and as an event on the `error_budget_policy_state` asset.
 
-Daily at 09:00 KST (or on any run triggered with `daily_report: always`) it also posts the report to Slack: the SLO table, a burn-down chart over the window, and
-the time ranges that consumed the most budget.
+Daily at 09:00 KST (or on any run triggered with `daily_report: always`) it also posts the report to
+Slack: the SLO table, a burn-down chart over the window, and the time ranges that consumed the most budget.
 
 States, thresholds and the evening-peak strictness are defined in `include/config/policies.yaml` and
 explained in `docs/slo.md`.

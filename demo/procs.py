@@ -96,7 +96,7 @@ class ManagedProcess:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         try:
-            self.proc = subprocess.Popen(  # noqa: S603 (our own commands)
+            self.proc = subprocess.Popen(
                 self.cmd,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -1,6 +1,7 @@
 """A real Airflow (`airflow standalone`) wired to the test services, driven through its REST API."""
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -19,12 +20,32 @@ from demo.procs import ManagedProcess, ProcessGroup, free_port, http_ok
 TERMINAL = {"success", "failed"}
 
 
+class RestartableAlertmanager:
+    """Airflow's own Alertmanager, which a test may stop (to see how the DAGs cope) and start again."""
+
+    def __init__(self, workdir: Path, port: int, webhook_url: str):
+        self.workdir, self.port, self.webhook_url = workdir, port, webhook_url
+        self.url = f"http://127.0.0.1:{port}"
+        self.process: ManagedProcess | None = None
+
+    def start(self) -> None:
+        from demo.services import render_alertmanager_config, start_alertmanager
+
+        self.process = start_alertmanager(self.workdir, self.port, render_alertmanager_config(self.webhook_url))
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
+
+
 @dataclass
 class AirflowAPI:
     url: str
     password: str
     store_url: str
     home: Path
+    alertmanager: RestartableAlertmanager
 
     def token(self) -> str:
         resp = requests.post(f"{self.url}/auth/token", json={"username": AIRFLOW_USER, "password": self.password},
@@ -32,8 +53,9 @@ class AirflowAPI:
         resp.raise_for_status()
         return str(resp.json()["access_token"])
 
-    def call(self, method: str, path: str, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self.token()}"}
+    def call(self, method: str, path: str, *, headers: dict[str, str] | None = None,
+             **kwargs: Any) -> requests.Response:
+        headers = {"Authorization": f"Bearer {self.token()}", **(headers or {})}
         return requests.request(method, f"{self.url}/api/v2/{path}", headers=headers, timeout=30, **kwargs)
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
@@ -63,8 +85,12 @@ class AirflowAPI:
         raise AssertionError(f"{dag_id} run {run_id} did not finish within {timeout}s: {run}")
 
     def task_instances(self, dag_id: str, run_id: str) -> dict[str, dict[str, Any]]:
+        """Task instances by task id (a mapped task: its first mapped instance)."""
         tis = self.call("GET", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances").json()["task_instances"]
-        return {t["task_id"]: t for t in tis}
+        out: dict[str, dict[str, Any]] = {}
+        for t in sorted(tis, key=lambda t: t.get("map_index", -1)):
+            out.setdefault(t["task_id"], t)
+        return out
 
     def xcom(self, dag_id: str, run_id: str, task_id: str, key: str = "return_value") -> Any:
         resp = self.call("GET", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/xcomEntries/{key}")
@@ -73,19 +99,24 @@ class AirflowAPI:
 
     def task_log(self, dag_id: str, run_id: str, task_id: str, try_number: int = 1) -> str:
         resp = self.call("GET", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/logs/{try_number}",
-                         headers={"Accept": "text/plain"})
-        return resp.text
+                         params={"full_content": "true"})
+        resp.raise_for_status()
+        content = resp.json().get("content", [])
+        return "\n".join(json.dumps(line) if not isinstance(line, str) else line for line in content)
 
 
 @pytest.fixture(scope="session")
 def airflow(services: ProcessGroup, tmp_path_factory: pytest.TempPathFactory, history_prometheus,
-            alertmanager_url: str, slack_sink) -> Iterator[AirflowAPI]:
+            slack_sink) -> Iterator[AirflowAPI]:
     home = tmp_path_factory.mktemp("airflow-home")
     store_url = f"sqlite:///{home / 'sre.db'}"
     port = free_port()
+    alertmanager = RestartableAlertmanager(tmp_path_factory.mktemp("airflow-alertmanager"), free_port(),
+                                           slack_sink.webhook_url)
+    alertmanager.start()
     ep = Endpoints(
         prometheus_port=int(history_prometheus.url.rsplit(":", 1)[1]),
-        alertmanager_port=int(alertmanager_url.rsplit(":", 1)[1]),
+        alertmanager_port=alertmanager.port,
         slack_sink_port=slack_sink.port,
         sre_store_url=store_url,
     )
@@ -99,4 +130,7 @@ def airflow(services: ProcessGroup, tmp_path_factory: pytest.TempPathFactory, hi
     process = ManagedProcess("airflow", [airflow_bin, "standalone"], home / "standalone.log", env=env).start()
     services.add(process)
     process.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/api/v2/monitor/health"), timeout=300)
-    yield AirflowAPI(f"http://127.0.0.1:{port}", password, store_url, home)
+    try:
+        yield AirflowAPI(f"http://127.0.0.1:{port}", password, store_url, home, alertmanager)
+    finally:
+        alertmanager.stop()

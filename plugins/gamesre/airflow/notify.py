@@ -51,3 +51,12 @@ def post_file(path: Path, *, channel_id: str, title: str, comment: str | None = 
     except Exception as exc:  # a notification failure never fails the workflow
         log.warning("Slack file %s not sent (%s: %s); continuing", path.name, type(exc).__name__, exc)
         return False
+
+
+def notify_failure(context: dict[str, Any]) -> None:
+    """on_failure_callback: tell Slack which task failed, after its retries, and why (never raises)."""
+    ti = context.get("task_instance")
+    exc = context.get("exception")
+    task = f"{getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')}"
+    run = getattr(context.get("dag_run"), "run_id", "?")
+    post_message(f":rotating_light: {task} failed (run {run}): {type(exc).__name__ if exc else 'error'}: {exc}")

@@ -296,19 +296,41 @@ class SREStore:
     # --- maintenance windows ------------------------------------------------------------------------------------
 
     def upsert_window(self, window: dict[str, Any]) -> None:
-        """Insert or update a window record by id (the fields of the maintenance_window table)."""
+        """Insert a window record, or update the fields given in `window` of an existing one (by id).
+
+        Fields not given keep their stored values (e.g. the silence ids a previous run recorded).
+        """
         now = _utcnow()
-        row = {"silence_ids": [], "cancelled_at": None, "cancelled_by": None, "created_at": now,
-               "created_by": window.get("owner", "unknown"), **window, "updated_at": now}
-        row["services"] = sorted(row["services"])
-        update = [c for c in row if c not in ("id", "created_at", "created_by")]
+        insert = {"silence_ids": [], "cancelled_at": None, "cancelled_by": None, "created_at": now,
+                  "created_by": window.get("owner", "unknown"), **window, "updated_at": now}
+        if "services" in insert:
+            insert["services"] = sorted(insert["services"])
+        update = [c for c in window if c not in ("id", "created_at", "created_by")] + ["updated_at"]
         with self.engine.begin() as conn:
-            self._upsert(conn, maintenance_window, [_json_safe_row(row)], ["id"], update)
+            self._upsert(conn, maintenance_window, [_json_safe_row(insert)], ["id"], update)
+
+    def update_window(self, window_id: str, **fields: Any) -> None:
+        """Change some fields of an existing window (status, silence ids, cancellation); KeyError if unknown."""
+        values = {**_json_safe_row(fields), "updated_at": _utcnow()}
+        with self.engine.begin() as conn:
+            result = conn.execute(sa.update(maintenance_window).where(maintenance_window.c.id == window_id)
+                                  .values(**values))
+        if result.rowcount == 0:
+            raise KeyError(f"no maintenance window {window_id!r} in the SRE store")
+
+    def window(self, window_id: str) -> dict[str, Any] | None:
+        rows = [w for w in self.windows(include_cancelled=True, ids=[window_id])]
+        return rows[0] if rows else None
 
     def windows(self, start: datetime | None = None, end: datetime | None = None,
-                *, include_cancelled: bool = False) -> list[dict[str, Any]]:
+                *, include_cancelled: bool = False, ids: Sequence[str] | None = None,
+                kinds: Sequence[str] | None = None) -> list[dict[str, Any]]:
         """Windows overlapping [start, end), oldest first."""
         q = sa.select(maintenance_window)
+        if ids is not None:
+            q = q.where(maintenance_window.c.id.in_(list(ids)))
+        if kinds is not None:
+            q = q.where(maintenance_window.c.kind.in_(list(kinds)))
         if start is not None:
             q = q.where(maintenance_window.c.end > start)
         if end is not None:

@@ -122,3 +122,21 @@ def test_windows_give_exclusions_per_service_and_skip_cancelled_ones(store_url: 
     assert store.windows(t + 5 * day, t + 6 * day) == []
     w1 = store.windows()[0]
     assert w1["services"] == ["game-server", "matchmaking"] and w1["start"] == t
+
+
+def test_window_update_keeps_fields_it_does_not_name(store_url: str) -> None:
+    store = SREStore(store_url)
+    t = datetime(2026, 12, 1, 17, tzinfo=UTC)
+    store.upsert_window({"id": "w", "kind": "adhoc", "start": t, "end": t + timedelta(hours=1),
+                         "services": ["game-server"], "reason": "r", "owner": "kim", "ticket": "OPS-9",
+                         "status": "scheduled", "excludes_budget": True})
+    store.update_window("w", silence_ids=["s1", "s2"])
+    store.update_window("w", status="active")
+    store.upsert_window({"id": "w", "kind": "adhoc", "start": t, "end": t + timedelta(hours=2),
+                         "services": ["game-server"], "reason": "r", "owner": "kim", "ticket": "OPS-9",
+                         "status": "active", "excludes_budget": True})  # a re-registration keeps the silences
+    w = store.window("w")
+    assert w is not None and w["silence_ids"] == ["s1", "s2"] and w["status"] == "active"
+    assert w["created_by"] == "kim" and w["end"] == t + timedelta(hours=2) and store.window("nope") is None
+    with pytest.raises(KeyError, match="no maintenance window 'nope'"):
+        store.update_window("nope", status="active")

@@ -1,0 +1,1 @@
+"""Operators of this project (thin: they defer and delegate to gamesre.airflow glue)."""
