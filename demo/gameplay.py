@@ -38,8 +38,12 @@ class Plan:
 
 
 def plan_request(profile: model.LatencyProfile, faults: Faults, rng: random.Random, *, uses_db: bool,
-                 timeout_s: float, injected_latency: bool = True) -> Plan:
-    """Draw the latency and the failure (if any) of one request under the current faults."""
+                 timeout_s: float, injected_latency: bool = True,
+                 base_error_rate: float = model.BASE_ERROR_RATE) -> Plan:
+    """Draw the latency and the failure (if any) of one request under the current faults.
+
+    `base_error_rate` is the share that fails on a good day, with no fault injected.
+    """
     if faults.crash:
         return Plan(0.0, "overload")
     latency = profile.sample(rng) * (1.0 + faults.cpu_load)  # a busy CPU slows everything down
@@ -52,7 +56,7 @@ def plan_request(profile: model.LatencyProfile, faults: Faults, rng: random.Rand
             error = "database"
     if error is None and faults.error_rate and rng.random() < faults.error_rate:
         error = model.weighted_choice(rng, model.INJECTED_ERROR_MIX)
-    if error is None and rng.random() < model.BASE_ERROR_RATE:
+    if error is None and base_error_rate and rng.random() < base_error_rate:
         error = model.weighted_choice(rng, model.BASE_ERROR_MIX)
     if error == "timeout" or latency >= timeout_s:
         return Plan(timeout_s, "timeout")  # the server's deadline: it gives up and answers 504
@@ -103,7 +107,7 @@ class GameServer:
     def login(self, players: int, faults: Faults) -> tuple[int, dict[str, object]]:
         """Admit `players` players at once (all or none): a database call, then a capacity check."""
         plan = plan_request(model.ACTION_LATENCY["login"], faults, self._rng, uses_db=True,
-                            timeout_s=model.ACTION_TIMEOUT_S)
+                            timeout_s=model.ACTION_TIMEOUT_S, base_error_rate=0.0)  # rejected only when full or faulty
         if plan.error_type is None:
             with self._lock:
                 if self._sessions + players > self._capacity:
@@ -131,7 +135,8 @@ class GameServer:
 
     def save(self, faults: Faults) -> tuple[int, dict[str, object]]:
         plan = plan_request(model.SAVE_LATENCY, faults, self._rng, uses_db=True,
-                            timeout_s=model.SAVE_TIMEOUT_S, injected_latency=False)
+                            timeout_s=model.SAVE_TIMEOUT_S, injected_latency=False,
+                            base_error_rate=model.BASE_SAVE_FAILURE_RATE)
         start = time.perf_counter()
         if plan.latency_s > 0:
             time.sleep(plan.latency_s)
