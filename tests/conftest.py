@@ -134,3 +134,47 @@ def history_prometheus(services: ProcessGroup, tmp_path_factory: pytest.TempPath
     services.add(start_prometheus(workdir, port, render_prometheus_config([]), data_dir=workdir / "data",
                                   timeout=120))
     return HistoryPrometheus(f"http://127.0.0.1:{port}", end, HISTORY_DAYS)
+
+
+class LiveStack:
+    """The demo fleet behind HAProxy with load, scraped every 5 s by a real Prometheus."""
+
+    def __init__(self, fleet_ports: dict[str, int], players_url: str, admin_port: int, stats_port: int,
+                 prometheus_url: str):
+        self.fleet_ports = fleet_ports
+        self.players_url = players_url
+        self.haproxy_admin_port = admin_port
+        self.haproxy_stats_port = stats_port
+        self.prometheus_url = prometheus_url
+
+    def admin_url(self, instance: str) -> str:
+        return f"http://127.0.0.1:{self.fleet_ports[instance]}/admin"
+
+
+@pytest.fixture(scope="session")
+def live_stack(services: ProcessGroup, tmp_path_factory: pytest.TempPathFactory) -> LiveStack:
+    from demo.services import (
+        ScrapeTarget,
+        render_prometheus_config,
+        start_fleet,
+        start_haproxy,
+        start_loadgen,
+        start_prometheus,
+    )
+    from demo.topology import DEFAULT_TOPOLOGY
+
+    workdir = tmp_path_factory.mktemp("live-stack")
+    ports = {i.name: free_port() for i in DEFAULT_TOPOLOGY}
+    for process in start_fleet(workdir, ports, seed=11):
+        services.add(process)
+    players, stats, admin = free_port(), free_port(), free_port()
+    services.add(start_haproxy(workdir / "haproxy", ports, player_port=players, stats_port=stats, admin_port=admin))
+    players_url = f"http://127.0.0.1:{players}"
+    # the evening peak's shape at a rate the shared test machine carries easily
+    services.add(start_loadgen(workdir, players_url, "--fixed-hour", "20", "--peak-rps", "15", "--seed", "5",
+                               "--duration", "1800"))
+    targets = [ScrapeTarget(i.job(), i.name, f"127.0.0.1:{ports[i.name]}") for i in DEFAULT_TOPOLOGY]
+    prom_port = free_port()
+    services.add(start_prometheus(workdir / "prometheus", prom_port,
+                                  render_prometheus_config(targets, extra_jobs={"haproxy": f"127.0.0.1:{stats}"})))
+    return LiveStack(ports, players_url, admin, stats, f"http://127.0.0.1:{prom_port}")

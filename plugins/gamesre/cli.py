@@ -106,12 +106,6 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_rules(args: argparse.Namespace) -> int:
-    from gamesre.slo import rules
-
-    return int(rules.main(args.rest) or 0)
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gamesre", description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -134,10 +128,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--store", default=default_store_url(), help="SQLAlchemy URL of the SRE store")
     i.set_defaults(func=cmd_ingest)
 
-    r = sub.add_parser("rules", help="generate or check the Prometheus rules (see: python -m gamesre rules -h)",
-                       add_help=False)
-    r.add_argument("rest", nargs=argparse.REMAINDER)
-    r.set_defaults(func=cmd_rules)
+    # `rules` hands its arguments to the generator (python -m gamesre.slo.rules); listed here for --help
+    sub.add_parser("rules", help="generate or check the Prometheus rules (python -m gamesre rules --help)",
+                   add_help=False)
     return parser
 
 
@@ -147,6 +140,11 @@ def main(argv: list[str] | None = None) -> int:
     from gamesre.slo.ingest import IngestError
     from gamesre.slo.spec import SpecError
 
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["rules"]:
+        from gamesre.slo import rules
+
+        return int(rules.main(argv[1:]) or 0)
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
