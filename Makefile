@@ -12,7 +12,9 @@ help:  ## list the targets
 demo: debs venv  ## set everything up, then run the whole demo stack in the foreground (Ctrl-C stops it)
 	$(BIN)/python -m demo.run
 
-test: debs venv  ## set everything up, then run the whole test suite
+test: debs venv  ## set everything up, then lint and run the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
 unit: venv  ## only the fast pure tests

@@ -83,6 +83,39 @@ def resolve_ports(n_instances: int) -> Ports:
     return Ports(values)
 
 
+def validate_configs() -> None:
+    """Every declarative file loads and the generated rules are current; else one line naming the problem."""
+    from gamesre.calendar import load_calendar
+    from gamesre.contract import ContractError, load_contract
+    from gamesre.services import load_services
+    from gamesre.slo.rules import generate_from_files
+    from gamesre.slo.spec import SpecError, load_policies, load_slos
+
+    try:
+        load_contract()
+        load_slos()
+        load_policies()
+        load_calendar(services=load_services())
+        rules = REPO / "include" / "prometheus" / "slo_rules.yml"
+        if generate_from_files() != rules.read_text():
+            raise StackError(f"{rules} is out of date with include/config/slos.yaml: run "
+                             "`PYTHONPATH=plugins .venv/bin/python -m gamesre rules` and try again")
+    except (SpecError, ContractError) as exc:
+        problems = str(exc).strip().splitlines()
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        raise StackError(f"invalid configuration: {problems[0]}{more}") from exc
+
+
+def announce(ports: Ports) -> None:
+    """A first message in the Slack sink, so its page shows what the stack sends from the start."""
+    text = (f":video_game: The gamesre demo stack is up: Airflow http://127.0.0.1:{ports['airflow']}, "
+            f"Prometheus http://127.0.0.1:{ports['prometheus']}. Alerts, maintenance notices and reports appear here.")
+    req = urllib.request.Request(f"http://127.0.0.1:{ports['slack_sink']}/services/T0DEMO/B0DEMO/demo",
+                                 data=json.dumps({"text": text}).encode(), headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=5):  # noqa: S310 (loopback)
+        pass
+
+
 def log(message: str) -> None:
     print(f"[demo {datetime.now().strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -209,6 +242,7 @@ def run(args: argparse.Namespace) -> int:
 
     for binary in ("prometheus", "promtool", "prometheus-alertmanager", "amtool", "haproxy"):
         require_binary(binary)
+    validate_configs()
     ports = resolve_ports(len(DEFAULT_TOPOLOGY))
     started = time.monotonic()
     if (RUN_DIR / "prometheus").exists():
@@ -262,6 +296,7 @@ def run(args: argparse.Namespace) -> int:
             dags, errors = wait_for_dags(ports["airflow"], password)
             for e in errors:
                 log(f"IMPORT ERROR in {e['filename']}: {e['stack_trace'].strip().splitlines()[-1]}")
+        announce(ports)
         print(banner(ports, password, dags), flush=True)
         log(f"up in {time.monotonic() - started:.0f} s")
         try:

@@ -1,8 +1,6 @@
 """Shared fixtures: real services on free loopback ports in temp folders, always stopped afterwards."""
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,8 +9,7 @@ import pytest
 
 from demo.procs import ProcessGroup, free_port
 from demo.services import render_alertmanager_config, start_alertmanager, start_slack_sink
-
-POSTGRES_ADMIN_URL = os.environ.get("GAMESRE_TEST_POSTGRES", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+from tests.databases import postgres_database, postgres_reachable
 
 
 @pytest.fixture(scope="session")
@@ -55,38 +52,13 @@ def alertmanager_url(services: ProcessGroup, slack_sink: SlackSink, tmp_path_fac
     return f"http://127.0.0.1:{port}"
 
 
-def _postgres_reachable() -> bool:
-    try:
-        import sqlalchemy as sa
-
-        engine = sa.create_engine(POSTGRES_ADMIN_URL, connect_args={"connect_timeout": 2})
-        with engine.connect():
-            pass
-        engine.dispose()
-        return True
-    except Exception:
-        return False
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str]:
     """A database of its own on the local PostgreSQL, created for the session and dropped after it."""
-    if not _postgres_reachable():
+    if not postgres_reachable():
         pytest.skip("PostgreSQL does not answer on 127.0.0.1:5432")
-    import sqlalchemy as sa
-
-    name = f"gamesre_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield POSTGRES_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as conn:
-            terminate = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"
-            conn.execute(sa.text(terminate), {"n": name})
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+    with postgres_database("gamesre_test") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -5,6 +5,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -76,7 +77,7 @@ def parse_contract(raw: object, source: str = "metrics.yaml") -> Contract:
     if not isinstance(raw, dict):
         raise ContractError(f"{source}: expected a mapping at the top level")
 
-    def need(mapping: dict, key: str, where: str) -> object:
+    def need(mapping: dict[str, Any], key: str, where: str) -> Any:
         if key not in mapping:
             raise ContractError(f"{source}: {where}: missing field {key!r}")
         return mapping[key]
@@ -84,11 +85,11 @@ def parse_contract(raw: object, source: str = "metrics.yaml") -> Contract:
     services = {
         name: ServiceDef(name=name, team=str(need(s, "team", f"services.{name}")),
                          job=str(need(s, "job", f"services.{name}")))
-        for name, s in dict(need(raw, "services", "top level")).items()  # type: ignore[arg-type]
+        for name, s in dict(need(raw, "services", "top level")).items()
     }
-    label_values = {k: tuple(str(v) for v in vs) for k, vs in dict(need(raw, "label_values", "top level")).items()}  # type: ignore[arg-type]
+    label_values = {k: tuple(str(v) for v in vs) for k, vs in dict(need(raw, "label_values", "top level")).items()}
     metrics: dict[str, MetricDef] = {}
-    for name, m in dict(need(raw, "metrics", "top level")).items():  # type: ignore[arg-type]
+    for name, m in dict(need(raw, "metrics", "top level")).items():
         where = f"metrics.{name}"
         if not _NAME.match(name):
             raise ContractError(f"{source}: {where}: not a valid Prometheus metric name")
@@ -111,9 +112,9 @@ def parse_contract(raw: object, source: str = "metrics.yaml") -> Contract:
         metrics[name] = MetricDef(name, mtype, service, str(m.get("help", "")), labels, buckets)
     capacity = dict(raw.get("capacity") or {})
     return Contract(
-        target_labels=tuple(need(raw, "target_labels", "top level")),  # type: ignore[arg-type]
-        scrape_labels=tuple(need(raw, "scrape_labels", "top level")),  # type: ignore[arg-type]
-        max_concurrent_sessions=int(need(capacity, "max_concurrent_sessions", "capacity")),  # type: ignore[call-overload]
+        target_labels=tuple(need(raw, "target_labels", "top level")),
+        scrape_labels=tuple(need(raw, "scrape_labels", "top level")),
+        max_concurrent_sessions=int(need(capacity, "max_concurrent_sessions", "capacity")),
         services=services,
         label_values=label_values,
         metrics=metrics,

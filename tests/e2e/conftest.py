@@ -16,6 +16,7 @@ import requests
 
 from demo.airflow_env import AIRFLOW_USER, Endpoints, airflow_env, ensure_password
 from demo.procs import ManagedProcess, ProcessGroup, free_port, http_ok
+from tests.databases import postgres_database, postgres_reachable
 
 TERMINAL = {"success", "failed"}
 
@@ -106,10 +107,20 @@ class AirflowAPI:
 
 
 @pytest.fixture(scope="session")
+def airflow_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str | None, str]]:
+    """(Airflow metadata URL, SRE store URL): on PostgreSQL where it answers (as on CI), else SQLite files."""
+    if not postgres_reachable():
+        yield None, f"sqlite:///{tmp_path_factory.mktemp('sre-store') / 'sre.db'}"
+        return
+    with postgres_database("gamesre_e2e_airflow") as metadata, postgres_database("gamesre_e2e_store") as store:
+        yield metadata, store
+
+
+@pytest.fixture(scope="session")
 def airflow(services: ProcessGroup, tmp_path_factory: pytest.TempPathFactory, history_prometheus,
-            slack_sink) -> Iterator[AirflowAPI]:
+            slack_sink, airflow_databases) -> Iterator[AirflowAPI]:
     home = tmp_path_factory.mktemp("airflow-home")
-    store_url = f"sqlite:///{home / 'sre.db'}"
+    metadata_url, store_url = airflow_databases
     port = free_port()
     alertmanager = RestartableAlertmanager(tmp_path_factory.mktemp("airflow-alertmanager"), free_port(),
                                            slack_sink.webhook_url)
@@ -125,6 +136,8 @@ def airflow(services: ProcessGroup, tmp_path_factory: pytest.TempPathFactory, hi
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "True"
     env["AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL"] = "5"
+    if metadata_url:  # Airflow's own database on PostgreSQL too, still LocalExecutor under standalone
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata_url
     airflow_bin = shutil.which("airflow", path=env["PATH"])
     assert airflow_bin, "airflow is not installed in the virtualenv"
     process = ManagedProcess("airflow", [airflow_bin, "standalone"], home / "standalone.log", env=env).start()

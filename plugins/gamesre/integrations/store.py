@@ -210,7 +210,7 @@ class SREStore:
                          "ingested_at": now})
         with self.engine.begin() as conn:
             self._upsert(conn, slo_ledger, rows, ["slo", "minute"], ["good", "total", "ingested_at"])
-            self._repack_days(conn, slo, {r["minute"] - r["minute"] % DAY_SECONDS for r in rows})
+            self._repack_days(conn, slo, {int(m) - int(m) % DAY_SECONDS for m, _, _ in slices_seen(rows)})
         return len(rows)
 
     def _repack_days(self, conn: Connection, slo: str, days: set[int]) -> None:
@@ -346,6 +346,10 @@ class SREStore:
         """[start, end) epoch intervals to leave out of a service's SLO budgets."""
         return [(int(w["start"].timestamp()), int(w["end"].timestamp())) for w in self.windows(start, end)
                 if w["excludes_budget"] and service in w["services"]]
+
+
+def slices_seen(rows: list[dict[str, Any]]) -> list[tuple[int, float, float]]:
+    return [(int(r["minute"]), float(r["good"]), float(r["total"])) for r in rows]
 
 
 def _json_safe_row(row: dict[str, Any]) -> dict[str, Any]:

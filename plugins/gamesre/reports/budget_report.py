@@ -128,7 +128,7 @@ def burn_down_chart(series: Mapping[str, tuple[list[datetime], list[float | None
 
     fig, ax = plt.subplots(figsize=(10, 5), dpi=100)
     for name, (times, raw, adjusted) in series.items():
-        local = [t.astimezone(KST) for t in times]
+        local = mdates.date2num([t.astimezone(KST) for t in times])
         line, = ax.plot(local, [np.nan if v is None else 100 * v for v in adjusted], label=name, linewidth=1.8)
         ax.plot(local, [np.nan if v is None else 100 * v for v in raw], linestyle=":", color=line.get_color(),
                 linewidth=1)

@@ -17,9 +17,14 @@ LOOKBACK = timedelta(days=35)
 
 
 class LedgerSlicesLike(Protocol):
-    minutes: np.ndarray
-    good: np.ndarray
-    total: np.ndarray
+    @property
+    def minutes(self) -> np.ndarray: ...
+
+    @property
+    def good(self) -> np.ndarray: ...
+
+    @property
+    def total(self) -> np.ndarray: ...
 
 
 class LedgerStore(Protocol):

@@ -25,9 +25,11 @@ DEFAULT_CHUNK = 6 * 3600
 
 
 class RawSeriesLike(Protocol):
-    labels: dict[str, str]
-    t: np.ndarray
-    v: np.ndarray
+    @property
+    def t(self) -> np.ndarray: ...
+
+    @property
+    def v(self) -> np.ndarray: ...
 
 
 class PrometheusSource(Protocol):

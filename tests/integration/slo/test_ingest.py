@@ -78,14 +78,17 @@ def test_a_query_prometheus_rejects_names_the_slo_and_the_others_are_still_writt
     raw = {"version": 1, "slos": [
         {"name": "availability", "service": "game-server", "owner": "game-server", "description": "ok",
          "sli": {"kind": "ratio",
-                 "good": [{"metric": "game_action_requests_total", "matchers": {"code": "200", "service": "game-server"}}],
-                 "total": [{"metric": "game_action_requests_total", "matchers": {"service": "game-server"}}]},
+                 "good": [{"metric": "game_action_requests_total",
+                           "matchers": {"code": "200", "service": "game-server"}}],
+                 "total": [{"metric": "game_action_requests_total",
+                            "matchers": {"service": "game-server"}}]},
          "target": 0.999, "window": "rolling-30d", "budgeting_method": "occurrences"},
         {"name": "bad-regex", "service": "game-server", "owner": "game-server", "description": "RE2 rejects (?=",
          "sli": {"kind": "ratio",
                  "good": [{"metric": "game_action_requests_total", "matchers": {"service": "game-server"},
                            "matchers_regex": {"action": "(?=move)move"}}],
-                 "total": [{"metric": "game_action_requests_total", "matchers": {"service": "game-server"}}]},
+                 "total": [{"metric": "game_action_requests_total",
+                            "matchers": {"service": "game-server"}}]},
          "target": 0.999, "window": "rolling-30d", "budgeting_method": "occurrences"},
     ]}
     slos = parse_slos(raw, "test.yaml")
@@ -103,10 +106,10 @@ def test_unreachable_prometheus_is_an_explicit_error(store) -> None:
     prom = PrometheusClient(f"http://127.0.0.1:{free_port()}", retries=0)
     with pytest.raises(PrometheusUnreachable, match="unreachable"):
         prom.query("up", 0)
-    with pytest.raises(IngestError, match="availability.*unreachable"):
+    with pytest.raises(IngestError, match=r"availability.*unreachable"):
         ingest_all([load_slos()["availability"]], prom, store, 1_800_000_000, 1_800_000_600)
 
 
 def test_bad_promql_is_a_query_error_with_prometheus_reason(history_prometheus) -> None:
-    with pytest.raises(PrometheusQueryError, match="bad_data.*parse error"):
+    with pytest.raises(PrometheusQueryError, match=r"bad_data.*parse error"):
         PrometheusClient(history_prometheus.url).query("sum(", 0)
