@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gamesre.contract import Contract, load_contract
 from gamesre.paths import CONFIG_DIR
-from gamesre.slo.spec import SpecError, display_path, read_yaml
+from gamesre.slo.spec import SpecError, display_path, header_problems, read_yaml
 
 SERVICES_PATH = CONFIG_DIR / "services.yaml"
 
@@ -281,12 +281,7 @@ def parse_services(raw: object, source: str = "services.yaml", contract: Contrac
     contract = contract if contract is not None else load_contract()
     if not isinstance(raw, dict):
         raise ServicesError(f"{source}: expected a mapping with 'version' and 'services' at the top level")
-    lines: list[str] = []
-    unknown = sorted(set(raw) - {"version", "services"})
-    if unknown:
-        lines.append(f"{source}: {', '.join(unknown)}: unknown field")
-    if raw.get("version") != 1:
-        lines.append(f"{source}: version: must be 1, got {raw.get('version')!r}")
+    lines = header_problems(raw, source, "services")
     items = raw.get("services")
     if not isinstance(items, dict) or not items:
         raise ServicesError("\n".join([*lines, f"{source}: services: expected a mapping of service name to settings"]))

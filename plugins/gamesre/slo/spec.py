@@ -481,17 +481,23 @@ def _item_label(item: object, index: int) -> str:
     return f"slo {name!r}" if isinstance(name, str) and name else f"slo #{index}"
 
 
+def header_problems(raw: dict[str, Any], source: str, key: str) -> list[str]:
+    """Problems with a spec document's top level: fields besides `version` and `key`, a version other than 1."""
+    lines: list[str] = []
+    unknown = sorted(set(raw) - {"version", key})
+    if unknown:
+        lines.append(f"{source}: {', '.join(unknown)}: unknown field")
+    if raw.get("version") != 1:
+        lines.append(f"{source}: version: must be 1, got {raw.get('version')!r}")
+    return lines
+
+
 def parse_slos(raw: object, source: str = "slos.yaml", contract: Contract | None = None) -> SloCatalog:
     """Validate a parsed slos.yaml document; collects every problem into one SpecError."""
     contract = contract if contract is not None else load_contract()
     if not isinstance(raw, dict):
         raise SpecError(f"{source}: expected a mapping with 'version' and 'slos' at the top level")
-    lines: list[str] = []
-    unknown = sorted(set(raw) - {"version", "slos"})
-    if unknown:
-        lines.append(f"{source}: {', '.join(unknown)}: unknown field")
-    if raw.get("version") != 1:
-        lines.append(f"{source}: version: must be 1, got {raw.get('version')!r}")
+    lines = header_problems(raw, source, "slos")
     items = raw.get("slos")
     if not isinstance(items, list) or not items:
         raise SpecError("\n".join([*lines, f"{source}: slos: expected a non-empty list of SLOs"]))
