@@ -53,3 +53,17 @@ def test_generated_rules_use_only_contract_series_and_their_own_recordings() -> 
 def test_the_probe_finds_names_it_should() -> None:
     assert metric_names('sum(rate(game_x_total{code="200"}[5m])) by (instance) / on() group_left foo:bar') == {
         "game_x_total", "foo:bar"}
+
+
+def test_every_runbook_url_points_at_an_existing_runbook_section() -> None:
+    groups = yaml.safe_load((REPO / "include" / "prometheus" / "slo_rules.yml").read_text())["groups"]
+    urls = {r[k]["runbook_url"] for g in groups for r in g["rules"] if "alert" in r
+            for k in ("labels", "annotations") if "runbook_url" in r.get(k, {})}
+    assert urls
+    for url in urls:
+        path, _, anchor = url.partition("#")
+        doc = REPO / path
+        assert doc.is_file(), url
+        headings = {re.sub(r"[^a-z0-9 -]", "", h.lower()).strip().replace(" ", "-")
+                    for h in re.findall(r"^#+ (.+)$", doc.read_text(), re.M)}
+        assert not anchor or anchor in headings, f"{url}: no heading #{anchor}"
