@@ -37,3 +37,12 @@ def test_no_secret_has_a_default_in_git() -> None:
                    if line and not line.startswith("#"))
     assert all(v == "" for k, v in example.items() if "PASSWORD" in k or "SECRET" in k or "KEY" in k)
     assert ".env" in (REPO / ".gitignore").read_text().splitlines()
+
+
+def test_the_sre_store_database_is_created_by_postgres_itself() -> None:
+    postgres = load()["services"]["postgres"]
+    mount = next(v for v in postgres["volumes"] if "docker-entrypoint-initdb.d" in v)
+    init_dir = REPO / mount.split(":")[0]
+    sql = "".join(p.read_text() for p in sorted(init_dir.glob("*.sql")))
+    assert "CREATE DATABASE sre" in sql
+    assert "/sre" in load()["x-airflow-common"]["environment"]["AIRFLOW_CONN_SRE_STORE"]
