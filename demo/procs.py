@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import shutil
 import signal
 import socket
@@ -42,10 +43,38 @@ def require_binary(name: str) -> str:
     return path
 
 
+_handed_out: set[int] = set()
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        lo, hi = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(lo), int(hi)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A loopback port that is free now, chosen below the kernel's ephemeral range.
+
+    Port 0 would hand out an ephemeral port, the same pool outgoing connections draw from: with Airflow,
+    Prometheus and the load generator connecting all the time, one of them can take the port before the
+    process meant to listen on it starts. Ports are also never handed out twice by one process.
+    """
+    lo, _ = _ephemeral_range()
+    first, last = 15000, max(lo - 1, 15001)
+    for _ in range(200):
+        port = random.randint(first, last)
+        if port in _handed_out:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise StackError(f"no free loopback port found between {first} and {last}")
 
 
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:

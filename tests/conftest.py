@@ -123,8 +123,16 @@ class LiveStack:
         return f"http://127.0.0.1:{self.fleet_ports[instance]}/admin"
 
 
-@pytest.fixture(scope="session")
-def live_stack(services: ProcessGroup, tmp_path_factory: pytest.TempPathFactory) -> LiveStack:
+@pytest.fixture(scope="module")
+def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    """Per module: its load generator and fleet stop as soon as the module's tests are done."""
+    workdir = tmp_path_factory.mktemp("live-stack")
+    services = ProcessGroup()
+    with services.running():
+        yield _start_live_stack(services, workdir)
+
+
+def _start_live_stack(services: ProcessGroup, workdir: Path) -> LiveStack:
     from demo.services import (
         ScrapeTarget,
         render_prometheus_config,
@@ -135,7 +143,6 @@ def live_stack(services: ProcessGroup, tmp_path_factory: pytest.TempPathFactory)
     )
     from demo.topology import DEFAULT_TOPOLOGY
 
-    workdir = tmp_path_factory.mktemp("live-stack")
     ports = {i.name: free_port() for i in DEFAULT_TOPOLOGY}
     for process in start_fleet(workdir, ports, seed=11):
         services.add(process)

@@ -15,7 +15,7 @@ import pytest
 import requests
 
 from demo.airflow_env import AIRFLOW_USER, Endpoints, airflow_env, ensure_password
-from demo.procs import ManagedProcess, ProcessGroup, free_port, http_ok
+from demo.procs import ManagedProcess, free_port, http_ok
 from tests.databases import postgres_database, postgres_reachable
 
 TERMINAL = {"success", "failed"}
@@ -106,7 +106,7 @@ class AirflowAPI:
         return "\n".join(json.dumps(line) if not isinstance(line, str) else line for line in content)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def airflow_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str | None, str]]:
     """(Airflow metadata URL, SRE store URL): on PostgreSQL where it answers (as on CI), else SQLite files."""
     if not postgres_reachable():
@@ -116,9 +116,10 @@ def airflow_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tupl
         yield metadata, store
 
 
-@pytest.fixture(scope="session")
-def airflow(services: ProcessGroup, tmp_path_factory: pytest.TempPathFactory, history_prometheus,
-            slack_sink, airflow_databases) -> Iterator[AirflowAPI]:
+@pytest.fixture(scope="package")
+def airflow(tmp_path_factory: pytest.TempPathFactory, history_prometheus, slack_sink,
+            airflow_databases) -> Iterator[AirflowAPI]:
+    """Airflow for the end-to-end tests; stopped when they are done, so it does not load later tests."""
     home = tmp_path_factory.mktemp("airflow-home")
     metadata_url, store_url = airflow_databases
     port = free_port()
@@ -140,10 +141,10 @@ def airflow(services: ProcessGroup, tmp_path_factory: pytest.TempPathFactory, hi
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata_url
     airflow_bin = shutil.which("airflow", path=env["PATH"])
     assert airflow_bin, "airflow is not installed in the virtualenv"
-    process = ManagedProcess("airflow", [airflow_bin, "standalone"], home / "standalone.log", env=env).start()
-    services.add(process)
-    process.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/api/v2/monitor/health"), timeout=300)
+    process = ManagedProcess("airflow", [airflow_bin, "standalone"], home / "standalone.log", env=env)
     try:
+        process.start().wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/api/v2/monitor/health"), timeout=300)
         yield AirflowAPI(f"http://127.0.0.1:{port}", password, store_url, home, alertmanager)
     finally:
+        process.stop()
         alertmanager.stop()
