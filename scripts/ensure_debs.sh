@@ -9,6 +9,7 @@ for bin in "${!need[@]}"; do
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 pkgs=$(printf '%s\n' "${missing[@]}" | sort -u | tr '\n' ' ')
+pkgs=${pkgs% }
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "missing binaries from the Debian packages: $pkgs- this needs a Debian or Ubuntu machine with apt-get" >&2
   exit 1
@@ -20,5 +21,10 @@ if [ "$(id -u)" -ne 0 ]; then
   fi
 fi
 echo "installing Debian packages: $pkgs"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $pkgs >/dev/null
+log=$(mktemp)
+if ! { $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq \
+       --no-install-recommends $pkgs; } >"$log" 2>&1; then
+  echo "could not install $pkgs with apt-get: $(grep -E '^(E|W):' "$log" | tail -1) (full output: $log)" >&2
+  exit 1
+fi
+rm -f "$log"
