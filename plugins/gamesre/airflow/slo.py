@@ -21,39 +21,25 @@ SETTLE_SECONDS = 10  # let the scrape at the interval's end reach Prometheus bef
 def run_ingest(start: datetime, end: datetime, *, max_backfill: timedelta = timedelta(days=35),
                chunk_seconds: int = 6 * 3600) -> dict[str, Any]:
     """Ingest every SLO for the data interval [start, end), filling any gap behind it first."""
-    from gamesre.slo.ingest import IngestError, align_down, ingest_slo
+    from gamesre.slo.ingest import align_down, catch_up_start, ingest_all
     from gamesre.slo.spec import load_slos
 
     catalog = load_slos()
     store = SREStoreHook().get_conn()
-    prom = PrometheusHook().get_conn()
     s, e = align_down(start.timestamp()), align_down(end.timestamp())
     wait = e + SETTLE_SECONDS - time.time()
     if wait > 0:
         time.sleep(min(wait, SETTLE_SECONDS))
-    floor = e - int(max_backfill.total_seconds())
-    results, failures = [], {}
+    starts = {}
     for slo in catalog:
         extent = store.ledger_extent(slo.name)
-        slo_start = s
-        if extent is None:
-            slo_start = min(s, floor)
-        elif extent[1] + 60 < s:
-            slo_start = max(extent[1] + 60, floor)
-        if slo_start < s:
-            log.info("SLO %s: filling the ledger gap from %s", slo.name, datetime.fromtimestamp(slo_start, UTC))
-        try:
-            result = ingest_slo(slo, prom, store, slo_start, e, chunk=chunk_seconds)
-        except Exception as exc:  # every SLO is tried; all failures are raised together below
-            failures[slo.name] = f"{type(exc).__name__}: {exc}"
-            continue
+        starts[slo.name] = catch_up_start(extent[1] if extent else None, s, e, int(max_backfill.total_seconds()))
+    results = ingest_all(catalog, PrometheusHook().get_conn(), store, s, e, chunk=chunk_seconds, starts=starts)
+    for r in results:
         log.info("SLO %s: %d slices written for %s..%s (%d minutes without data, %d queries)",
-                 slo.name, result.slices_written, datetime.fromtimestamp(slo_start, UTC),
-                 datetime.fromtimestamp(e, UTC), result.minutes_without_data, len(result.queries))
-        results.append(result.to_dict())
-    if failures:
-        raise IngestError(failures)
-    return {"start": s, "end": e, "slos": results}
+                 r.slo, r.slices_written, datetime.fromtimestamp(r.start, UTC), datetime.fromtimestamp(r.end, UTC),
+                 r.minutes_without_data, len(r.queries))
+    return {"start": s, "end": e, "slos": [r.to_dict() for r in results]}
 
 
 def compute_states(at: datetime) -> dict[str, Any]:

@@ -11,7 +11,7 @@ Threshold SLIs: the SLI's per-minute PromQL evaluated by a range query at step 6
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -130,13 +130,31 @@ def ingest_slo(slo: Slo, prom: PrometheusSource, sink: LedgerSink, start: int, e
     return result
 
 
+def catch_up_start(last_minute: int | None, start: int, end: int, max_backfill: int) -> int:
+    """Where an interval's ingest really starts: back at the first minute missing from the ledger.
+
+    `last_minute` is the ledger's newest slice of the SLO (None when it has none). A gap behind `start`
+    is filled, but never from further back than `end - max_backfill` seconds.
+    """
+    floor = end - max_backfill
+    if last_minute is None:
+        return min(start, floor)
+    if last_minute + SLICE < start:
+        return max(last_minute + SLICE, floor)
+    return start
+
+
 def ingest_all(slos: Iterable[Slo], prom: PrometheusSource, sink: LedgerSink, start: int, end: int,
-               *, chunk: int = DEFAULT_CHUNK) -> list[IngestResult]:
-    """Ingest every SLO; one SLO's failure does not stop the others, and all failures are raised together."""
+               *, chunk: int = DEFAULT_CHUNK, starts: Mapping[str, int] | None = None) -> list[IngestResult]:
+    """Ingest every SLO; one SLO's failure does not stop the others, and all failures are raised together.
+
+    `starts` may give an SLO its own start (e.g. from catch_up_start); the others start at `start`.
+    """
     results, failures = [], {}
     for slo in slos:
         try:
-            results.append(ingest_slo(slo, prom, sink, start, end, chunk=chunk))
+            slo_start = (starts or {}).get(slo.name, start)
+            results.append(ingest_slo(slo, prom, sink, slo_start, end, chunk=chunk))
         except Exception as exc:  # collected per SLO and raised below: no SLO is skipped silently
             failures[slo.name] = f"{type(exc).__name__}: {exc}"
     if failures:

@@ -80,3 +80,15 @@ def test_counts_add_up_exactly_and_splitting_the_interval_changes_nothing(
     parts = np.concatenate([minute_counts(series, T0, mid).counts, minute_counts(series, mid, end).counts])
     assert parts.tolist() == whole.counts.tolist()
     assert (whole.counts >= 0).all()
+
+
+def test_catch_up_starts_at_the_first_missing_minute_but_no_further_back_than_allowed() -> None:
+    from gamesre.slo.ingest import catch_up_start
+
+    day = 86_400
+    start, end = T0, T0 + 300
+    assert catch_up_start(T0 - 60, start, end, 35 * day) == start  # no gap: just the interval
+    assert catch_up_start(T0 - 3600, start, end, 35 * day) == T0 - 3540  # the hour behind is filled
+    assert catch_up_start(T0 - 90 * day, start, end, 35 * day) == end - 35 * day  # capped
+    assert catch_up_start(None, start, end, 35 * day) == end - 35 * day  # first run: the whole backfill
+    assert catch_up_start(None, start, end, 0) == start  # backfill off: the interval only
