@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
-from gamesre.slo.budget import Ledger, SloSnapshot, compute_snapshot
+from gamesre.slo.budget import Ledger, SloSnapshot, compute_snapshot, minute_bad_units
 from gamesre.slo.spec import Slo
 
 KST = ZoneInfo("Asia/Seoul")
@@ -59,17 +59,8 @@ def hourly_bad_units(slo: Slo, ledger: Ledger, start: int, end: int) -> tuple[np
     """(hour starts, bad units per hour) over [start, end): events for occurrences, minutes otherwise."""
     hours = np.arange(start - start % 3600, end, 3600, dtype=np.int64)
     sel = (ledger.minutes >= start) & (ledger.minutes < end)
-    m, g, t = ledger.minutes[sel], ledger.good[sel], ledger.total[sel]
-    if slo.budgeting_method == "occurrences":
-        bad = t - g
-    else:
-        qualified = t >= slo.min_events
-        ratio = np.where(qualified, g / np.where(qualified, t, 1.0), 1.0)
-        if slo.budgeting_method == "timeslices":
-            target = slo.timeslice_target if slo.timeslice_target is not None else 1.0
-            bad = (qualified & (ratio < target)).astype(float)
-        else:
-            bad = np.where(qualified, 1.0 - ratio, 0.0)
+    m = ledger.minutes[sel]
+    bad = minute_bad_units(slo, ledger.good[sel], ledger.total[sel])
     idx = np.searchsorted(hours, m, side="right") - 1
     per_hour = np.bincount(idx, weights=bad, minlength=hours.size)[: hours.size] if m.size else np.zeros(hours.size)
     return hours, per_hour

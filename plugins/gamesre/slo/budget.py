@@ -246,6 +246,25 @@ class Tally:
         return None if not self.counted > 0 else min(self.bad / self.counted, 1.0)
 
 
+def minute_bad_units(slo: Slo, good: npt.NDArray[np.float64], total: npt.NDArray[np.float64]
+                     ) -> npt.NDArray[np.float64]:
+    """What each ledger minute spends of the budget, in the SLO's unit.
+
+    occurrences: its bad events; timeslices: 1 for a bad minute; ratio-timeslices: the minute's error ratio.
+    For the timeslice methods a minute with fewer than `min_events` events is a no-data minute and spends 0
+    here (the no-data policy is applied to the window's tally).
+    """
+    bad = total - good
+    if slo.budgeting_method == "occurrences":
+        return bad
+    qualified = total >= slo.min_events
+    denominator = np.where(qualified, total, 1.0)
+    if slo.budgeting_method == "timeslices":
+        slice_target = slo.timeslice_target if slo.timeslice_target is not None else 1.0
+        return (qualified & (good / denominator < slice_target)).astype(np.float64)
+    return np.where(qualified, np.minimum(bad / denominator, 1.0), 0.0)
+
+
 class _RowSums:
     """Sums of the per-minute figures over windows that all end at the evaluation instant.
 
@@ -265,13 +284,7 @@ class _RowSums:
         rows: list[npt.NDArray[np.float64]] = [total, bad]
         if slo.budgeting_method != "occurrences":
             qualified = total >= slo.min_events
-            denominator = np.where(qualified, total, 1.0)
-            if slo.budgeting_method == "timeslices":
-                slice_target = slo.timeslice_target if slo.timeslice_target is not None else 1.0
-                per_slice = (qualified & (good / denominator < slice_target)).astype(np.float64)
-            else:
-                per_slice = np.where(qualified, np.minimum(bad / denominator, 1.0), 0.0)
-            rows += [qualified.astype(np.float64), per_slice]
+            rows += [qualified.astype(np.float64), minute_bad_units(slo, good, total)]
         self.values = np.array(rows, dtype=np.float64)
         excluded = np.flatnonzero(_excluded_mask(self.minutes, starts, ends))
         self.excluded_minutes = self.minutes[excluded]
