@@ -15,7 +15,13 @@ Endpoints (all JSON except /metrics):
   POST /api/match?mode=M&tier=T      queue a matchmaking ticket; resolved in the background
   admin (not reachable through HAProxy's player frontend):
   GET|PUT|DELETE /admin/faults       runtime faults (PUT is a partial update, all-or-nothing)
-  GET|PUT        /admin/build        {"version": ..., "track": ...}: the build labels of every series
+  GET|PUT        /admin/build        {"version": ..., "track": ...}: the build labels of every series, and the
+                                     "defects" of the running version
+
+Defective builds: demo/builds.yaml lists demo versions with a known defect (e.g. game-server 1.6.66 fails 3%
+of requests). While the instance runs such a version, by --version or PUT /admin/build, players are served
+with the injected faults combined with the build's defects (per field the larger value). Defects are not
+injected faults: /admin/faults and game_fault_active show only what was injected, DELETE keeps the defects.
 
 A crash keeps the process running so its faults can be cleared: player requests are answered 503 and
 counted as failures, /healthz and /ready fail, /metrics and /admin keep answering. SIGTERM stops it cleanly.
@@ -44,6 +50,7 @@ from prometheus_client.exposition import choose_encoder
 
 from demo import model
 from demo.admin import AdminValidationError, Build, Faults, active_fault_labels, parse_build_update, parse_fault_update
+from demo.builds import BuildCatalog, effective_faults, load_catalog
 from demo.fleet_metrics import FleetMetrics
 from demo.gameplay import GameServer
 from demo.matchmaker import Matchmaker
@@ -59,10 +66,14 @@ BUILD_INFO = "game_build_info"
 
 
 class FleetApp:
-    """The state of one instance: build, faults, metrics and its game or matchmaking simulation."""
+    """The state of one instance: build, faults, metrics and its game or matchmaking simulation.
+
+    `faults` are the injected (admin) faults, `defects` those of the running build (demo/builds.yaml), and
+    `effective` their combination, which is what players are served with.
+    """
 
     def __init__(self, name: str, service: str, build: Build, *, contract: Contract, seed: int | None,
-                 capacity: int | None = None) -> None:
+                 capacity: int | None = None, catalog: BuildCatalog | None = None) -> None:
         if service not in contract.services:
             raise ValueError(f"service {service!r} is not in the metric contract")
         model.check_against_contract(contract)
@@ -75,7 +86,10 @@ class FleetApp:
         self.registry.register(self.metrics)
         ProcessCollector(registry=self.registry)
         self.resources = ResourceFaults(name)
+        self.catalog = catalog if catalog is not None else load_catalog(contract.services)
         self.faults = Faults()
+        self.defects = Faults()
+        self.effective = Faults()
         self._lock = threading.Lock()
         self.game: GameServer | None = None
         self.matchmaker: Matchmaker | None = None
@@ -86,18 +100,51 @@ class FleetApp:
             self.matchmaker = Matchmaker(self.metrics, contract, self.rng)
             self.matchmaker.start()
         self.metrics.set(BUILD_INFO, (), 1)
-        self._publish_fault_state()
+        with self._lock:
+            self._run_build(Faults())
 
     # --- faults and build ----------------------------------------------------------------------------------
     @property
     def ready(self) -> bool:
-        return not (self.faults.not_ready or self.faults.crash)
+        return not (self.effective.not_ready or self.effective.crash)
+
+    @property
+    def alive(self) -> bool:
+        return not self.effective.crash
 
     def _publish_fault_state(self) -> None:
-        active = active_fault_labels(self.faults)
+        active = active_fault_labels(self.faults)  # injected faults only: a build's defects are not faults
         for label in self.contract.label_values["fault"]:
             self.metrics.set(FAULT_ACTIVE, (label,), 1 if label in active else 0)
         self.metrics.set(READY, (), 1 if self.ready else 0)
+
+    def _settle(self, faults: Faults, defects: Faults) -> None:
+        """Make these injected faults and build defects current: hold their resources, crash, publish.
+
+        Raises OSError, with nothing committed, when the disk cannot be filled (the fill file is gone then):
+        the caller settles again without a disk fault.
+        """
+        before = self.effective
+        after = effective_faults(faults, defects)
+        self.resources.apply(after.cpu_load, after.memory_mb, after.disk_fill_mb)
+        self.faults, self.defects, self.effective = faults, defects, after
+        if after.crash and not before.crash:
+            if self.game is not None:
+                self.game.drop_sessions()
+            if self.matchmaker is not None:
+                self.matchmaker.fail_all()
+        self._publish_fault_state()
+
+    def _run_build(self, faults: Faults) -> None:
+        """Settle `faults` with the defects of the running version (none for a healthy one)."""
+        version = self.metrics.build.version
+        defects = self.catalog.defects(self.service, version)
+        try:
+            self._settle(faults, defects)
+        except OSError as exc:  # the build runs all the same; its disk defect cannot show
+            self._settle(replace(faults, disk_fill_mb=0), replace(defects, disk_fill_mb=0))
+            print(f"fleet: {self.name}: the disk_fill_mb of build {version} could not be applied: {exc}",
+                  file=sys.stderr, flush=True)
 
     def update_faults(self, body: object) -> Faults:
         """Validate and apply a partial fault update; raises AdminValidationError (nothing applied) or OSError."""
@@ -105,33 +152,26 @@ class FleetApp:
             old = self.faults
             new = parse_fault_update(old, body)
             try:
-                self.resources.apply(new.cpu_load, new.memory_mb, new.disk_fill_mb)
-            except OSError:
-                self.resources.apply(old.cpu_load, old.memory_mb, 0)
-                self.faults = replace(old, disk_fill_mb=0)
-                self._publish_fault_state()
+                self._settle(new, self.defects)
+            except OSError:  # the update is not applied, and the disk file is gone
+                self._settle(replace(old, disk_fill_mb=0), replace(self.defects, disk_fill_mb=0))
                 raise
-            self.faults = new
-            if new.crash and not old.crash:
-                if self.game is not None:
-                    self.game.drop_sessions()
-                if self.matchmaker is not None:
-                    self.matchmaker.fail_all()
-            self._publish_fault_state()
             return new
 
     def clear_faults(self) -> Faults:
+        """Clear every injected fault; the running build's defects stay (they are the build, not a fault)."""
         with self._lock:
             self.resources.clear()
-            self.faults = Faults()
-            self._publish_fault_state()
+            self._run_build(Faults())
             return self.faults
 
     def update_build(self, body: object) -> Build:
+        """Validate and apply a partial build update; the instance takes on the new version's defects."""
         with self._lock:
             build = parse_build_update(self.metrics.build, body, self.contract.label_values["track"])
             if build != self.metrics.build:
                 self.metrics.set_build(build)
+                self._run_build(self.faults)
             return build
 
     def close(self) -> None:
@@ -142,6 +182,12 @@ class FleetApp:
     def describe(self) -> dict[str, Any]:
         build = self.metrics.build
         return {"instance": self.name, "service": self.service, "version": build.version, "track": build.track}
+
+    def describe_build(self) -> dict[str, Any]:
+        """The build and the defects it shows now, with the catalog's note ({} for a healthy version)."""
+        entry = self.catalog.lookup(self.service, self.metrics.build.version)
+        defects = {} if entry is None else replace(entry, defects=self.defects).to_json()
+        return {**self.describe(), "defects": defects}
 
 
 def _players(query: dict[str, list[str]]) -> int:
@@ -215,7 +261,7 @@ def make_handler(app: FleetApp) -> type[BaseHTTPRequestHandler]:
                 encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
                 self._send(200, encoder(app.registry), content_type)
             elif path == "/healthz" and method == "GET":
-                alive = not app.faults.crash
+                alive = app.alive
                 self._json(200 if alive else 503, {"alive": alive, **app.describe()})
             elif path == "/ready" and method == "GET":
                 self._json(200 if app.ready else 503, {"ready": app.ready, **app.describe()})
@@ -248,15 +294,15 @@ def make_handler(app: FleetApp) -> type[BaseHTTPRequestHandler]:
 
         def _admin_build(self, method: str, body: object) -> None:
             if method == "GET":
-                self._json(200, app.describe())
+                self._json(200, app.describe_build())
             elif method == "PUT":
                 app.update_build(body)
-                self._json(200, app.describe())
+                self._json(200, app.describe_build())
             else:
                 self._json(405, {"error": "/admin/build: use GET or PUT"})
 
         def _player(self, path: str, query: dict[str, list[str]]) -> None:
-            faults = app.faults
+            faults = app.effective  # injected faults and the build's defects
             view = {"instance": app.name}
             if app.game is not None:
                 actions = app.contract.label_values["action"]
@@ -347,6 +393,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, stop)
     print(f"fleet: {args.name} ({args.service} {args.version} {args.track}) on http://{args.host}:{args.port}",
           file=sys.stderr, flush=True)
+    defective = app.catalog.lookup(args.service, args.version)
+    if defective is not None:
+        print(f"fleet: {args.name} runs the defective build {args.version}: {defective.note}", file=sys.stderr,
+              flush=True)
     try:
         server.serve_forever(poll_interval=0.5)
     finally:

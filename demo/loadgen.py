@@ -2,12 +2,20 @@
 
     python demo/loadgen.py --base-url http://127.0.0.1:8080 [--peak-rps 30] [--duration 60]
                            [--time-scale 1 | --fixed-hour 20] [--concurrency 32] [--seed 7]
+                           [--service game-server|matchmaking]
 
 Requests arrive as a Poisson process at `peak_rps x load_factor(now in KST)` (see demo/curve.py) and are
 mixed as in demo/model.py: game actions, saves, logins and logouts carrying many players each (scaled
 sessions that follow the same curve), and matchmaking across modes and tiers. A small thread pool sends
 them; when every worker is busy (a slow fleet) a request is shed and counted rather than queued. A summary
 line (JSON) is printed every --report-every seconds and at exit. SIGTERM or SIGINT stops it cleanly.
+
+A fixed rate: `--fixed-hour 20 --peak-rps X` sends X requests/s, since the load factor is exactly 1.0 at
+20:00 on a weekday. Smoke traffic straight at one fleet instance (a deploy's preview, which no player
+reaches): `--service NAME --base-url http://127.0.0.1:<instance port>` sends only that service's requests
+(game-server: actions, saves, logins and logouts; matchmaking: match requests), and every login and logout
+then carries SMOKE_SESSION_PLAYERS players, so the instance's sessions stay where they were instead of
+following the curve of a whole fleet (demo/services.py: smoke_command).
 """
 from __future__ import annotations
 
@@ -39,6 +47,12 @@ from gamesre.contract import Contract, load_contract
 REQUEST_TIMEOUT_S = 10.0
 ESTIMATE_TTL_S = 30.0  # an instance not heard from for this long no longer counts in the session estimate
 CATCH_UP_S = 60.0  # the session count closes its gap to the target over about this long
+# The requests each service answers (--service); together they are the whole traffic mix.
+SERVICE_KINDS: dict[str, tuple[str, ...]] = {
+    "game-server": ("action", "login", "logout", "save"),
+    "matchmaking": ("match",),
+}
+SMOKE_SESSION_PLAYERS = 1  # players per login and per logout with --service: equal in and out
 
 
 @dataclass(frozen=True)
@@ -105,12 +119,36 @@ class SessionPlanner:
         return max(1, min(model.MAX_PLAYERS_PER_REQUEST, math.ceil(per_request)))
 
 
-class TrafficMix:
-    """Draws the next player request from the model's traffic mix (label values from the contract)."""
+class SteadySessions(SessionPlanner):
+    """Logins and logouts carry the same number of players, so one instance's sessions stay about where they are.
 
-    def __init__(self, contract: Contract, rng: random.Random) -> None:
+    For smoke traffic straight at one instance: the fleet-wide target of SessionPlanner would pile a whole
+    fleet's sessions onto it. Logins and logouts come at the same rate, so on average they cancel out.
+    """
+
+    def __init__(self, players: int = SMOKE_SESSION_PLAYERS) -> None:
+        super().__init__()
+        self.fixed_players = players
+
+    def players(self, kind: str, load: float, requests_per_s: float, at: float | None = None) -> int:
+        return self.fixed_players
+
+
+class TrafficMix:
+    """Draws the next player request from the model's traffic mix (label values from the contract).
+
+    With `service`, only that service's requests, in the same proportions among themselves.
+    """
+
+    def __init__(self, contract: Contract, rng: random.Random, service: str | None = None) -> None:
         self.rng = rng
-        self.kinds = dict(model.TRAFFIC_SHARE)
+        kinds = dict(model.TRAFFIC_SHARE)
+        if service is not None:
+            if service not in contract.services or service not in SERVICE_KINDS:
+                raise ValueError(f"service {service!r}: expected one of {', '.join(sorted(SERVICE_KINDS))}")
+            kinds = {k: share for k, share in kinds.items() if k in SERVICE_KINDS[service]}
+        total = sum(kinds.values())
+        self.kinds = {k: share / total for k, share in kinds.items()}  # share of the requests sent
         self.actions = {a: model.ACTION_WEIGHT[a] for a in contract.label_values["action"] if a != "login"}
         self.modes = {m: model.MODE_WEIGHT[m] for m in contract.label_values["mode"]}
         self.tiers = {t: model.TIER_WEIGHT[t] for t in contract.label_values["tier"]}
@@ -155,7 +193,7 @@ class Stats:
 
 class LoadGenerator:
     def __init__(self, base_url: str, *, peak_rps: float, clock: SimClock, concurrency: int, seed: int | None,
-                 planner: SessionPlanner, contract: Contract) -> None:
+                 planner: SessionPlanner, contract: Contract, service: str | None = None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"--base-url must be an http:// URL, got {base_url!r}")
@@ -166,7 +204,7 @@ class LoadGenerator:
         self.concurrency = concurrency
         self.rng = random.Random(seed)
         self.planner = planner
-        self.mix = TrafficMix(contract, self.rng)
+        self.mix = TrafficMix(contract, self.rng, service)
         self.stats = Stats()
         self.stop = threading.Event()
         self._slots = threading.BoundedSemaphore(concurrency)
@@ -231,7 +269,7 @@ class LoadGenerator:
                 if now >= next_report:
                     self._print(self.stats.snapshot(load=round(load, 3), sessions_estimate=self.planner.estimate()))
                     next_report = now + report_every
-                session_rps = rps * model.TRAFFIC_SHARE["login"]
+                session_rps = rps * self.mix.kinds.get("login", 0.0)
                 players = {k: self.planner.players(k, load, session_rps) for k in ("login", "logout")}
                 request = self.mix.next(players)
                 if not self._slots.acquire(blocking=False):
@@ -250,9 +288,14 @@ class LoadGenerator:
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="demo/loadgen.py",
-        description="Send player traffic through HAProxy following the daily load curve in Asia/Seoul.",
+        description="Send player traffic through HAProxy following the daily load curve in Asia/Seoul, or one "
+                    "service's requests straight to one fleet instance (--service).",
+        epilog="A fixed rate of X requests/s: --fixed-hour 20 --peak-rps X. Smoke traffic for one instance: "
+               "--service game-server --base-url http://127.0.0.1:<instance port> --fixed-hour 20 --peak-rps 5 "
+               "--duration 90.",
     )
-    parser.add_argument("--base-url", required=True, help="HAProxy's player frontend, e.g. http://127.0.0.1:8080")
+    parser.add_argument("--base-url", required=True, help="HAProxy's player frontend, e.g. http://127.0.0.1:8080, "
+                        "or one fleet instance with --service")
     parser.add_argument("--peak-rps", type=float, default=model.DEFAULT_PEAK_RPS,
                         help=f"requests/s at the weekday evening peak (default {model.DEFAULT_PEAK_RPS:g})")
     parser.add_argument("--duration", type=float, default=None, help="stop after this many seconds (default: run "
@@ -261,15 +304,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     when.add_argument("--time-scale", type=float, default=1.0,
                       help="simulated seconds per real second for the load curve, starting now (default 1)")
     when.add_argument("--fixed-hour", type=float, default=None,
-                      help="hold the load at this KST hour of a weekday, 0 <= H < 24 (e.g. 20 for the peak)")
+                      help="hold the load at this KST hour of a weekday, 0 <= H < 24 (20: the peak, load factor "
+                           "1.0, so a fixed rate of --peak-rps)")
     parser.add_argument("--start", default=None, help="simulated start time for --time-scale, ISO 8601 (no offset "
                         "means KST; default: now)")
     parser.add_argument("--concurrency", type=int, default=32, help="worker threads, i.e. requests in flight at "
                         "most (default 32)")
     parser.add_argument("--peak-sessions", type=float, default=model.PEAK_SESSIONS,
-                        help=f"concurrent sessions at load factor 1.0 (default {model.PEAK_SESSIONS})")
+                        help=f"concurrent sessions at load factor 1.0 (default {model.PEAK_SESSIONS}; not used with "
+                             "--service)")
     parser.add_argument("--seed", type=int, default=None, help="seed of the request mix (default: random)")
     parser.add_argument("--report-every", type=float, default=30.0, help="seconds between summary lines (default 30)")
+    parser.add_argument("--service", choices=sorted(SERVICE_KINDS), default=None,
+                        help="send only this service's requests (game-server: actions, saves, logins, logouts; "
+                             "matchmaking: match requests), e.g. straight at one instance; logins and logouts then "
+                             f"carry the same number of players ({SMOKE_SESSION_PLAYERS}) each, so its sessions "
+                             "stay steady (default: the whole mix, sessions following the curve)")
     args = parser.parse_args(argv)
     if args.peak_rps <= 0:
         parser.error("--peak-rps must be positive")
@@ -290,8 +340,9 @@ def main(argv: list[str] | None = None) -> int:
     clock = SimClock(time_scale=args.time_scale, fixed_hour=args.fixed_hour, start=start)
     contract = load_contract()
     model.check_against_contract(contract)
+    planner = SessionPlanner(peak_sessions=args.peak_sessions) if args.service is None else SteadySessions()
     gen = LoadGenerator(args.base_url, peak_rps=args.peak_rps, clock=clock, concurrency=args.concurrency,
-                        seed=args.seed, planner=SessionPlanner(peak_sessions=args.peak_sessions), contract=contract)
+                        seed=args.seed, planner=planner, contract=contract, service=args.service)
 
     def stop(signum: int, _frame: object) -> None:
         gen.stop.set()

@@ -2,18 +2,25 @@
 
 Each starter validates its configuration with the real tool first (promtool, amtool), starts the process on
 a loopback port inside a work folder, waits until it answers, and returns the ManagedProcess.
+`smoke_command` is the load generator's command line for smoke traffic against one fleet instance.
 """
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import yaml
 
 from demo.procs import ManagedProcess, check_config, http_ok, require_binary
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+LOADGEN_PY = REPO_ROOT / "demo" / "loadgen.py"
+# The load factor is exactly 1.0 at 20:00 on a weekday (demo/curve.py): held there, the load generator's
+# --peak-rps is its rate.
+FIXED_RATE_HOUR = 20
 
 
 @dataclass(frozen=True)
@@ -165,7 +172,7 @@ def start_fleet(workdir: Path, ports: dict[str, int], *, seed: int | None = None
             process = ManagedProcess(f"fleet {instance.name}", build_command(instance, port, seed=seed),
                                      workdir / f"fleet-{instance.name}.log").start()
             processes.append(process)
-            process.wait_ready(lambda p=port: http_ok(f"http://127.0.0.1:{p}/healthz"), timeout=timeout)
+            process.wait_ready(functools.partial(http_ok, f"http://127.0.0.1:{port}/healthz"), timeout=timeout)
     except Exception:
         for p in processes:
             p.stop()
@@ -191,5 +198,25 @@ def start_haproxy(workdir: Path, fleet_ports: dict[str, int], *, player_port: in
 
 def start_loadgen(workdir: Path, players_url: str, *extra: str) -> ManagedProcess:
     """The player-load generator against HAProxy's player frontend (extra: loadgen.py options)."""
-    return ManagedProcess("loadgen", [sys.executable, str(REPO_ROOT / "demo" / "loadgen.py"),
+    return ManagedProcess("loadgen", [sys.executable, str(LOADGEN_PY),
                                       "--base-url", players_url, *extra], workdir / "loadgen.log").start()
+
+
+def smoke_command(base_url: str, service: str, seconds: float, rps: float) -> list[str]:
+    """The command line of smoke traffic: about `rps` requests/s of `service`'s requests to `base_url` for `seconds`.
+
+    For one fleet instance that no player reaches (a deploy's preview): `base_url` is the instance itself,
+    e.g. http://127.0.0.1:18103. The load generator then sends only that service's requests at a fixed rate
+    (Poisson arrivals), logging in and out equal numbers of players so the instance's sessions stay steady.
+    Run it from any directory; it stops by itself after `seconds` (or on SIGTERM).
+    """
+    from demo.loadgen import SERVICE_KINDS  # the load generator's own list of what each service answers
+
+    if service not in SERVICE_KINDS:
+        raise ValueError(f"service {service!r}: expected one of {', '.join(sorted(SERVICE_KINDS))}")
+    if urlsplit(base_url).scheme != "http" or not urlsplit(base_url).hostname:
+        raise ValueError(f"base_url must be an http:// URL, got {base_url!r}")
+    if not (seconds > 0 and rps > 0):
+        raise ValueError(f"seconds and rps must be positive, got seconds={seconds}, rps={rps}")
+    return [sys.executable, str(LOADGEN_PY), "--base-url", base_url, "--service", service,
+            "--fixed-hour", str(FIXED_RATE_HOUR), "--peak-rps", str(rps), "--duration", str(seconds)]

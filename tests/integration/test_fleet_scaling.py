@@ -90,7 +90,8 @@ def test_scale_up_serves_traffic_rerun_is_a_no_op_and_scale_back_leaves_nothing(
     assert all(status.startswith("UP") for status in servers.values())
     # The extra instances run the version the stable instance serves, and receive player traffic.
     build = requests.get(f"{up.instances[0].url}/admin/build", timeout=5).json()
-    assert build == {"instance": "gs-event-1", "service": "game-server", "version": "1.4.2", "track": "stable"}
+    assert build == {"instance": "gs-event-1", "service": "game-server", "version": "1.4.2", "track": "stable",
+                     "defects": {}}
     assert {"gs-stable-1", "gs-event-1", "gs-event-2"} <= served_by(stack)
     assert "matchmaking" not in {i.service for i in scaler.instances()}
 

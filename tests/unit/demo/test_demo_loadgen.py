@@ -9,7 +9,7 @@ import pytest
 
 from demo import model
 from demo.curve import load_factor_at_hour
-from demo.loadgen import LoadGenerator, SessionPlanner, SimClock, TrafficMix, parse_args
+from demo.loadgen import SERVICE_KINDS, LoadGenerator, SessionPlanner, SimClock, SteadySessions, TrafficMix, parse_args
 from gamesre.contract import load_contract
 
 
@@ -27,6 +27,40 @@ def test_mix_follows_the_model_shares_and_uses_contract_values() -> None:
     assert {m["tier"][0] for m in matches} == set(contract.label_values["tier"])
     logins = [r for r in requests if r.kind == "login"]
     assert all(r.path == "/api/session/login?players=7" for r in logins)
+
+
+@pytest.mark.parametrize("service", ["game-server", "matchmaking"])
+def test_mix_of_one_service_sends_only_its_requests_in_the_usual_proportions(service: str) -> None:
+    contract = load_contract()
+    mix = TrafficMix(contract, random.Random(2), service)
+    requests = [mix.next({"login": 1, "logout": 1}) for _ in range(20_000)]
+    kinds = Counter(r.kind for r in requests)
+    assert set(kinds) == set(SERVICE_KINDS[service])
+    total_share = sum(model.TRAFFIC_SHARE[k] for k in SERVICE_KINDS[service])
+    for kind in SERVICE_KINDS[service]:
+        assert kinds[kind] / len(requests) == pytest.approx(model.TRAFFIC_SHARE[kind] / total_share, abs=0.015)
+    if service == "game-server":
+        assert not [r for r in requests if r.path.startswith("/api/match")]
+        assert kinds["login"] == pytest.approx(kinds["logout"], rel=0.2)  # sessions in and out at the same rate
+    else:
+        assert all(r.path.startswith("/api/match?") for r in requests)
+
+
+def test_services_of_the_mix_are_the_contract_services_and_cover_the_whole_mix() -> None:
+    contract = load_contract()
+    assert set(SERVICE_KINDS) == set(contract.services)
+    assert sorted(k for kinds in SERVICE_KINDS.values() for k in kinds) == sorted(model.TRAFFIC_SHARE)
+    with pytest.raises(ValueError, match="chat-server"):
+        TrafficMix(contract, random.Random(1), "chat-server")
+
+
+def test_steady_sessions_log_in_and_out_the_same_players_whatever_the_fleet_holds() -> None:
+    steady = SteadySessions()
+    steady.report("gs-canary-1", 0, at=0.0)
+    assert steady.players("login", 1.0, 0.5, at=1.0) == steady.players("logout", 1.0, 0.5, at=1.0) == 1
+    steady.report("gs-canary-1", 40_000, at=2.0)
+    assert steady.players("login", 0.2, 0.5, at=3.0) == steady.players("logout", 0.2, 0.5, at=3.0) == 1
+    assert steady.estimate(at=3.0) == 40_000  # still reported in the summary
 
 
 def test_planner_fills_towards_the_target_and_drains_above_it() -> None:
@@ -53,8 +87,9 @@ def test_fixed_hour_clock_holds_the_load() -> None:
 
 def test_cli_validation() -> None:
     assert parse_args(["--base-url", "http://127.0.0.1:1"]).peak_rps == model.DEFAULT_PEAK_RPS
+    assert parse_args(["--base-url", "http://127.0.0.1:1", "--service", "matchmaking"]).service == "matchmaking"
     for bad in (["--peak-rps", "0"], ["--fixed-hour", "24"], ["--time-scale", "-1"], ["--concurrency", "0"],
-                ["--fixed-hour", "3", "--time-scale", "2"]):
+                ["--fixed-hour", "3", "--time-scale", "2"], ["--service", "chat-server"]):
         with pytest.raises(SystemExit):
             parse_args(["--base-url", "http://127.0.0.1:1", *bad])
     with pytest.raises(ValueError, match="http://"):
