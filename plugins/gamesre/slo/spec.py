@@ -54,6 +54,11 @@ _TAGS = {"ratio", "threshold", "gauge", "counter_share"}
 _FIELD_PREFIX = re.compile(r"^([a-z_]+): (.+)$", re.S)
 
 
+# Text for people. Control characters other than tab and newline, and U+2028/U+2029, are refused: YAML reads
+# U+0085 and those two as line breaks, and every description must survive a YAML or OpenSLO round trip.
+Description = Annotated[str, Field(pattern=r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]*$")]
+
+
 class SpecError(ValueError):
     """An invalid spec; the message names the file, the SLO (or policy item) and the field path."""
 
@@ -104,7 +109,7 @@ class GaugeCondition(_Model):
 
     kind: Literal["gauge"]
     name: Annotated[str, Field(pattern=_SLUG)]
-    description: str = ""
+    description: Description = ""
     selector: Selector
     over_time: Literal["max", "min", "avg", "last"]
     aggregate: Literal["sum", "max", "min", "avg"]
@@ -135,7 +140,7 @@ class CounterShareCondition(_Model):
 
     kind: Literal["counter_share"]
     name: Annotated[str, Field(pattern=_SLUG)]
-    description: str = ""
+    description: Description = ""
     part: Annotated[list[Selector], Field(min_length=1)]
     whole: Annotated[list[Selector], Field(min_length=1)]
     max_share: Annotated[float, Field(ge=0, le=1)]
@@ -199,7 +204,7 @@ class Slo(_Model):
     name: Annotated[str, Field(pattern=_SLUG, max_length=63)]
     service: str
     owner: Annotated[str, Field(min_length=1)]
-    description: Annotated[str, Field(min_length=1)]
+    description: Annotated[Description, Field(min_length=1)]
     sli: Sli
     target: Annotated[float, Field(gt=0, lt=1)]
     window: WindowName

@@ -152,6 +152,10 @@ def selectors(draw: st.DrawFn, service: str, kind: str = "counter") -> dict[str,
     return {"metric": series, "matchers": matchers, "matchers_regex": regex}
 
 
+# What a description may hold (gamesre.slo.spec.Description): no control characters but tab and newline, no
+# Unicode line or paragraph separators.
+DESCRIPTION_CHARS = st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"), whitelist_characters="\t\n")
+
 @st.composite
 def slo_items(draw: st.DrawFn) -> dict[str, Any]:
     service = draw(st.sampled_from(sorted(CONTRACT.services)))
@@ -176,7 +180,7 @@ def slo_items(draw: st.DrawFn) -> dict[str, Any]:
                     {
                         "kind": "counter_share",
                         "name": f"c{i}",
-                        "description": draw(st.text(max_size=20)),
+                        "description": draw(st.text(DESCRIPTION_CHARS, max_size=20)),
                         "part": draw(st.lists(selectors(service), min_size=1, max_size=2)),
                         "whole": draw(st.lists(selectors(service), min_size=1, max_size=2)),
                         "max_share": draw(st.floats(0, 1)),
@@ -196,7 +200,7 @@ def slo_items(draw: st.DrawFn) -> dict[str, Any]:
         "name": draw(st.from_regex(r"[a-z][a-z0-9]{0,8}(-[a-z0-9]{1,5}){0,2}", fullmatch=True)),
         "service": service,
         "owner": draw(st.text(min_size=1, max_size=20)),
-        "description": draw(st.text(min_size=1, max_size=200)),
+        "description": draw(st.text(DESCRIPTION_CHARS, min_size=1, max_size=200)),
         "sli": sli,
         "target": draw(st.floats(min_value=1e-6, max_value=1 - 1e-9, exclude_max=False)),
         "window": draw(st.sampled_from(["rolling-28d", "rolling-30d", "calendar-month"])),
