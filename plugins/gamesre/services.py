@@ -153,10 +153,25 @@ class ImageSettings(_Model):
         return f"{self.registry}/{self.repository}:{tag}"
 
 
+class DeployEnvironment(_Model):
+    """Where one stage (dev, staging, prod) of a deploy runs and what traffic verifies it there.
+
+    `traffic: players` judges the new version on the environment's own traffic; `synthetic` means no player
+    reaches it, so the backend sends smoke traffic to the new version and the stage is one preview step.
+    `namespace` (Kubernetes backends) overrides kubernetes.namespace for this stage.
+    """
+
+    traffic: Literal["players", "synthetic"] = "players"
+    namespace: Annotated[str, Field(pattern=_DNS_LABEL, max_length=63)] | None = None
+
+
 class DeploySettings(_Model):
     backend: DeployBackend
     strategy: Literal["canary", "rolling", "blue-green"]
     image: ImageSettings
+    # stage name -> environment; the stages a deploy may go through (include/config/deploy.yaml orders them)
+    environments: Annotated[dict[Annotated[str, Field(pattern=_SLUG, max_length=20)], DeployEnvironment],
+                            Field(min_length=1)]
 
 
 class ChaosSettings(_Model):
@@ -203,6 +218,12 @@ class ServiceSpec(_Model):
                 raise ValueError(f"kubernetes: required because {why}")
             if getattr(self.kubernetes, field) is None:
                 raise ValueError(f"kubernetes.{field}: required because {why}")
+        if self.deploy.backend != "local":
+            for stage, env in self.deploy.environments.items():
+                if env.traffic == "synthetic":
+                    raise ValueError(f"deploy.environments.{stage}.traffic: synthetic traffic is sent by the local "
+                                     f"backend only; the {self.deploy.backend} backend judges the environment's own "
+                                     "traffic (players)")
         return self
 
     @property

@@ -7,7 +7,8 @@ exact paths, patch types and bodies.
 
 Served (namespaced; the fake accepts any namespace without creating it first):
 - core/v1 pods, services, configmaps            /api/v1/namespaces/{ns}/{plural}[/{name}[/status]]
-- apps/v1 deployments (+ scale, status)         /apis/apps/v1/namespaces/{ns}/deployments/{name}/scale
+- apps/v1 deployments and replicasets (+ scale, status)  /apis/apps/v1/namespaces/{ns}/deployments/{name}/scale
+  (no controller runs: a test seeds the ReplicaSets and statuses a controller would write)
 - autoscaling/v2 horizontalpodautoscalers (+ status)
 - custom resources (status subresource; scale for Argo Rollouts) /apis/{group}/{version}/namespaces/{ns}/{plural}
   registered by default: argoproj.io/v1alpha1 rollouts, litmuschaos.io/v1alpha1 chaosengines and chaosresults,
@@ -82,6 +83,7 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     ResourceType("", "v1", "services", "Service"),
     ResourceType("", "v1", "configmaps", "ConfigMap", status_subresource=False),
     ResourceType("apps", "v1", "deployments", "Deployment", scale_subresource=True),
+    ResourceType("apps", "v1", "replicasets", "ReplicaSet", scale_subresource=True),
     ResourceType("autoscaling", "v2", "horizontalpodautoscalers", "HorizontalPodAutoscaler"),
 )
 CUSTOM_RESOURCES: tuple[ResourceType, ...] = (

@@ -155,3 +155,31 @@ def test_patch_algorithms_follow_their_rfcs() -> None:
     # Strategic merge: $patch: delete removes one named item.
     assert strategic_merge_patch({"containers": [{"name": "a"}, {"name": "b"}]},
                                  {"containers": [{"name": "a", "$patch": "delete"}]}) == {"containers": [{"name": "b"}]}
+
+
+def test_replicasets_and_service_selector_patches(kube: FakeKubeAPI) -> None:
+    """What the Kubernetes deploy backends rely on: ReplicaSets listed by label, a Service selector patched."""
+    replicasets = "/apis/apps/v1/namespaces/game/replicasets"
+    for name, revision, tag in (("gs-7d4f", "3", "1.4.2"), ("gs-5c9b", "4", "1.5.0")):
+        template = {"spec": {"containers": [{"name": "game", "image": f"g:{tag}"}]}}
+        kube.seed({"apiVersion": "apps/v1", "kind": "ReplicaSet",
+                   "metadata": {"name": name, "namespace": "game",
+                                "labels": {"app": "gs", "pod-template-hash": name[3:]},
+                                "annotations": {"deployment.kubernetes.io/revision": revision}},
+                   "spec": {"replicas": 2, "template": template}, "status": {"replicas": 2, "readyReplicas": 2}})
+    listed = call(kube, "GET", replicasets, labelSelector="app=gs,pod-template-hash=5c9b").json()
+    assert listed["kind"] == "ReplicaSetList"
+    assert [i["metadata"]["annotations"]["deployment.kubernetes.io/revision"] for i in listed["items"]] == ["4"]
+    assert call(kube, "GET", f"{replicasets}/gs-7d4f/scale").json()["spec"] == {"replicas": 2}
+
+    services = "/api/v1/namespaces/game/services"
+    call(kube, "POST", services, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "gs"},
+                                  "spec": {"selector": {"app": "gs", "slot": "blue"},
+                                           "ports": [{"port": 7777, "targetPort": 7777}]}})
+    switched = call(kube, "PATCH", f"{services}/gs", {"spec": {"selector": {"slot": "green", "extra": "x"}}},
+                    STRATEGIC_MERGE_PATCH).json()
+    assert switched["spec"]["selector"] == {"app": "gs", "slot": "green", "extra": "x"}  # a map merges by key
+    assert switched["spec"]["ports"] == [{"port": 7777, "targetPort": 7777}]
+    back = call(kube, "PATCH", f"{services}/gs", {"spec": {"selector": {"slot": "blue", "extra": None}}},
+                STRATEGIC_MERGE_PATCH).json()
+    assert back["spec"]["selector"] == {"app": "gs", "slot": "blue"}  # null removes the key

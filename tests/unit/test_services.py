@@ -117,3 +117,13 @@ def test_image_reference_checks_the_tag() -> None:
     assert image.reference("1.5.0") == "registry.example.com/game/game-server:1.5.0"
     with pytest.raises(ValueError, match="does not match"):
         image.reference("latest")
+
+
+def test_synthetic_stages_need_the_local_backend() -> None:
+    raw = shipped()
+    raw["services"]["matchmaking"]["deploy"]["backend"] = "kubernetes"
+    assert (f"{SOURCE}: service 'matchmaking': deploy.environments.dev.traffic: synthetic traffic is sent by the "
+            "local backend only") in errors(raw)
+    for env in raw["services"]["matchmaking"]["deploy"]["environments"].values():
+        env["traffic"] = "players"
+    assert parse_services(raw, SOURCE).get("matchmaking").deploy.environments["dev"].namespace == "game-dev"

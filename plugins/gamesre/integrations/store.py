@@ -105,13 +105,69 @@ maintenance_window = sa.Table(
 )
 
 
+# Deploys: one row per game_service_deploy run (the source of DORA metrics and of incident timelines), the
+# verdict of every analysis step, and the lock that keeps one deploy per service at a time.
+deployment = sa.Table(
+    "deployment", metadata,
+    sa.Column("id", sa.String(250), primary_key=True),  # the DAG run id
+    sa.Column("service", sa.String(128), nullable=False, index=True),
+    sa.Column("version", sa.String(128), nullable=False),
+    sa.Column("image", sa.String(512), nullable=False),
+    sa.Column("previous_version", sa.String(128), nullable=True),
+    sa.Column("strategy", sa.String(32), nullable=False),
+    sa.Column("stages", sa.JSON, nullable=False),  # requested stages, in order
+    sa.Column("backend", sa.String(32), nullable=False),
+    sa.Column("change_ticket", sa.String(128), nullable=False),
+    sa.Column("requested_by", sa.String(128), nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("forced", sa.Boolean, nullable=False),
+    sa.Column("force_reason", sa.Text, nullable=False),
+    # running | promoted | rolled_back | blocked | timed_out | invalid | failed | dry_run
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("stage_log", sa.JSON, nullable=False),  # per stage: gates, started/finished, steps, outcome
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),  # first change to the service
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("rolled_back_at", sa.DateTime(timezone=True), nullable=True),  # traffic back on stable
+    sa.Column("run_url", sa.String(1024), nullable=False),
+)
+
+deploy_verdict = sa.Table(
+    "deploy_verdict", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("deployment_id", sa.String(250), nullable=False, index=True),
+    sa.Column("stage", sa.String(32), nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("step_label", sa.String(64), nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),  # pass | fail | timed_out | error
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("evidence", sa.JSON, nullable=False),  # queries, values, statistics, thresholds per SLI
+    sa.UniqueConstraint("deployment_id", "stage", "step", name="uq_verdict_step"),
+)
+
+deploy_lock = sa.Table(
+    "deploy_lock", metadata,
+    sa.Column("service", sa.String(128), primary_key=True),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("version", sa.String(128), nullable=False),
+    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
 def _migration_1(conn: Connection) -> None:
     for table in (slo_ledger, slo_ledger_day, slo_snapshot, policy_state, policy_state_history, maintenance_window):
         table.create(conn, checkfirst=True)
 
 
+def _migration_2(conn: Connection) -> None:
+    for table in (deployment, deploy_verdict, deploy_lock):
+        table.create(conn, checkfirst=True)
+
+
 # Append only: a migration, once released, never changes.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1]
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2]
 
 
 class StoreError(RuntimeError):
@@ -346,6 +402,100 @@ class SREStore:
         """[start, end) epoch intervals to leave out of a service's SLO budgets."""
         return [(int(w["start"].timestamp()), int(w["end"].timestamp())) for w in self.windows(start, end)
                 if w["excludes_budget"] and service in w["services"]]
+
+
+    # --- deploys --------------------------------------------------------------------------------------------
+
+    def acquire_deploy_lock(self, service: str, run_id: str, version: str, *,
+                            stale_after_s: float) -> dict[str, Any] | None:
+        """Take the service's deploy lock for the run; the other holder's row when someone else has it.
+
+        Taking it is one INSERT, so two runs racing cannot both win. A lock older than `stale_after_s` (its
+        run crashed without releasing it) is taken over.
+        """
+        now = _utcnow()
+        row = {"service": service, "run_id": run_id, "version": version, "acquired_at": now}
+        for _attempt in range(2):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(sa.insert(deploy_lock), [row])
+                return None
+            except sa.exc.IntegrityError:
+                holder = self.deploy_lock(service)
+                if holder is None:
+                    continue  # released in between: try again
+                if holder["run_id"] == run_id:
+                    return None
+                if (now - holder["acquired_at"]).total_seconds() <= stale_after_s:
+                    return holder
+                with self.engine.begin() as conn:  # stale: take it over only if it is still that stale row
+                    conn.execute(sa.delete(deploy_lock).where(deploy_lock.c.service == service,
+                                                              deploy_lock.c.run_id == holder["run_id"]))
+        return self.deploy_lock(service)
+
+    def release_deploy_lock(self, service: str, run_id: str) -> bool:
+        """Release the lock if this run holds it; True when it did."""
+        with self.engine.begin() as conn:
+            result = conn.execute(sa.delete(deploy_lock).where(deploy_lock.c.service == service,
+                                                               deploy_lock.c.run_id == run_id))
+        return bool(result.rowcount)
+
+    def deploy_lock(self, service: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(deploy_lock).where(deploy_lock.c.service == service)).mappings().first()
+        return None if row is None else {**row, "acquired_at": _aware(row["acquired_at"])}
+
+    def upsert_deployment(self, record: dict[str, Any]) -> None:
+        """Insert a whole deployment record, or replace the fields it gives of the one with its id."""
+        defaults: dict[str, Any] = {"previous_version": None, "stage_log": [], "started_at": None, "finished_at": None,
+                                    "rolled_back_at": None, "reason": "", "force_reason": "", "run_url": ""}
+        insert = {**defaults, **record}
+        update = [c for c in record if c != "id"]
+        with self.engine.begin() as conn:
+            self._upsert(conn, deployment, [_json_safe_row(insert)], ["id"], update)
+
+    def update_deployment(self, deployment_id: str, **fields: Any) -> None:
+        """Change some fields of an existing deployment record; KeyError if there is none."""
+        with self.engine.begin() as conn:
+            result = conn.execute(sa.update(deployment).where(deployment.c.id == deployment_id)
+                                  .values(**_json_safe_row(fields)))
+        if result.rowcount == 0:
+            raise KeyError(f"no deployment {deployment_id!r} in the SRE store")
+
+    def deployment(self, deployment_id: str) -> dict[str, Any] | None:
+        rows = self.deployments(ids=[deployment_id])
+        return rows[0] if rows else None
+
+    def deployments(self, service: str | None = None, since: datetime | None = None,
+                    ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Deployment records, oldest request first."""
+        q = sa.select(deployment)
+        if service is not None:
+            q = q.where(deployment.c.service == service)
+        if since is not None:
+            q = q.where(deployment.c.requested_at >= since)
+        if ids is not None:
+            q = q.where(deployment.c.id.in_(list(ids)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(deployment.c.requested_at)).mappings().all()
+        times = ("requested_at", "started_at", "finished_at", "rolled_back_at")
+        return [{**r, **{k: _aware(r[k]) if r[k] else None for k in times}} for r in rows]
+
+    def record_verdict(self, deployment_id: str, stage: str, step: int, step_label: str, decision: str,
+                       reason: str, evidence: dict[str, Any], decided_at: datetime | None = None) -> None:
+        """Store the verdict of one analysis step (a re-run of the step replaces it)."""
+        row = {"deployment_id": deployment_id, "stage": stage, "step": step, "step_label": step_label,
+               "decision": decision, "reason": reason, "decided_at": decided_at or _utcnow(),
+               "evidence": _json_safe(evidence)}
+        with self.engine.begin() as conn:
+            self._upsert(conn, deploy_verdict, [row], ["deployment_id", "stage", "step"],
+                         ["step_label", "decision", "reason", "decided_at", "evidence"])
+
+    def verdicts(self, deployment_id: str) -> list[dict[str, Any]]:
+        q = sa.select(deploy_verdict).where(deploy_verdict.c.deployment_id == deployment_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(deploy_verdict.c.decided_at, deploy_verdict.c.id)).mappings().all()
+        return [{**r, "decided_at": _aware(r["decided_at"])} for r in rows]
 
 
 def slices_seen(rows: list[dict[str, Any]]) -> list[tuple[int, float, float]]:

@@ -1,0 +1,119 @@
+"""
+### Deploy a game service build: dev → staging → prod, verified against the SLOs, promoted or rolled back
+
+Trigger from CI with one REST call (`scripts/trigger_deploy.py`) or from the UI with this form:
+
+| field | meaning |
+|---|---|
+| `service` | a service of `include/config/services.yaml` |
+| `version` | the image tag, or the full `registry/repository:tag`; checked against the service's image |
+| `strategy` | `canary`, `blue-green` or `rolling`; empty: the service's default |
+| `stages` | a subset of `dev`, `staging`, `prod` (always run in that order); empty: all |
+| `canary_steps` | optional canary weights, e.g. `[10, 25, 50, 100]` (default from `include/config/deploy.yaml`) |
+| `change_ticket`, `requested_by` | the change ticket (e.g. CHG-1234) and who asks (default: the trigger's user) |
+| `dry_run` | validate, evaluate the gates and show the plan; change nothing |
+| `force`, `force_reason` | bypass the 50% error-budget freeze only, with a reason |
+
+`validate` runs first: a bad field fails the run naming the field, and nothing is touched. Before each stage
+`gates_<stage>` checks the stage's gates (one deploy per service, firing page alerts, the error-budget state,
+maintenance windows and the evening peak). `rollout_<stage>` applies each step of the strategy and waits,
+deferred, for the canary analysis (a sequential test per SLI against the baseline); a regression, or no
+evidence by the step deadline, rolls back at once. `finalize` always runs: it rolls back anything left half
+done, releases the deploy lock, records the deployment in the SRE store and posts the outcome to Slack with
+the evidence. `conclude` fails the run unless the build was promoted. See `docs/deploy.md`.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+from gamesre.airflow.operators.deploy import StageRolloutOperator
+from gamesre.config_names import service_names
+
+STAGES = ("dev", "staging", "prod")  # include/config/deploy.yaml stages (checked by tests/unit/test_dag_integrity.py)
+
+
+@dag(
+    dag_id="game_service_deploy",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Seoul"),
+    catchup=False,
+    max_active_runs=8,  # different services deploy in parallel; the lock gate keeps one per service
+    # Gates, validation and finalize are idempotent and retry; a rollout never does (a retry would deploy again).
+    default_args={"owner": "sre", "retries": 1, "retry_delay": timedelta(seconds=10)},
+    params={
+        "service": Param("game-server", enum=service_names(), description="The service to deploy."),
+        "version": Param("", type="string", maxLength=300, description="Image tag, e.g. 1.5.1."),
+        "strategy": Param("", enum=["", "canary", "blue-green", "rolling"],
+                          description="Empty: the service's default strategy."),
+        "stages": Param([], type="array", items={"type": "string", "enum": list(STAGES)},
+                        description="Empty: every stage."),
+        "canary_steps": Param([], type="array", items={"type": "integer", "minimum": 1, "maximum": 100},
+                              description="Canary weights in percent, ending at 100. Empty: deploy.yaml's."),
+        "change_ticket": Param("", type="string", maxLength=128, description="Change ticket, e.g. CHG-1234."),
+        "requested_by": Param("", type="string", maxLength=128, description="Who asks (default: you)."),
+        "dry_run": Param(False, type="boolean", description="Validate and evaluate the gates only."),
+        "force": Param(False, type="boolean", description="Bypass the 50% budget freeze (only that)."),
+        "force_reason": Param("", type="string", maxLength=500, description="Why the freeze may be bypassed."),
+    },
+    tags=["deploy"],
+    doc_md=__doc__,
+)
+def game_service_deploy():
+    @task
+    def validate(params=None, dag_run=None) -> dict:
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from gamesre.airflow.deploy import validate as validate_request
+        from gamesre.airflow.maintenance import requester
+        from gamesre.deploy.request import InvalidDeployRequest
+
+        conf = {k: v for k, v in dict(params).items() if v not in ("", [], None) or k in ("dry_run", "force")}
+        try:
+            return validate_request(conf, dag_run.run_id, requester({}, dag_run))
+        except InvalidDeployRequest as exc:
+            raise AirflowFailException(str(exc)) from None
+
+    request = validate()
+    previous = request
+    for stage in STAGES:
+        @task(task_id=f"gates_{stage}", trigger_rule="none_failed")
+        def gates(request: dict, stage: str = stage, dag_run=None) -> dict:
+            from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+            from gamesre.airflow.deploy import DeployBlocked, check_gates
+
+            if stage not in request["stages"]:
+                raise AirflowSkipException(f"stage {stage} is not in this deploy's stages {request['stages']}")
+            try:
+                return check_gates(request, stage, dag_run.run_id)
+            except DeployBlocked as exc:
+                raise AirflowFailException(str(exc)) from None
+
+        gate = gates(request)
+        rollout = StageRolloutOperator(task_id=f"rollout_{stage}", stage=stage, request=request, gates=gate,
+                                       trigger_rule="none_failed", retries=0)
+        previous >> gate >> rollout
+        previous = rollout
+
+    @task(trigger_rule="all_done")
+    def finalize(dag_run=None, ti=None) -> dict:
+        from gamesre.airflow.deploy import finalize as finish
+
+        request = ti.xcom_pull(task_ids="validate")
+        return finish(request, dag_run.run_id)
+
+    @task
+    def conclude(result: dict) -> str:
+        from gamesre.airflow.deploy import conclude as end
+
+        return end(result)
+
+    result = finalize()
+    previous >> result
+    conclude(result)
+
+
+game_service_deploy()

@@ -1,0 +1,129 @@
+"""CanaryAnalysisTrigger: polls Prometheus once per scrape interval and judges one rollout step.
+
+Runs in the triggerer (async, no worker slot held). Every poll evaluates, at one instant, the candidate's and
+the baseline's bad and total event counts of every SLI since the stage's analysis began
+(gamesre.deploy.analysis), and judges them. It fires exactly one event when the step is decided:
+
+    {"decision": "pass" | "fail" | "timed_out", "reason": ..., "elapsed_s": ..., "slis": [...],
+     "not_judged": [...], "polls": N, "errors": N, "decided_at": ISO time, "thresholds": {...}}
+
+A Prometheus error or missing data makes the SLIs concerned inconclusive for that poll (never a pass);
+when that lasts until the step deadline the step ends `timed_out`, which rolls back.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from gamesre.deploy.analysis import (
+    Counts,
+    SliSpec,
+    SliVerdict,
+    Thresholds,
+    judge_sli,
+    judge_step,
+    sli_queries,
+)
+
+CLASSPATH = "gamesre.airflow.triggers.analysis.CanaryAnalysisTrigger"
+
+
+class PrometheusQueryFailed(RuntimeError):
+    pass
+
+
+async def instant_value(session: Any, base_url: str, expr: str, at: float, timeout: float) -> float | None:
+    """The single value of an instant query (None for an empty result); PrometheusQueryFailed on errors."""
+    import aiohttp
+
+    try:
+        async with session.get(f"{base_url}/api/v1/query", params={"query": expr, "time": f"{at:.3f}"},
+                               timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+            body = await response.json(content_type=None)
+    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+        raise PrometheusQueryFailed(f"Prometheus at {base_url} failed: {type(exc).__name__}: {exc}") from None
+    if body.get("status") != "success":
+        raise PrometheusQueryFailed(f"Prometheus refused the query: {body.get('error', body)}")
+    result = body["data"]["result"]
+    if not result:
+        return None
+    return sum(float(r["value"][1]) for r in result)
+
+
+class CanaryAnalysisTrigger(BaseTrigger):
+    """Judge one step: `spec` is built by gamesre.airflow.deploy.analysis_spec (JSON-safe)."""
+
+    def __init__(self, spec: dict[str, Any], prometheus_conn_id: str = "prometheus_default",
+                 prometheus_url: str | None = None) -> None:
+        super().__init__()
+        self.spec = spec
+        self.prometheus_conn_id = prometheus_conn_id
+        self.prometheus_url = prometheus_url
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return CLASSPATH, {"spec": self.spec, "prometheus_conn_id": self.prometheus_conn_id,
+                           "prometheus_url": self.prometheus_url}
+
+    async def _base_url(self) -> str:
+        if self.prometheus_url:
+            return self.prometheus_url.rstrip("/")
+        from airflow.sdk import BaseHook
+
+        from gamesre.airflow.hooks.prometheus import url_from_connection
+
+        return url_from_connection(await BaseHook.aget_connection(self.prometheus_conn_id))
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        import aiohttp
+
+        spec = self.spec
+        t = Thresholds(**spec["thresholds"])
+        slis = [SliSpec.from_dict(s) for s in spec["slis"]]
+        candidate, baseline = spec["cohorts"]["candidate"], spec["cohorts"]["baseline"]
+        since, step_started = float(spec["since"]), float(spec["step_started"])
+        polls = errors = 0
+        try:
+            base_url = await self._base_url()
+        except Exception as exc:  # no connection: every poll is inconclusive until the deadline
+            base_url, connection_error = "", f"no Prometheus connection {self.prometheus_conn_id!r}: {exc}"
+        else:
+            connection_error = ""
+        async with aiohttp.ClientSession() as session:
+            while True:
+                started = time.time()
+                polls += 1
+                span = max(t.interval_s, started - since)
+                verdicts: list[SliVerdict] = []
+                for sli in slis:
+                    queries = {"candidate": sli_queries(sli, candidate, int(span))}
+                    if baseline is not None:
+                        queries["baseline"] = sli_queries(sli, baseline, int(span))
+                    try:
+                        if connection_error:
+                            raise PrometheusQueryFailed(connection_error)
+                        values = await asyncio.gather(*(
+                            asyncio.gather(*(instant_value(session, base_url, q, started, t.interval_s * 2)
+                                             for q in group.values()))
+                            for group in queries.values()))
+                    except PrometheusQueryFailed as exc:
+                        errors += 1
+                        verdicts.append(judge_sli(sli, None, None, t, queries=queries, error=str(exc)))
+                        continue
+                    by_cohort = {cohort: dict(zip(group, vals, strict=True))
+                                 for (cohort, group), vals in zip(queries.items(), values, strict=True)}
+                    cand = Counts.from_values(by_cohort["candidate"])
+                    base = Counts.from_values(by_cohort["baseline"]) if "baseline" in by_cohort else None
+                    verdicts.append(judge_sli(sli, cand, base, t, queries=queries))
+                step = judge_step(verdicts, started - step_started, t, spec.get("not_judged", ()))
+                if step.decision != "continue":
+                    yield TriggerEvent({**step.to_dict(), "polls": polls, "errors": errors,
+                                        "decided_at": datetime.now(UTC).isoformat(), "thresholds": t.to_dict(),
+                                        "span_s": span, "cohorts": spec["cohorts"]})
+                    return
+                self.log.info("step %s: %s", spec.get("step_label"), step.reason)
+                await asyncio.sleep(max(0.0, t.interval_s - (time.time() - started)))

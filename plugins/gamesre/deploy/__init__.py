@@ -1,0 +1,1 @@
+"""Deploy domain: the request, the rollout plan, the gates and the statistical analysis. Pure: no Airflow, no I/O."""

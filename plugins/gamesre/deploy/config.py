@@ -1,0 +1,171 @@
+"""include/config/deploy.yaml: stage order and gates, strategy shapes and the analysis settings.
+
+Pure: reads one YAML file. Every error raises DeployConfigError naming the file and the field, e.g.
+`include/config/deploy.yaml: analysis.alpha: Input should be less than 0.5`.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from gamesre.deploy.plan import check_percentages
+from gamesre.paths import CONFIG_DIR
+from gamesre.services import validation_problems
+from gamesre.slo.spec import SpecError, display_path, read_yaml
+
+DEPLOY_PATH = CONFIG_DIR / "deploy.yaml"
+_SECONDS = re.compile(r"^([1-9][0-9]*)(s|m|h)$")
+_UNIT = {"s": 1, "m": 60, "h": 3600}
+
+
+class DeployConfigError(SpecError):
+    """An invalid deploy.yaml; the message names the file and the field."""
+
+
+def parse_seconds(text: object) -> int:
+    """Seconds in '30s', '4m' or '1h'; ValueError otherwise."""
+    match = _SECONDS.match(text) if isinstance(text, str) else None
+    if match is None:
+        raise ValueError(f"{text!r} is not a duration like 30s, 4m or 1h")
+    return int(match.group(1)) * _UNIT[match.group(2)]
+
+
+Duration = Annotated[str, Field(pattern=_SECONDS.pattern)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class StageSettings(_Model):
+    gates: list[Literal["lock", "page_alerts", "budget", "calendar"]]
+    strictest: bool = False
+
+    @field_validator("gates")
+    @classmethod
+    def _lock_first(cls, gates: list[str]) -> list[str]:
+        if "lock" not in gates:
+            raise ValueError("every stage needs the lock gate (one deploy per service at a time)")
+        if len(set(gates)) != len(gates):
+            raise ValueError(f"a gate is listed twice: {list(gates)}")
+        return gates
+
+
+def _percentages(values: list[int], what: str) -> list[int]:
+    """check_percentages for a model field: the message without the field's name, which pydantic's error
+    location already gives (else the error would read `strategies.canary.steps.steps: ...`)."""
+    try:
+        return list(check_percentages(values, what))
+    except ValueError as exc:
+        raise ValueError(str(exc).removeprefix(f"{what}: ")) from None
+
+
+class CanarySettings(_Model):
+    steps: list[int]
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, steps: list[int]) -> list[int]:
+        return _percentages(steps, "steps")
+
+
+class BlueGreenSettings(_Model):
+    scale_down_delay: Duration
+
+    @property
+    def scale_down_delay_s(self) -> int:
+        return parse_seconds(self.scale_down_delay)
+
+
+class RollingSettings(_Model):
+    batches: list[int]
+
+    @field_validator("batches")
+    @classmethod
+    def _batches(cls, batches: list[int]) -> list[int]:
+        return _percentages(batches, "batches")
+
+
+class Strategies(_Model):
+    canary: CanarySettings
+    blue_green: BlueGreenSettings = Field(alias="blue-green")
+    rolling: RollingSettings
+
+
+class AnalysisSettings(_Model):
+    interval: Duration
+    min_duration: Duration
+    max_duration: Duration
+    min_samples: Annotated[int, Field(ge=1, le=1_000_000)]
+    alpha: Annotated[float, Field(gt=0, lt=0.5)]
+    beta: Annotated[float, Field(gt=0, lt=0.5)]
+    regression_burn: Annotated[float, Field(gt=1, le=1000)]
+    fast_abort_burn: Annotated[float, Field(gt=1, le=1000)]
+    synthetic_traffic: Duration
+
+    @model_validator(mode="after")
+    def _order(self) -> AnalysisSettings:
+        if self.interval_s > self.min_duration_s:
+            raise ValueError("interval: must not be longer than min_duration")
+        if self.min_duration_s >= self.max_duration_s:
+            raise ValueError("max_duration: must be longer than min_duration")
+        return self
+
+    @property
+    def interval_s(self) -> int:
+        return parse_seconds(self.interval)
+
+    @property
+    def min_duration_s(self) -> int:
+        return parse_seconds(self.min_duration)
+
+    @property
+    def max_duration_s(self) -> int:
+        return parse_seconds(self.max_duration)
+
+    @property
+    def synthetic_traffic_s(self) -> int:
+        return parse_seconds(self.synthetic_traffic)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump()
+
+
+class DeployConfig(_Model):
+    stages: dict[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$", max_length=20)], StageSettings] = Field(
+        min_length=1)
+    strategies: Strategies
+    peak: Literal["stricter", "block"]
+    analysis: AnalysisSettings
+
+    @property
+    def stage_order(self) -> tuple[str, ...]:
+        return tuple(self.stages)
+
+
+def parse_deploy_config(raw: object, source: str = "deploy.yaml") -> DeployConfig:
+    if not isinstance(raw, dict):
+        raise DeployConfigError(f"{source}: expected a mapping at the top level")
+    lines = [] if raw.get("version") == 1 else [f"{source}: version: must be 1, got {raw.get('version')!r}"]
+    body = {k: v for k, v in raw.items() if k != "version"}
+    try:
+        config = DeployConfig.model_validate(body)
+    except ValidationError as exc:
+        lines += [f"{source}: {path}: {msg}" for path, msg in validation_problems(exc)]
+        raise DeployConfigError("\n".join(lines)) from None
+    if lines:
+        raise DeployConfigError("\n".join(lines))
+    return config
+
+
+def load_deploy_config(path: Path | str = DEPLOY_PATH) -> DeployConfig:
+    """Read and validate deploy.yaml."""
+    source = display_path(path)
+    try:
+        raw = read_yaml(path, source)
+    except SpecError as exc:
+        raise DeployConfigError(str(exc)) from exc
+    return parse_deploy_config(raw, source)

@@ -1,0 +1,131 @@
+"""Gates before each deploy stage: pure decisions on what the I/O layer read (store, Alertmanager, calendar).
+
+Each gate returns a GateResult that explains itself (reason + evidence). A stage starts only when every gate
+of the stage (deploy.yaml `stages.<stage>.gates`) passed. `force` (with a reason) bypasses exactly one
+thing: the 50% budget freeze (state deploy_freeze). Everything else that blocks keeps blocking:
+- lock         another deploy of the service is running (one deploy per service at a time);
+- page_alerts  a page-severity alert of the service is firing (active: not silenced, not inhibited);
+- budget       the published service state is rollback (>= 80% consumed), fast_burn, no_data, missing,
+               unknown or stale (older than policies.yaml state.stale_after), or deploy_freeze (>= 50%)
+               without force. With force, every SLO of the service must be in a non-blocking state or in
+               deploy_freeze: a freeze never hides a worse SLO;
+- calendar     a maintenance window where services.yaml forbids deploys; and the evening peak when
+               deploy.yaml `peak: block` (with `peak: stricter` the stage runs, its analysis 1.2x stricter).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from gamesre.calendar.occurrence import as_utc
+from gamesre.slo.policy import BLOCKING_STATES, STATES, is_evening_peak, is_stale
+from gamesre.slo.spec import Policy
+from gamesre.slo.windows import KST
+
+PAGE_SEVERITIES = frozenset({"page", "critical"})
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: str
+    passed: bool
+    reason: str
+    bypassed: bool = False  # passed only because of force
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def lock_gate(holder: Mapping[str, Any] | None, run_id: str) -> GateResult:
+    """holder: the lock row of the service ({run_id, version, acquired_at, ...}) or None."""
+    if holder is None or holder.get("run_id") == run_id:
+        return GateResult("lock", True, "no other deploy of the service is running",
+                          evidence={"holder": None if holder is None else _json(holder)})
+    since = holder.get("acquired_at")
+    since_text = as_utc(since).astimezone(KST).strftime("%Y-%m-%d %H:%M %Z") if since else "an unknown time"
+    return GateResult("lock", False,
+                      f"{holder.get('service')} is being deployed by run {holder.get('run_id')!r} (version "
+                      f"{holder.get('version')}, since {since_text}); one deploy per service at a time: wait for "
+                      "it to finish, then trigger again", evidence={"holder": _json(holder)})
+
+
+def page_alerts_gate(alerts: Iterable[Mapping[str, Any]]) -> GateResult:
+    """alerts: the service's alerts from Alertmanager as {labels, state, ...}; only active pages block."""
+    firing = [a for a in alerts if a.get("state") == "active"
+              and str(a.get("labels", {}).get("severity", "")).lower() in PAGE_SEVERITIES]
+    if not firing:
+        return GateResult("page_alerts", True, "no page alert of the service is firing",
+                          evidence={"firing": []})
+    names = ", ".join(sorted({str(a["labels"].get("alertname", "?")) for a in firing}))
+    return GateResult("page_alerts", False, f"page alert(s) firing for the service: {names}",
+                      evidence={"firing": [_json(a) for a in firing]})
+
+
+def budget_gate(state_row: Mapping[str, Any] | None, now: datetime, policy: Policy, *, force: bool,
+                force_reason: str = "") -> GateResult:
+    """state_row: the published service state ({state, computed_at, details: {slo_states}}) or None."""
+    if state_row is None:
+        return GateResult("budget", False, "no published error-budget state for the service: blocked until the "
+                          "error_budget_report DAG has published one", evidence={"state": None})
+    state = str(state_row.get("state"))
+    computed_at = state_row.get("computed_at")
+    evidence = {"state": state, "computed_at": _json(computed_at),
+                "slo_states": dict((state_row.get("details") or {}).get("slo_states") or {})}
+    if state not in STATES or computed_at is None:
+        return GateResult("budget", False, f"unknown error-budget state {state!r}: blocked", evidence=evidence)
+    if is_stale(computed_at, now, policy):
+        age_min = (as_utc(now) - as_utc(computed_at)).total_seconds() / 60
+        return GateResult("budget", False, f"the error-budget state is {age_min:.0f} min old (stale after "
+                          f"{policy.state.stale_after}): blocked until a fresh one is published", evidence=evidence)
+    if state == "deploy_freeze":
+        worse = {slo: s for slo, s in evidence["slo_states"].items() if s in BLOCKING_STATES and s != "deploy_freeze"}
+        if force and not worse:
+            return GateResult("budget", True, f"deploy freeze (>= {policy.budget.deploy_freeze:.0%} of the budget "
+                              f"consumed) bypassed by force: {force_reason}", bypassed=True, evidence=evidence)
+        if force:
+            return GateResult("budget", False, "force bypasses only the deploy freeze, but SLO(s) "
+                              f"{', '.join(f'{k}={v}' for k, v in sorted(worse.items()))} block too", evidence=evidence)
+        return GateResult("budget", False, f"deploy freeze: >= {policy.budget.deploy_freeze:.0%} of the error budget "
+                          "consumed; only fixes ship (set force with a force_reason to bypass the freeze)",
+                          evidence=evidence)
+    if state in BLOCKING_STATES:
+        why = {"rollback": f">= {policy.budget.rollback:.0%} of the error budget consumed",
+               "fast_burn": "the budget is burning fast (page)",
+               "no_data": "too little SLI data to judge the budget"}[state]
+        return GateResult("budget", False, f"error-budget state {state}: {why}; force does not bypass it",
+                          evidence=evidence)
+    return GateResult("budget", True, f"error-budget state {state}", evidence=evidence)
+
+
+def calendar_gate(maintenance_allowed: bool, maintenance_reason: str, now: datetime, policy: Policy, *,
+                  peak_mode: str, strictest: bool) -> tuple[GateResult, float]:
+    """(the result, the analysis strictness to apply: the peak strictness or 1.0)."""
+    peak = is_evening_peak(now, policy)
+    strictness = policy.evening_peak.strictness if (peak and strictest) else 1.0
+    evidence = {"maintenance": maintenance_reason, "evening_peak": peak, "peak_mode": peak_mode,
+                "strictness": strictness}
+    if not maintenance_allowed:
+        return GateResult("calendar", False, maintenance_reason, evidence=evidence), strictness
+    if peak and strictest and peak_mode == "block":
+        return GateResult("calendar", False, f"evening peak {policy.evening_peak.start}-{policy.evening_peak.end} "
+                          f"{policy.evening_peak.timezone}: this stage does not start at peak (deploy.yaml peak: "
+                          "block)", evidence=evidence), strictness
+    note = (f"; evening peak: analysis {strictness:g}x stricter" if strictness != 1.0 else "")
+    return GateResult("calendar", True, maintenance_reason + note, evidence=evidence), strictness
+
+
+def blocked(results: Sequence[GateResult]) -> list[GateResult]:
+    return [r for r in results if not r.passed]
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return as_utc(value).isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    return value

@@ -1,0 +1,1 @@
+"""Deploy backends: one interface (base.DeployBackend), chosen per service in include/config/services.yaml."""

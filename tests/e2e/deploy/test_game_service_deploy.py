@@ -1,0 +1,159 @@
+"""game_service_deploy end to end: REST-triggered runs in a real Airflow moving real traffic on the demo fleet.
+
+The fleet's defective demo builds (demo/builds.yaml) stand in for bad releases: 1.6.66 fails 3% of player
+requests, 1.6.400 adds 400 ms to every action. Everything is checked from outside: the run and task states
+over the REST API, HAProxy's weights, the instances' builds, the SRE store's record and Slack.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+import requests
+
+from tests.e2e.deploy.conftest import DeployStack
+
+pytestmark = pytest.mark.e2e
+
+DAG = "game_service_deploy"
+SERVICE = "game-server"
+
+
+def fleet_state(stack: DeployStack, service: str = SERVICE) -> dict[str, Any]:
+    """{instance: (version, HAProxy weight)} of the service's instances."""
+    out = {}
+    for name, info in stack.fleet["instances"].items():
+        if info["service"] != service:
+            continue
+        build = requests.get(f"{info['url']}/admin/build", timeout=5).json()
+        out[name] = (build["version"], stack.haproxy.get_weight(info["job"], name))
+    return out
+
+
+def run_deploy(stack: DeployStack, conf: dict[str, Any], timeout: float = 600) -> tuple[str, dict, dict]:
+    run_id = stack.airflow.trigger(DAG, conf)
+    run = stack.airflow.wait(DAG, run_id, timeout=timeout)
+    return run_id, run, stack.airflow.task_instances(DAG, run_id)
+
+
+def outcome(stack: DeployStack, run_id: str) -> dict[str, Any]:
+    return stack.airflow.xcom(DAG, run_id, "finalize")
+
+
+def test_invalid_confs_fail_at_validation_and_change_nothing(deploy_stack: DeployStack) -> None:
+    stack = deploy_stack
+    stack.publish_state(SERVICE, "normal")
+    before = fleet_state(stack)
+    # The Params form rejects what its schema can: an unknown service never becomes a run.
+    stack.airflow.wait_for_dag(DAG)
+    stack.airflow.call("PATCH", f"dags/{DAG}", json={"is_paused": False}).raise_for_status()
+    resp = stack.airflow.call("POST", f"dags/{DAG}/dagRuns",
+                              json={"logical_date": None, "conf": {"service": "no-such-service", "version": "1.0.0"}})
+    assert resp.status_code == 400, resp.text
+    cases = {
+        "version": {"service": SERVICE, "version": "docker.io/evil/game-server:1.5.1", "change_ticket": "CHG-1"},
+        "force_reason": {"service": SERVICE, "version": "1.5.1", "change_ticket": "CHG-2", "force": True},
+        "change_ticket": {"service": SERVICE, "version": "1.5.1"},
+    }
+    runs = {field: stack.airflow.trigger(DAG, conf) for field, conf in cases.items()}
+    for field, run_id in runs.items():
+        run = stack.airflow.wait(DAG, run_id, timeout=180)
+        tis = stack.airflow.task_instances(DAG, run_id)
+        assert run["state"] == "failed", field
+        assert tis["validate"]["state"] == "failed", field
+        assert tis["rollout_prod"]["state"] in ("upstream_failed", "skipped"), tis["rollout_prod"]
+        result = outcome(stack, run_id)
+        assert result["outcome"] == "invalid", result
+        assert f"{field}:" in result["reason"], result
+        assert f"{field}:" in stack.airflow.task_log(DAG, run_id, "validate")
+        assert stack.store.deployment(run_id)["outcome"] == "invalid"
+    assert fleet_state(stack) == before
+
+
+def test_deploy_during_a_freeze_is_blocked(deploy_stack: DeployStack, slack_sink) -> None:
+    stack = deploy_stack
+    stack.publish_state(SERVICE, "deploy_freeze", {"availability": "deploy_freeze"})
+    before = fleet_state(stack)
+    slack_sink.clear()
+    run_id, run, tis = run_deploy(stack, {"service": SERVICE, "version": "1.5.1", "stages": ["prod"],
+                                          "change_ticket": "CHG-10"})
+    assert run["state"] == "failed"
+    assert tis["gates_prod"]["state"] == "failed"
+    assert tis["rollout_prod"]["state"] == "upstream_failed"
+    result = outcome(stack, run_id)
+    assert result["outcome"] == "blocked" and "deploy freeze" in result["reason"], result
+    assert fleet_state(stack) == before
+    assert stack.store.deploy_lock(SERVICE) is None  # released by finalize
+    assert any("blocked" in m.get("text", "") and "1.5.1" in m.get("text", "") for m in slack_sink.messages())
+
+
+@pytest.mark.parametrize(("version", "failing_slis"), [
+    ("1.6.66", {"availability", "error-rate"}),  # 3% of player requests fail
+    ("1.6.400", {"latency"}),  # +400 ms on every action
+])
+def test_a_bad_canary_is_rolled_back_and_stable_traffic_restored(deploy_stack: DeployStack, slack_sink,
+                                                                  version: str, failing_slis: set[str]) -> None:
+    stack = deploy_stack
+    stack.publish_state(SERVICE, "normal")
+    before = fleet_state(stack)
+    slack_sink.clear()
+    run_id, run, tis = run_deploy(stack, {"service": SERVICE, "version": version, "stages": ["prod"],
+                                          "change_ticket": "CHG-20"})
+    assert run["state"] == "failed"
+    assert tis["rollout_prod"]["state"] == "failed"
+    assert tis["finalize"]["state"] == "success"
+    result = outcome(stack, run_id)
+    assert result["outcome"] == "rolled_back", result
+    assert fleet_state(stack) == before  # every instance on the stable build, the canary at weight 0 again
+
+    record = stack.store.deployment(run_id)
+    stage = record["stage_log"][0]
+    assert stage["stage"] == "prod" and stage["outcome"] == "rolled_back"
+    assert record["rolled_back_at"] is not None and record["previous_version"] == before["gs-stable-1"][0]
+    verdicts = stack.store.verdicts(run_id)
+    assert verdicts and verdicts[-1]["decision"] == "fail"
+    failed = {s["slo"] for s in verdicts[-1]["evidence"]["slis"] if s["decision"] == "fail"}
+    assert failed and failed <= failing_slis, verdicts[-1]["reason"]
+    sli = next(s for s in verdicts[-1]["evidence"]["slis"] if s["decision"] == "fail")
+    assert sli["rule"] in ("sprt_reject", "fast_abort")
+    assert "increase(" in sli["queries"]["candidate"]["total"] and f'version="{version}"' in \
+        sli["queries"]["candidate"]["total"]
+    assert sli["statistic"]["llr"] >= sli["statistic"]["sprt_upper"] or sli["rule"] == "fast_abort"
+    assert any("rolled_back" in m.get("text", "") and version in m.get("text", "") for m in slack_sink.messages())
+
+
+def test_a_healthy_version_is_promoted_through_every_stage(deploy_stack: DeployStack, slack_sink) -> None:
+    stack = deploy_stack
+    stack.publish_state(SERVICE, "normal")
+    slack_sink.clear()
+    conf = {"service": SERVICE, "version": "1.5.1", "change_ticket": "CHG-30", "canary_steps": [50, 100]}
+    run_id = stack.airflow.trigger(DAG, conf)
+    # While it runs, a second deploy of the same service is rejected by the lock gate, naming the first run.
+    deadline = time.monotonic() + 120
+    while stack.store.deploy_lock(SERVICE) is None and time.monotonic() < deadline:
+        time.sleep(1)
+    assert stack.store.deploy_lock(SERVICE)["run_id"] == run_id
+    second_id, second, _ = run_deploy(stack, {"service": SERVICE, "version": "1.5.2", "stages": ["dev"],
+                                              "change_ticket": "CHG-31"}, timeout=180)
+    assert second["state"] == "failed"
+    rejected = outcome(stack, second_id)
+    assert rejected["outcome"] == "blocked" and run_id in rejected["reason"], rejected
+
+    run = stack.airflow.wait(DAG, run_id, timeout=900)
+    tis = stack.airflow.task_instances(DAG, run_id)
+    assert run["state"] == "success", {t: ti["state"] for t, ti in tis.items()}
+    result = outcome(stack, run_id)
+    assert result["outcome"] == "promoted", result
+    state = fleet_state(stack)
+    assert {v for v, _ in state.values()} == {"1.5.1"}
+    assert state["gs-canary-1"][1] == 0 and all(w > 0 for n, (_, w) in state.items() if n != "gs-canary-1")
+    record = stack.store.deployment(run_id)
+    assert [e["stage"] for e in record["stage_log"]] == ["dev", "staging", "prod"]
+    assert all(e["outcome"] == "promoted" for e in record["stage_log"])
+    assert record["started_at"] <= record["finished_at"]
+    labels = [(v["stage"], v["step_label"], v["decision"]) for v in stack.store.verdicts(run_id)]
+    assert labels == [("dev", "preview", "pass"), ("staging", "preview", "pass"), ("prod", "canary 50%", "pass"),
+                      ("prod", "canary 100%", "pass")]
+    assert stack.store.deploy_lock(SERVICE) is None
+    assert any("promoted" in m.get("text", "") for m in slack_sink.messages())
