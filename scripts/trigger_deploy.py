@@ -429,6 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     req.add_argument("--version", help="the image tag to ship, e.g. 1.4.2 (required)")
     req.add_argument("--strategy", choices=STRATEGIES, help="default: the service's own strategy")
     req.add_argument("--stages", help="comma-separated stages, e.g. staging,prod (default: all of the service's)")
+    req.add_argument("--canary-steps", help="comma-separated canary weights in percent ending at 100, e.g. 25,50,100 "
+                                            "(default: include/config/deploy.yaml's)")
     req.add_argument("--change-ticket", help="the approved change, e.g. CHG-1234 (required)")
     req.add_argument("--requested-by", default=env.get("GITHUB_ACTOR") or _os_user(),
                      help="who asks for the deploy (default: $GITHUB_ACTOR, else the OS user: %(default)s)")
@@ -478,6 +480,11 @@ def build_conf(args: argparse.Namespace) -> dict[str, Any]:
         if not stages:
             raise UsageError(f"--stages {args.stages!r} names no stage (give e.g. staging,prod)")
         conf["stages"] = stages
+    if args.canary_steps is not None:
+        try:
+            conf["canary_steps"] = [int(s) for s in args.canary_steps.split(",") if s.strip()]
+        except ValueError:
+            raise UsageError(f"--canary-steps {args.canary_steps!r}: give whole percentages, e.g. 25,50,100") from None
     conf.update(change_ticket=args.change_ticket, requested_by=args.requested_by, dry_run=bool(args.dry_run),
                 force=bool(args.force), force_reason=(args.force_reason or "").strip())
     return conf

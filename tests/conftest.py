@@ -132,7 +132,7 @@ def live_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
         yield _start_live_stack(services, workdir)
 
 
-def _start_live_stack(services: ProcessGroup, workdir: Path) -> LiveStack:
+def _start_live_stack(services: ProcessGroup, workdir: Path, *, peak_rps: float = 15) -> LiveStack:
     from demo.services import (
         ScrapeTarget,
         render_prometheus_config,
@@ -149,9 +149,9 @@ def _start_live_stack(services: ProcessGroup, workdir: Path) -> LiveStack:
     players, stats, admin = free_port(), free_port(), free_port()
     services.add(start_haproxy(workdir / "haproxy", ports, player_port=players, stats_port=stats, admin_port=admin))
     players_url = f"http://127.0.0.1:{players}"
-    # the evening peak's shape at a rate the shared test machine carries easily
-    services.add(start_loadgen(workdir, players_url, "--fixed-hour", "20", "--peak-rps", "15", "--seed", "5",
-                               "--duration", "1800"))
+    # the evening peak's shape, by default at a rate the shared test machine carries easily
+    services.add(start_loadgen(workdir, players_url, "--fixed-hour", "20", "--peak-rps", f"{peak_rps:g}", "--seed",
+                               "5", "--duration", "1800"))
     targets = [ScrapeTarget(i.job(), i.name, f"127.0.0.1:{ports[i.name]}") for i in DEFAULT_TOPOLOGY]
     prom_port = free_port()
     services.add(start_prometheus(workdir / "prometheus", prom_port,

@@ -411,6 +411,9 @@ def test_conf_leaves_out_strategy_and_stages_not_given(monkeypatch: pytest.Monke
     assert args.airflow_url == "http://127.0.0.1:8080" and args.password == PASSWORD
     assert td.build_conf(args) == {"service": "matchmaking", "version": "2.0.0", "change_ticket": "OPS-9",
                                    "requested_by": "builder", "dry_run": False, "force": False, "force_reason": ""}
+    args = td.parse_args(["--service", "matchmaking", "--version", "2.0.0", "--change-ticket", "OPS-9",
+                          "--canary-steps", "25, 50,100"])
+    assert td.build_conf(args)["canary_steps"] == [25, 50, 100]
 
 
 @pytest.mark.parametrize("extra, message", [
@@ -418,6 +421,7 @@ def test_conf_leaves_out_strategy_and_stages_not_given(monkeypatch: pytest.Monke
     (["--force", "--force-reason", "  "], "--force needs --force-reason"),
     (["--force-reason", "because"], "--force-reason given without --force"),
     (["--stages", " , "], "names no stage"),
+    (["--canary-steps", "10,half,100"], "give whole percentages"),
     (["--strategy", "big-bang"], "invalid choice: 'big-bang'"),
     (["--poll", "0"], "must be positive"),
     (["--timeout", "soon"], "invalid float value"),

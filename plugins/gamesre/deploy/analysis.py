@@ -13,8 +13,10 @@ strictness when the stage is the strictest one and the peak holds):
 
     fail          LLR >= ln((1-beta)/alpha): by Wald's bound a version at p0 is rolled back with
                   probability at most alpha by this test, however often it is polled
-    fast abort    the candidate's 99% Wilson lower bound of its bad ratio is at least F x budget (it alone
-                  burns the budget at F = 14.4x or more, for sure) and above the baseline ratio
+    fast abort    the same test against H1' "it alone burns the budget F = 14.4 times faster"
+                  (p1' = p0 + (F - 1) x budget) crosses the same bound: a clear breach has a larger log
+                  ratio per bad event, so it needs fewer of them and rolls back at once. With both tests a
+                  version at p0 is rolled back with probability at most 2 x alpha (union bound)
     pass          at least min_samples candidate events, and LLR <= ln(beta/(1-alpha)) (Wald's acceptance)
                   or LLR <= 0 (the evidence favours H0)
     inconclusive  fewer than min_samples events, no data, or a query error: keep observing. A fail needs no
@@ -37,7 +39,6 @@ from gamesre.slo.spec import Slo
 
 Decision = Literal["pass", "fail", "inconclusive"]
 StepDecision = Literal["pass", "fail", "timed_out", "continue"]
-Z99 = 2.3263478740408408  # one-sided 99% normal quantile
 
 
 @dataclass(frozen=True)
@@ -164,12 +165,16 @@ class Counts:
 
     @classmethod
     def from_values(cls, values: Mapping[str, float | None]) -> Counts | None:
-        """Counts from the query results; None when a needed value is missing (no data)."""
+        """Counts from the query results; None when a needed value is missing (no data).
+
+        An absent bad series next to a present total is 0 bad events: error counters often appear only at the
+        first error. An absent good series is not read as "everything failed": that stays no data.
+        """
         total = values.get("total")
         if total is None:
             return None
         if "bad" in values:
-            bad = values["bad"]
+            bad = values["bad"] if values["bad"] is not None else 0.0
         else:
             good = values.get("good")
             bad = None if good is None else total - good
@@ -187,17 +192,6 @@ def llr(bad: float, total: float, p0: float, p1: float) -> float:
     """Wald's log-likelihood ratio of H1 (bad ratio p1) against H0 (p0) for binomial counts."""
     good = max(0.0, total - bad)
     return bad * math.log(p1 / p0) + good * math.log((1 - p1) / (1 - p0))
-
-
-def wilson_lower(bad: float, total: float, z: float = Z99) -> float:
-    """The Wilson score lower confidence bound of a binomial proportion (0 for no events)."""
-    if total <= 0:
-        return 0.0
-    p = bad / total
-    denominator = 1 + z * z / total
-    centre = p + z * z / (2 * total)
-    margin = z * math.sqrt(p * (1 - p) / total + z * z / (4 * total * total))
-    return max(0.0, (centre - margin) / denominator)
 
 
 def hypotheses(budget: float, baseline_ratio: float | None, regression_burn: float) -> tuple[float, float]:
@@ -238,20 +232,22 @@ def judge_sli(sli: SliSpec, candidate: Counts | None, baseline: Counts | None, t
     cand_doc = {"total": candidate.total, "bad": candidate.bad, "ratio": candidate.ratio}
     baseline_ratio = baseline.ratio if baseline is not None and baseline.total >= t.min_samples else None
     p0, p1 = hypotheses(sli.budget, baseline_ratio, t.regression_burn)
+    _, p1_fast = hypotheses(sli.budget, baseline_ratio, t.fast_abort_burn)
     stat = llr(candidate.bad, candidate.total, p0, p1)
-    lower = wilson_lower(candidate.bad, candidate.total)
-    statistic = {"p0": p0, "p1": p1, "llr": stat, "sprt_upper": t.upper, "sprt_lower": t.lower,
-                 "wilson_lower_99": lower, "fast_abort_ratio": t.fast_abort_burn * sli.budget,
-                 "burn_rate": (candidate.ratio or 0.0) / sli.budget, "min_samples": float(t.min_samples)}
+    fast = llr(candidate.bad, candidate.total, p0, p1_fast)
+    statistic = {"p0": p0, "p1": p1, "llr": stat, "p1_fast": p1_fast, "llr_fast": fast, "sprt_upper": t.upper,
+                 "sprt_lower": t.lower, "burn_rate": (candidate.ratio or 0.0) / sli.budget,
+                 "min_samples": float(t.min_samples)}
 
     def verdict(decision: Decision, rule: str, reason: str) -> SliVerdict:
         return SliVerdict(sli.slo, decision, rule, reason, cand_doc, base_doc, statistic, queries)
 
     ratio_text = (f"{_fmt(candidate.ratio)} bad of {candidate.total:.0f} (baseline {_fmt(baseline_ratio)}, "
                   f"budget {_fmt(sli.budget)})")
-    if lower >= t.fast_abort_burn * sli.budget and lower > (baseline_ratio or 0.0):
-        return verdict("fail", "fast_abort", f"{ratio_text}: it alone burns the budget at "
-                       f">= {t.fast_abort_burn:.1f}x with 99% confidence (Wilson lower bound {_fmt(lower)})")
+    if fast >= t.upper:
+        return verdict("fail", "fast_abort", f"{ratio_text}: a clear breach, it alone burns the budget at "
+                       f"{t.fast_abort_burn:.1f}x or more (LLR {fast:.2f} >= {t.upper:.2f} for H1 {_fmt(p1_fast)} "
+                       f"over H0 {_fmt(p0)})")
     if stat >= t.upper:
         return verdict("fail", "sprt_reject", f"{ratio_text}: LLR {stat:.2f} >= {t.upper:.2f}, a regression "
                        f"(H1 bad ratio {_fmt(p1)} over H0 {_fmt(p0)})")

@@ -52,7 +52,8 @@ def deploy_stack(tmp_path_factory: pytest.TempPathFactory, slack_sink) -> Iterat
     workdir = tmp_path_factory.mktemp("deploy-stack")
     group = ProcessGroup()
     with group.running(), contextlib.ExitStack() as stack:
-        live = _start_live_stack(group, workdir)
+        # The demo's own load (30 requests/s at the evening peak): a 10% canary then sees ~2 actions a second.
+        live = _start_live_stack(group, workdir, peak_rps=30)
         fleet = fleet_document(live)
         fleet_file = Path(workdir) / "fleet.json"
         fleet_file.write_text(json.dumps(fleet, indent=2))

@@ -13,6 +13,7 @@ when that lasts until the step deadline the step ends `timed_out`, which rolls b
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -38,21 +39,32 @@ class PrometheusQueryFailed(RuntimeError):
 
 
 async def instant_value(session: Any, base_url: str, expr: str, at: float, timeout: float) -> float | None:
-    """The single value of an instant query (None for an empty result); PrometheusQueryFailed on errors."""
+    """The single value of an instant query (None for an empty result); PrometheusQueryFailed on errors.
+
+    The error names what answered and how: the HTTP status with Prometheus' error, or the start of the body
+    when it is not Prometheus' JSON (a proxy's error page).
+    """
     import aiohttp
 
     try:
         async with session.get(f"{base_url}/api/v1/query", params={"query": expr, "time": f"{at:.3f}"},
                                timeout=aiohttp.ClientTimeout(total=timeout)) as response:
-            body = await response.json(content_type=None)
-    except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
+            status, text = response.status, await response.text(errors="replace")
+    except (aiohttp.ClientError, TimeoutError) as exc:
         raise PrometheusQueryFailed(f"Prometheus at {base_url} failed: {type(exc).__name__}: {exc}") from None
-    if body.get("status") != "success":
-        raise PrometheusQueryFailed(f"Prometheus refused the query: {body.get('error', body)}")
-    result = body["data"]["result"]
-    if not result:
-        return None
-    return sum(float(r["value"][1]) for r in result)
+    try:
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or body.get("status") != "success":
+        detail = body.get("error") if isinstance(body, dict) and body.get("error") else " ".join(text.split())[:200]
+        raise PrometheusQueryFailed(f"Prometheus at {base_url} refused the query: HTTP {status}: {detail}")
+    try:
+        result = body["data"]["result"]
+        return sum(float(r["value"][1]) for r in result) if result else None
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise PrometheusQueryFailed(f"Prometheus at {base_url} answered a malformed result: "
+                                    f"{type(exc).__name__}: {exc}") from None
 
 
 class CanaryAnalysisTrigger(BaseTrigger):

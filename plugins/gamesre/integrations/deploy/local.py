@@ -90,14 +90,17 @@ class LocalDeployBackend(DeployBackend):
             self._admin("PUT", instance, "/admin/build", {"version": version})
         self._wait_ready(instance)
 
+    def _ready(self, instance: str) -> bool:
+        try:
+            return requests.get(f"{self.urls[instance]}/ready", timeout=self.timeout).status_code == 200
+        except requests.RequestException:
+            return False
+
     def _wait_ready(self, instance: str) -> None:
         deadline = time.monotonic() + self.ready_timeout
         while True:
-            try:
-                if requests.get(f"{self.urls[instance]}/ready", timeout=self.timeout).status_code == 200:
-                    return
-            except requests.RequestException:
-                pass
+            if self._ready(instance):
+                return
             if time.monotonic() > deadline:
                 raise DeployBackendError(f"local backend: {instance} is not ready after {self.ready_timeout:.0f}s "
                                          f"({self.urls[instance]}/ready)")
@@ -161,10 +164,14 @@ class LocalDeployBackend(DeployBackend):
         stable_version = state.get("stable_version") or versions[self.stables[0]]
         candidate = state.get("version")
         total = sum(weights.values()) or 1
-        on_candidate = sum(w for n, w in weights.items() if candidate and versions[n] == candidate
-                           and (n == self.canary or state.get("strategy") == "rolling"))
+        running = [n for n in weights if candidate and versions[n] == candidate
+                   and (n == self.canary or state.get("strategy") == "rolling")]
+        on_candidate = sum(weights[n] for n in running)
+        not_ready = [n for n in running if not self._ready(n)]  # the candidate's instances failing /ready
         detail = ", ".join(f"{n} {versions[n]} w{weights[n]}" for n in [*self.stables, self.canary])
-        return BackendStatus(stable_version, candidate, round(100 * on_candidate / total), True, detail,
+        if not_ready:
+            detail += f"; not ready: {', '.join(not_ready)}"
+        return BackendStatus(stable_version, candidate, round(100 * on_candidate / total), not not_ready, detail,
                              {"weights": weights, "versions": versions, "state": state})
 
     def prepare(self, version: str, plan: Any) -> None:
@@ -183,7 +190,10 @@ class LocalDeployBackend(DeployBackend):
                      "smoke_pid": None}
             self._save(state)
         if plan.strategy != "rolling":
-            self._set_weights({self.canary: 0})
+            # The stables take their starting weights back too: a prepare retried after a blue-green switch (or
+            # a canary step) must not leave the backend with no weight at all.
+            stables = {n: int(state["initial_weights"][n]) for n in self.stables}
+            self._set_weights({**stables, self.canary: 0})
             self._set_version(self.canary, version)
 
     def shift(self, step: int) -> None:
