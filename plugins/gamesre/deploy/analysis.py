@@ -173,6 +173,7 @@ class Counts:
         total = values.get("total")
         if total is None:
             return None
+        bad: float | None
         if "bad" in values:
             bad = values["bad"] if values["bad"] is not None else 0.0
         else:

@@ -6,7 +6,8 @@ API (`PUT /admin/build`); the instance's series then carry the new `version` lab
 build (demo/builds.yaml) misbehaves the way a bad image would. Traffic moves with HAProxy weights through
 the runtime API. Per strategy:
 
-canary      prepare: the canary instance runs the new version at weight 0. shift(i): weights so that the
+canary      prepare: the canary instance runs the new version at weight 0, the stables at their starting
+            weights (also when prepare is retried after a step or a switch). shift(i): weights so that the
             canary gets plan.weights[i] percent (a total of 256 split between canary and stables).
             promote: every stable instance runs the new version, weights back to the stable ones, the
             canary instance idle again. rollback: weights back at once, then every instance runs the build
