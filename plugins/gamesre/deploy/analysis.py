@@ -21,9 +21,14 @@ strictness when the stage is the strictest one and the peak holds):
                   or LLR <= 0 (the evidence favours H0)
     inconclusive  fewer than min_samples events, no data, or a query error: keep observing. A fail needs no
                   minimum (a clear breach is clear on few events); a pass always needs min_samples
+    observing     enough events, 0 < LLR < the bound: keep observing
 
-A step passes when every SLI passes after min_duration; fails at once when any SLI fails; and when it is
-still not passed at max_duration it ends `timed_out`, which rolls back: never promote without evidence.
+A step passes when every SLI passes after min_duration, and fails at once when any SLI fails. At max_duration
+the test is truncated: SLIs still `observing` (enough events, no rejection) pass, so one stray bad event on
+low traffic is not a rollback; but an SLI without min_samples events or without data has given no evidence,
+and the step ends `timed_out`, which rolls back: never promote without evidence. The counts run from the
+start of the stage, so evidence builds up over the steps and a moderate regression keeps adding to the LLR
+at every weight.
 SLIs that cannot be split by version (threshold SLIs over the whole fleet, e.g. concurrent sessions) are
 listed as `not_judged` with the reason.
 """
@@ -294,8 +299,16 @@ def judge_step(verdicts: Sequence[SliVerdict], elapsed_s: float, t: Thresholds,
         return StepVerdict("pass", "every SLI passed: " + "; ".join(f"{v.slo}: {v.reason}" for v in verdicts),
                            elapsed_s, tuple(verdicts), tuple(not_judged))
     if elapsed_s >= t.max_duration_s:
-        reason = "; ".join(f"{v.slo}: {v.reason}" for v in pending) or "every SLI passed too late"
-        return StepVerdict("timed_out", f"still inconclusive at the {t.max_duration_s:.0f}s deadline: {reason}",
+        # The truncated test: at the deadline an SLI with enough events whose test did not reject (0 < LLR <
+        # the bound) passes; one without enough events or data has given no evidence, and that rolls back.
+        blind = [v for v in pending if v.rule != "observing"]
+        if not blind:
+            return StepVerdict("pass", f"no regression by the {t.max_duration_s:.0f}s deadline (the sequential test "
+                               "did not reject, with enough events): " +
+                               "; ".join(f"{v.slo}: {v.reason}" for v in verdicts),
+                               elapsed_s, tuple(verdicts), tuple(not_judged))
+        reason = "; ".join(f"{v.slo}: {v.reason}" for v in blind)
+        return StepVerdict("timed_out", f"still no evidence at the {t.max_duration_s:.0f}s deadline: {reason}",
                            elapsed_s, tuple(verdicts), tuple(not_judged))
     waiting = "; ".join(f"{v.slo}: {v.rule}" for v in pending) or f"min_duration {t.min_duration_s:.0f}s"
     return StepVerdict("continue", f"observing ({waiting})", elapsed_s, tuple(verdicts), tuple(not_judged))

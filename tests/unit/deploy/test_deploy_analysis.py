@@ -319,8 +319,18 @@ def test_a_pending_sli_keeps_the_step_observing_until_the_deadline() -> None:
     assert step.reason == "observing (latency: min_samples)"
     step = judge_step([PASSING, PENDING], 240, T)
     assert step.decision == "timed_out"  # never promote without evidence
-    assert step.reason.startswith("still inconclusive at the 240s deadline: latency: 20 of 40 events needed")
+    assert step.reason.startswith("still no evidence at the 240s deadline: latency: 20 of 40 events needed")
     assert "availability" not in step.reason
+
+
+def test_at_the_deadline_an_sli_with_enough_events_and_no_rejection_passes() -> None:
+    observing = judge(1, 100)  # one stray error on low traffic: 0 < LLR < the bound
+    assert (observing.decision, observing.rule) == ("inconclusive", "observing")
+    assert judge_step([PASSING, observing], 239, T).decision == "continue"
+    step = judge_step([PASSING, observing], 240, T)
+    assert step.decision == "pass"
+    assert step.reason.startswith("no regression by the 240s deadline")
+    assert judge_step([observing, PENDING], 240, T).decision == "timed_out"  # PENDING has too few events
 
 
 def test_without_judged_slis_a_step_can_only_time_out() -> None:
