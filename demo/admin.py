@@ -28,6 +28,7 @@ class Faults:
     latency_ms: float = 0.0  # added to every action and matchmaking wait
     not_ready: bool = False  # /ready answers 503, so HAProxy routes around the instance; traffic still served
     crash: bool = False  # the game stops serving players: every player request 503, /healthz and /ready 503
+    killed: bool = False  # the process is gone for players: connections closed unanswered (a deleted pod)
     db_fail_rate: float = 0.0  # share of database calls (saves, logins) that fail
     db_latency_ms: float = 0.0  # added to every database call
     cpu_load: float = 0.0  # fraction of one core burned by a thread
@@ -52,6 +53,8 @@ FAULT_RULES: dict[str, _Rule] = {
     "not_ready": _Rule("boolean", fault_labels=("not_ready",)),
     # The contract has no "crash" fault value: a crash shows as what it does, not ready and failing.
     "crash": _Rule("boolean", fault_labels=("not_ready", "error_rate")),
+    # Nor a "killed" one: a killed instance is not ready, and its unanswered requests fail nowhere it counts.
+    "killed": _Rule("boolean", fault_labels=("not_ready",)),
     "db_fail_rate": _Rule("fraction", 0.0, 1.0, ("db_fail",)),
     "db_latency_ms": _Rule("number", 0.0, 60000.0, ("db_slow",)),
     "cpu_load": _Rule("fraction", 0.0, 1.0, ("cpu",)),

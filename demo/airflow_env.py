@@ -54,6 +54,37 @@ def connections(ep: Endpoints) -> dict[str, str]:
     return conns
 
 
+def airflow_pools() -> list[dict[str, object]]:
+    """The pools the DAGs use (created over the REST API once Airflow answers): the one-slot chaos pool, named in
+    include/config/chaos/policy.yaml, counts deferred tasks so a watched experiment keeps its slot."""
+    import yaml
+
+    config_dir = Path(os.environ.get("GAMESRE_CONFIG_DIR") or REPO_ROOT / "include" / "config")
+    policy = (yaml.safe_load((config_dir / "chaos" / "policy.yaml").read_text()) or {}).get("policy") or {}
+    return [{"name": str(policy.get("pool") or "chaos_gameday"), "slots": 1, "include_deferred": True,
+             "description": "One chaos game-day at a time (include/config/chaos/policy.yaml)"}]
+
+
+def ensure_pools(api_base_url: str, token: str) -> None:
+    """Create or update airflow_pools() through Airflow's REST API (idempotent)."""
+    import urllib.error
+    import urllib.request
+
+    for pool in airflow_pools():
+        headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+        body = json.dumps(pool).encode()
+        url = f"{api_base_url}/api/v2/pools"
+        request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
+        try:
+            urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 (the local Airflow)
+        except urllib.error.HTTPError as exc:
+            if exc.code != 409:
+                raise
+            request = urllib.request.Request(f"{url}/{pool['name']}", data=body, headers=headers,  # noqa: S310
+                                             method="PATCH")
+            urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 (the local Airflow)
+
+
 def ensure_password(airflow_home: Path) -> str:
     """The admin password, generated once per AIRFLOW_HOME and kept in the simple auth manager's file."""
     airflow_home.mkdir(parents=True, exist_ok=True)

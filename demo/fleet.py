@@ -4,8 +4,8 @@
 
 Endpoints (all JSON except /metrics):
   GET  /metrics                      Prometheus exposition: the contract's metrics + process_* metrics
-  GET  /healthz                      liveness: 200, or 503 while the `crash` fault is on
-  GET  /ready                        readiness: 200, or 503 while `not_ready` or `crash` is on
+  GET  /healthz                      liveness: 200, or 503 while the `crash` or `killed` fault is on
+  GET  /ready                        readiness: 200, or 503 while `not_ready`, `crash` or `killed` is on
   game-server:
   POST /api/action/<action>          one game action (an `action` value of the metric contract)
   POST /api/save                     save player data (a database call)
@@ -24,7 +24,10 @@ with the injected faults combined with the build's defects (per field the larger
 injected faults: /admin/faults and game_fault_active show only what was injected, DELETE keeps the defects.
 
 A crash keeps the process running so its faults can be cleared: player requests are answered 503 and
-counted as failures, /healthz and /ready fail, /metrics and /admin keep answering. SIGTERM stops it cleanly.
+counted as failures, /healthz and /ready fail, /metrics and /admin keep answering. `killed` stands for a
+deleted pod: player connections are closed without an answer (nothing is counted, HAProxy retries them on
+another server: `retry-on empty-response`), sessions are dropped, /healthz and /ready fail; /metrics and /admin
+keep answering so the fault can be cleared. SIGTERM stops it cleanly.
 """
 from __future__ import annotations
 
@@ -106,11 +109,11 @@ class FleetApp:
     # --- faults and build ----------------------------------------------------------------------------------
     @property
     def ready(self) -> bool:
-        return not (self.effective.not_ready or self.effective.crash)
+        return not (self.effective.not_ready or self.effective.crash or self.effective.killed)
 
     @property
     def alive(self) -> bool:
-        return not self.effective.crash
+        return not (self.effective.crash or self.effective.killed)
 
     def _publish_fault_state(self) -> None:
         active = active_fault_labels(self.faults)  # injected faults only: a build's defects are not faults
@@ -128,7 +131,7 @@ class FleetApp:
         after = effective_faults(faults, defects)
         self.resources.apply(after.cpu_load, after.memory_mb, after.disk_fill_mb)
         self.faults, self.defects, self.effective = faults, defects, after
-        if after.crash and not before.crash:
+        if (after.crash or after.killed) and not (before.crash or before.killed):
             if self.game is not None:
                 self.game.drop_sessions()
             if self.matchmaker is not None:
@@ -303,6 +306,9 @@ def make_handler(app: FleetApp) -> type[BaseHTTPRequestHandler]:
 
         def _player(self, path: str, query: dict[str, list[str]]) -> None:
             faults = app.effective  # injected faults and the build's defects
+            if faults.killed:  # a deleted pod answers nothing: close the connection, count nothing
+                self.close_connection = True
+                return
             view = {"instance": app.name}
             if app.game is not None:
                 actions = app.contract.label_values["action"]

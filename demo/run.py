@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from demo.airflow_env import AIRFLOW_USER, Endpoints, airflow_env, ensure_password
+from demo.airflow_env import AIRFLOW_USER, Endpoints, airflow_env, ensure_password, ensure_pools
 from demo.procs import (
     ManagedProcess,
     ProcessGroup,
@@ -292,7 +292,8 @@ def run(args: argparse.Namespace) -> int:
         if airflow is not None:
             airflow.wait_ready(lambda: http_ok(f"http://127.0.0.1:{ports['airflow']}/api/v2/monitor/health"),
                                timeout=300)
-            log("Airflow answers; waiting for the dag-processor to parse the DAGs")
+            ensure_pools(f"http://127.0.0.1:{ports['airflow']}", airflow_token(ports["airflow"], password))
+            log("Airflow answers (pools created); waiting for the dag-processor to parse the DAGs")
             dags, errors = wait_for_dags(ports["airflow"], password)
             for e in errors:
                 log(f"IMPORT ERROR in {e['filename']}: {e['stack_trace'].strip().splitlines()[-1]}")

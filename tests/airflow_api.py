@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from demo.airflow_env import AIRFLOW_USER, Endpoints, airflow_env, ensure_password
+from demo.airflow_env import AIRFLOW_USER, Endpoints, airflow_env, ensure_password, ensure_pools
 from demo.procs import ManagedProcess, http_ok
 
 TERMINAL = {"success", "failed"}
@@ -106,10 +106,15 @@ class AirflowAPI:
 
 
 @contextmanager
-def airflow_standalone(home: Path, ep: Endpoints, port: int, metadata_url: str | None) -> Iterator[str]:
-    """Run `airflow standalone` wired to the endpoints until the block ends; yields the admin password."""
+def airflow_standalone(home: Path, ep: Endpoints, port: int, metadata_url: str | None,
+                       extra_env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run `airflow standalone` wired to the endpoints until the block ends; yields the admin password.
+
+    The DAGs' pools are created once it answers.
+    """
     password = ensure_password(home)
     env = airflow_env(home, ep, port)
+    env.update(extra_env or {})
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "True"
     env["AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL"] = "5"
@@ -120,6 +125,10 @@ def airflow_standalone(home: Path, ep: Endpoints, port: int, metadata_url: str |
     process = ManagedProcess("airflow", [airflow_bin, "standalone"], home / "standalone.log", env=env)
     try:
         process.start().wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/api/v2/monitor/health"), timeout=300)
+        token = requests.post(f"http://127.0.0.1:{port}/auth/token", json={"username": AIRFLOW_USER,
+                                                                           "password": password}, timeout=10)
+        token.raise_for_status()
+        ensure_pools(f"http://127.0.0.1:{port}", token.json()["access_token"])
         yield password
     finally:
         process.stop()

@@ -14,3 +14,26 @@ from gamesre.paths import CONFIG_DIR
 def service_names(path: Path = CONFIG_DIR / "services.yaml") -> list[str]:
     raw = yaml.safe_load(path.read_text()) or {}
     return sorted((raw.get("services") or {}).keys())
+
+
+def chaos_experiment_ids(directory: Path = CONFIG_DIR / "chaos") -> list[str]:
+    ids: list[str] = []
+    for path in sorted(directory.glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text()) or {}
+        if raw.get("kind") == "experiments":
+            ids += [str(e.get("id")) for e in raw.get("experiments") or [] if isinstance(e, dict)]
+    return sorted(ids)
+
+
+def chaos_suite_names(directory: Path = CONFIG_DIR / "chaos") -> list[str]:
+    names: list[str] = []
+    for path in sorted(directory.glob("*.yaml")):
+        raw = yaml.safe_load(path.read_text()) or {}
+        if raw.get("kind") == "suites":
+            names += [str(n) for n in (raw.get("suites") or {})]
+    return sorted(names)
+
+
+def chaos_pool(path: Path = CONFIG_DIR / "chaos" / "policy.yaml") -> str:
+    raw = yaml.safe_load(path.read_text()) or {}
+    return str((raw.get("policy") or {}).get("pool") or "chaos_gameday")

@@ -176,6 +176,10 @@ class DeploySettings(_Model):
 
 class ChaosSettings(_Model):
     backend: Backend
+    # kubernetes only: the chaos operator installed in the cluster, and the database endpoints the db_failure
+    # and db_latency faults cut off or slow down (host names or IPs the pods call).
+    engine: Literal["litmus", "chaos-mesh"] = "litmus"
+    database_hosts: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.:-]{1,253}$")]] = Field(default_factory=list)
 
 
 class EventScaling(_Model):

@@ -209,6 +209,24 @@ def test_not_ready_instance_is_routed_around_without_player_failures(stack: Stac
     assert sum(r[1] == 200 for r in answered) >= 0.99 * len(answered)
 
 
+def test_a_killed_instance_fails_no_player(stack: Stack) -> None:
+    """The `killed` fault (chaos pod_delete on the local backend) closes player connections unanswered, like a
+    deleted pod; HAProxy retries those requests on another server until its health check takes it out."""
+    gs1 = next(i for i in DEFAULT_TOPOLOGY if i.name == "gs-stable-1")
+    port = stack.ports[gs1.name]
+    with Players(stack.player_port) as players:
+        time.sleep(0.5)
+        assert request(port, "PUT", "/admin/faults", {"killed": True})[0] == 200
+        wait_for(lambda: server_status(stack, gs1).startswith("DOWN"), 6, "gs-stable-1 DOWN in HAProxy")
+        time.sleep(0.5)
+        assert request(port, "DELETE", "/admin/faults")[0] == 200
+        wait_for(lambda: server_status(stack, gs1) == "UP", 6, "gs-stable-1 back UP")
+    assert len(players.results) > 20
+    assert players.proxy_failures() == []
+    answered = [r for r in players.results if r[2] is not None]
+    assert sum(r[1] == 200 for r in answered) >= 0.99 * len(answered)
+
+
 def test_bad_admin_call_gets_400_with_the_reason_and_changes_nothing(stack: Stack) -> None:
     port = stack.ports["gs-stable-1"]
     status, _, body = request(port, "PUT", "/admin/faults", {"not_ready": True, "error_rate": 2})

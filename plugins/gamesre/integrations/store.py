@@ -156,6 +156,77 @@ deploy_lock = sa.Table(
 )
 
 
+# Chaos game-days: one row per experiment run (refused, dry and skipped runs too: a refusal records why), one
+# per game-day, the lock that keeps one game-day at a time, and open incidents (read by the chaos gate; the
+# incident workflow will write them).
+chaos_run = sa.Table(
+    "chaos_run", metadata,
+    sa.Column("id", sa.String(250), primary_key=True),  # the experiment run id (a DAG run id, or <gameday>/<n>)
+    sa.Column("experiment", sa.String(128), nullable=False, index=True),
+    sa.Column("title", sa.String(256), nullable=False),
+    sa.Column("service", sa.String(128), nullable=False, index=True),
+    sa.Column("backend", sa.String(32), nullable=False),
+    sa.Column("environment", sa.String(16), nullable=False),
+    sa.Column("gameday_id", sa.String(250), nullable=True, index=True),
+    sa.Column("fault", sa.JSON, nullable=False),
+    sa.Column("targets", sa.JSON, nullable=False),
+    sa.Column("blast_radius", sa.JSON, nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("requested_by", sa.String(128), nullable=False),
+    # running | pass | fail | aborted | error | invalid | refused | skipped | dry_run
+    sa.Column("verdict", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("score", sa.Float, nullable=True),
+    sa.Column("weight", sa.Float, nullable=False),
+    sa.Column("gates", sa.JSON, nullable=False),
+    sa.Column("steady_before", sa.JSON, nullable=True),
+    sa.Column("steady_after", sa.JSON, nullable=True),
+    sa.Column("probes", sa.JSON, nullable=False),  # per probe: query, tolerance, samples, success %
+    sa.Column("abort", sa.JSON, nullable=True),
+    sa.Column("injection", sa.JSON, nullable=True),  # the backend's Injection (what to undo), once injected
+    sa.Column("recovery", sa.JSON, nullable=True),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("injected_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("aborted_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("recovered_at", sa.DateTime(timezone=True), nullable=True),  # recovery confirmed
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("run_url", sa.String(1024), nullable=False),
+)
+
+chaos_gameday = sa.Table(
+    "chaos_gameday", metadata,
+    sa.Column("id", sa.String(250), primary_key=True),  # the chaos_gameday DAG run id
+    sa.Column("suite", sa.String(128), nullable=False),
+    sa.Column("experiments", sa.JSON, nullable=False),  # the suite's experiment ids, in order
+    sa.Column("verdict", sa.String(16), nullable=False),  # running | pass | fail | refused | error
+    sa.Column("score", sa.Float, nullable=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("run_url", sa.String(1024), nullable=False),
+)
+
+chaos_lock = sa.Table(
+    "chaos_lock", metadata,
+    sa.Column("name", sa.String(32), primary_key=True),  # always "gameday": one game-day at a time
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("experiment", sa.String(128), nullable=False),
+    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+incident = sa.Table(
+    "incident", metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("severity", sa.String(8), nullable=False),  # sev0 | sev1 | sev2 | sev3
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("services", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),  # open | mitigated | resolved
+    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("details", sa.JSON, nullable=False),
+)
+
+
 def _migration_1(conn: Connection) -> None:
     for table in (slo_ledger, slo_ledger_day, slo_snapshot, policy_state, policy_state_history, maintenance_window):
         table.create(conn, checkfirst=True)
@@ -166,8 +237,13 @@ def _migration_2(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _migration_3(conn: Connection) -> None:
+    for table in (chaos_run, chaos_gameday, chaos_lock, incident):
+        table.create(conn, checkfirst=True)
+
+
 # Append only: a migration, once released, never changes.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2]
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3]
 
 
 class StoreError(RuntimeError):
@@ -398,10 +474,15 @@ class SREStore:
         return [{**r, **{k: _aware(r[k]) for k in ("start", "end", "created_at", "updated_at") if r[k]},
                  "cancelled_at": _aware(r["cancelled_at"]) if r["cancelled_at"] else None} for r in rows]
 
-    def exclusions(self, service: str, start: datetime, end: datetime) -> list[tuple[int, int]]:
-        """[start, end) epoch intervals to leave out of a service's SLO budgets."""
+    def exclusions(self, service: str, start: datetime, end: datetime, *,
+                   include_gamedays: bool = False) -> list[tuple[int, int]]:
+        """[start, end) epoch intervals to leave out of a service's SLO budgets.
+
+        Windows marked excludes_budget; with include_gamedays also the game-day windows (kind `gameday`, for
+        SLOs with count_gamedays_against_budget: false).
+        """
         return [(int(w["start"].timestamp()), int(w["end"].timestamp())) for w in self.windows(start, end)
-                if w["excludes_budget"] and service in w["services"]]
+                if service in w["services"] and (w["excludes_budget"] or (include_gamedays and w["kind"] == "gameday"))]
 
 
     # --- deploys --------------------------------------------------------------------------------------------
@@ -413,25 +494,32 @@ class SREStore:
         Taking it is one INSERT, so two runs racing cannot both win. A lock older than `stale_after_s` (its
         run crashed without releasing it) is taken over.
         """
-        now = _utcnow()
-        row = {"service": service, "run_id": run_id, "version": version, "acquired_at": now}
+        row = {"service": service, "run_id": run_id, "version": version, "acquired_at": _utcnow()}
+        return self._take_lock(deploy_lock, deploy_lock.c.service == service, row,
+                               lambda: self.deploy_lock(service), stale_after_s)
+
+    def _take_lock(self, table: sa.Table, key: Any, row: dict[str, Any],
+                   holder: Callable[[], dict[str, Any] | None], stale_after_s: float) -> dict[str, Any] | None:
+        """Insert the lock row (one INSERT: two racing runs cannot both win); None when taken, else the holder.
+
+        The holder's row is taken over when it is older than `stale_after_s` (its run crashed).
+        """
         for _attempt in range(2):
             try:
                 with self.engine.begin() as conn:
-                    conn.execute(sa.insert(deploy_lock), [row])
+                    conn.execute(sa.insert(table), [row])
                 return None
             except sa.exc.IntegrityError:
-                holder = self.deploy_lock(service)
-                if holder is None:
+                current = holder()
+                if current is None:
                     continue  # released in between: try again
-                if holder["run_id"] == run_id:
+                if current["run_id"] == row["run_id"]:
                     return None
-                if (now - holder["acquired_at"]).total_seconds() <= stale_after_s:
-                    return holder
+                if (row["acquired_at"] - current["acquired_at"]).total_seconds() <= stale_after_s:
+                    return current
                 with self.engine.begin() as conn:  # stale: take it over only if it is still that stale row
-                    conn.execute(sa.delete(deploy_lock).where(deploy_lock.c.service == service,
-                                                              deploy_lock.c.run_id == holder["run_id"]))
-        return self.deploy_lock(service)
+                    conn.execute(sa.delete(table).where(key, table.c.run_id == current["run_id"]))
+        return holder()
 
     def release_deploy_lock(self, service: str, run_id: str) -> bool:
         """Release the lock if this run holds it; True when it did."""
@@ -496,6 +584,116 @@ class SREStore:
         with self.engine.connect() as conn:
             rows = conn.execute(q.order_by(deploy_verdict.c.decided_at, deploy_verdict.c.id)).mappings().all()
         return [{**r, "decided_at": _aware(r["decided_at"])} for r in rows]
+
+
+    # --- chaos game-days -------------------------------------------------------------------------------------
+
+    def acquire_chaos_lock(self, run_id: str, experiment: str, *, stale_after_s: float) -> dict[str, Any] | None:
+        """Take the one game-day lock for the run; the holder's row when another run has it (see the deploy lock)."""
+        row = {"name": "gameday", "run_id": run_id, "experiment": experiment, "acquired_at": _utcnow()}
+        return self._take_lock(chaos_lock, chaos_lock.c.name == "gameday", row, self.chaos_lock, stale_after_s)
+
+    def release_chaos_lock(self, run_id: str) -> bool:
+        with self.engine.begin() as conn:
+            result = conn.execute(sa.delete(chaos_lock).where(chaos_lock.c.name == "gameday",
+                                                              chaos_lock.c.run_id == run_id))
+        return bool(result.rowcount)
+
+    def chaos_lock(self) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(chaos_lock).where(chaos_lock.c.name == "gameday")).mappings().first()
+        return None if row is None else {**row, "acquired_at": _aware(row["acquired_at"])}
+
+    def upsert_chaos_run(self, record: dict[str, Any]) -> None:
+        """Insert a whole chaos run record, or replace the fields it gives of the one with its id."""
+        defaults: dict[str, Any] = {
+            "gameday_id": None, "targets": [], "blast_radius": {}, "dry_run": False, "requested_by": "",
+            "verdict": "running", "reason": "", "score": None, "weight": 1.0, "gates": [], "steady_before": None,
+            "steady_after": None, "probes": [], "abort": None, "injection": None, "recovery": None,
+            "injected_at": None, "aborted_at": None, "recovered_at": None, "finished_at": None, "run_url": ""}
+        insert = {**defaults, **record}
+        update = [c for c in record if c != "id"]
+        with self.engine.begin() as conn:
+            self._upsert(conn, chaos_run, [_json_safe_row(insert)], ["id"], update)
+
+    def update_chaos_run(self, run_id: str, **fields: Any) -> None:
+        with self.engine.begin() as conn:
+            result = conn.execute(sa.update(chaos_run).where(chaos_run.c.id == run_id).values(**_json_safe_row(fields)))
+        if result.rowcount == 0:
+            raise KeyError(f"no chaos run {run_id!r} in the SRE store")
+
+    def chaos_runs(self, *, ids: Sequence[str] | None = None, gameday_id: str | None = None,
+                   experiment: str | None = None, since: datetime | None = None,
+                   verdicts: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Chaos run records, oldest request first."""
+        q = sa.select(chaos_run)
+        if ids is not None:
+            q = q.where(chaos_run.c.id.in_(list(ids)))
+        if gameday_id is not None:
+            q = q.where(chaos_run.c.gameday_id == gameday_id)
+        if experiment is not None:
+            q = q.where(chaos_run.c.experiment == experiment)
+        if since is not None:
+            q = q.where(chaos_run.c.requested_at >= since)
+        if verdicts is not None:
+            q = q.where(chaos_run.c.verdict.in_(list(verdicts)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(chaos_run.c.requested_at, chaos_run.c.id)).mappings().all()
+        times = ("requested_at", "injected_at", "aborted_at", "recovered_at", "finished_at")
+        return [{**r, **{k: _aware(r[k]) if r[k] else None for k in times}} for r in rows]
+
+    def chaos_run(self, run_id: str) -> dict[str, Any] | None:
+        rows = self.chaos_runs(ids=[run_id])
+        return rows[0] if rows else None
+
+    def unrecovered_chaos_runs(self) -> list[dict[str, Any]]:
+        """Runs that injected a fault whose recovery is not confirmed (the reaper's and the gates' view)."""
+        q = sa.select(chaos_run.c.id).where(chaos_run.c.injected_at.is_not(None), chaos_run.c.recovered_at.is_(None))
+        with self.engine.connect() as conn:
+            ids = [r[0] for r in conn.execute(q)]
+        return self.chaos_runs(ids=ids) if ids else []
+
+    def upsert_gameday(self, record: dict[str, Any]) -> None:
+        defaults: dict[str, Any] = {"verdict": "running", "score": None, "reason": "", "finished_at": None,
+                                    "run_url": "", "experiments": []}
+        insert = {**defaults, **record}
+        update = [c for c in record if c != "id"]
+        with self.engine.begin() as conn:
+            self._upsert(conn, chaos_gameday, [_json_safe_row(insert)], ["id"], update)
+
+    def update_gameday(self, gameday_id: str, **fields: Any) -> None:
+        with self.engine.begin() as conn:
+            result = conn.execute(sa.update(chaos_gameday).where(chaos_gameday.c.id == gameday_id)
+                                  .values(**_json_safe_row(fields)))
+        if result.rowcount == 0:
+            raise KeyError(f"no game-day {gameday_id!r} in the SRE store")
+
+    def gamedays(self, since: datetime | None = None, ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        q = sa.select(chaos_gameday)
+        if since is not None:
+            q = q.where(chaos_gameday.c.started_at >= since)
+        if ids is not None:
+            q = q.where(chaos_gameday.c.id.in_(list(ids)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(chaos_gameday.c.started_at)).mappings().all()
+        return [{**r, "started_at": _aware(r["started_at"]),
+                 "finished_at": _aware(r["finished_at"]) if r["finished_at"] else None} for r in rows]
+
+    # --- incidents (read by the chaos gate; written by the incident workflow) --------------------------------
+
+    def upsert_incident(self, record: dict[str, Any]) -> None:
+        defaults: dict[str, Any] = {"services": [], "status": "open", "resolved_at": None, "details": {}}
+        insert = {**defaults, **record}
+        update = [c for c in record if c != "id"]
+        with self.engine.begin() as conn:
+            self._upsert(conn, incident, [_json_safe_row(insert)], ["id"], update)
+
+    def open_incidents(self) -> list[dict[str, Any]]:
+        """Incidents not resolved yet (open or mitigated), oldest first."""
+        q = sa.select(incident).where(incident.c.status != "resolved").order_by(incident.c.opened_at)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).mappings().all()
+        return [{**r, "opened_at": _aware(r["opened_at"])} for r in rows]
 
 
 def slices_seen(rows: list[dict[str, Any]]) -> list[tuple[int, float, float]]:

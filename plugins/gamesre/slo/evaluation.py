@@ -30,7 +30,8 @@ class LedgerSlicesLike(Protocol):
 class LedgerStore(Protocol):
     def ledger(self, slo: str, start: int | None = None, end: int | None = None) -> LedgerSlicesLike: ...
 
-    def exclusions(self, service: str, start: datetime, end: datetime) -> list[tuple[int, int]]: ...
+    def exclusions(self, service: str, start: datetime, end: datetime, *,
+                   include_gamedays: bool = False) -> list[tuple[int, int]]: ...
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def evaluate_slos(slos: Iterable[Slo], policy: Policy, store: LedgerStore, at: d
     for slo in slos:
         rows = store.ledger(slo.name, start=int(lo.timestamp()), end=int(at.timestamp()) + 60)
         ledger = Ledger(rows.minutes, rows.good, rows.total)
-        exclusions = store.exclusions(slo.service, lo, at)
+        exclusions = store.exclusions(slo.service, lo, at, include_gamedays=not slo.count_gamedays_against_budget)
         snapshot = compute_snapshot(slo, ledger, at, exclusions, window_override=window)
         out.append(Evaluated(slo, ledger, exclusions, snapshot, evaluate(snapshot, policy)))
     return out

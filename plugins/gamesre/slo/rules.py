@@ -108,7 +108,7 @@ def burn_threshold_expr(slo: Slo, tier: BurnTier, policy: Policy) -> tuple[str, 
     return expr, human
 
 
-def _ratio_error_expr(sli: RatioSli, window: str) -> str:
+def ratio_error_expr(sli: RatioSli, window: str) -> str:
     total = f"({_sum_over(sli.total_selectors(), 'rate', window)}) > 0"
     if sli.uses_bad:
         return f"(({_sum_over(sli.bad_selectors(), 'rate', window)}) or vector(0)) / ({total})"
@@ -160,7 +160,7 @@ def recording_group(slo: Slo) -> dict[str, Any]:
     if slo.budgeting_method == "occurrences":
         assert isinstance(slo.sli, RatioSli)  # validated: threshold SLIs are timeslices
         for w in BURN_WINDOWS:
-            rules.append({"record": f"{ERROR_RATIO}{w}", "expr": _ratio_error_expr(slo.sli, w), "labels": _labels(slo)})
+            rules.append({"record": f"{ERROR_RATIO}{w}", "expr": ratio_error_expr(slo.sli, w), "labels": _labels(slo)})
         for w in BURN_WINDOWS:
             rules.append(
                 {

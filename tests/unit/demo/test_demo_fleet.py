@@ -142,6 +142,17 @@ def test_readiness_and_crash(game: FleetApp) -> None:
     assert game.ready and game.metrics.value("game_instance_ready") == 1
 
 
+def test_a_killed_instance_drops_its_players_and_is_neither_ready_nor_alive(game: FleetApp) -> None:
+    assert game.game is not None
+    game.game.login(50, Faults())
+    game.update_faults({"killed": True})
+    assert game.game.sessions == 0
+    assert not game.ready and not game.alive
+    assert game.metrics.value("game_fault_active", ("not_ready",)) == 1
+    game.update_faults({"killed": False})
+    assert game.ready and game.alive
+
+
 def test_build_change_starts_new_series(game: FleetApp) -> None:
     assert game.game is not None
     game.game.action("move", Faults())

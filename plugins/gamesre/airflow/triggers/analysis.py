@@ -38,8 +38,8 @@ class PrometheusQueryFailed(RuntimeError):
     pass
 
 
-async def instant_value(session: Any, base_url: str, expr: str, at: float, timeout: float) -> float | None:
-    """The single value of an instant query (None for an empty result); PrometheusQueryFailed on errors.
+async def instant_values(session: Any, base_url: str, expr: str, at: float, timeout: float) -> list[float]:
+    """The values of an instant query's series (an empty list for an empty result); PrometheusQueryFailed on errors.
 
     The error names what answered and how: the HTTP status with Prometheus' error, or the start of the body
     when it is not Prometheus' JSON (a proxy's error page).
@@ -60,11 +60,19 @@ async def instant_value(session: Any, base_url: str, expr: str, at: float, timeo
         detail = body.get("error") if isinstance(body, dict) and body.get("error") else " ".join(text.split())[:200]
         raise PrometheusQueryFailed(f"Prometheus at {base_url} refused the query: HTTP {status}: {detail}")
     try:
-        result = body["data"]["result"]
-        return sum(float(r["value"][1]) for r in result) if result else None
+        data = body["data"]
+        if data["resultType"] == "scalar":
+            return [float(data["result"][1])]
+        return [float(r["value"][1]) for r in data["result"]]
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise PrometheusQueryFailed(f"Prometheus at {base_url} answered a malformed result: "
                                     f"{type(exc).__name__}: {exc}") from None
+
+
+async def instant_value(session: Any, base_url: str, expr: str, at: float, timeout: float) -> float | None:
+    """The sum of an instant query's series (None for an empty result); PrometheusQueryFailed on errors."""
+    values = await instant_values(session, base_url, expr, at, timeout)
+    return sum(values) if values else None
 
 
 class CanaryAnalysisTrigger(BaseTrigger):

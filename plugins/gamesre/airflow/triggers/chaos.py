@@ -1,0 +1,172 @@
+"""ChaosMonitorTrigger: watches a running chaos experiment, or waits for the steady state to come back.
+
+Runs in the triggerer (async, no worker slot held). Two modes, given by `spec["mode"]`:
+
+monitor   once per probe interval: every steady-state probe and every burn-rate query at one instant, and the
+          kill switch (an Airflow Variable); gamesre.chaos.probes.MonitorState decides. Fires one event when
+          an abort rule holds or the fault has run its duration:
+              {"mode": "monitor", "outcome": "completed" | "aborted", "rule": ..., "reason": ..., "at": epoch,
+               "samples": {probe: [[at, value, passed], ...]}, "burns": [...], "polls": N, "errors": N}
+recovery  after the fault is removed: polls until the steady state holds `confirmations` polls in a row, or
+          the recovery time is over:
+              {"mode": "recovery", "passed": bool, "recovered_within_s": s | None, "reason": ...,
+               "probes": [last readings], "samples": {...}, "polls": N}
+
+A Prometheus error is no data for the probes it concerns (never a pass); the experiment's no_data policy
+decides whether it counts toward an abort.
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from gamesre.airflow.triggers.analysis import PrometheusQueryFailed, instant_values
+from gamesre.chaos.catalog import AbortRules, Probe
+from gamesre.chaos.gates import kill_switch_on
+from gamesre.chaos.probes import MonitorState, read_probes, steady_state
+
+CLASSPATH = "gamesre.airflow.triggers.chaos.ChaosMonitorTrigger"
+
+
+async def read_variable(key: str) -> str | None:
+    """An Airflow Variable from the triggerer: the environment (AIRFLOW_VAR_*) first, then the API server."""
+    env = os.environ.get(f"AIRFLOW_VAR_{key.upper()}")
+    if env is not None:
+        return env
+    from airflow.sdk.execution_time.secrets.execution_api import ExecutionAPISecretsBackend
+
+    return await ExecutionAPISecretsBackend().aget_variable(key)
+
+
+class ChaosMonitorTrigger(BaseTrigger):
+    """`spec` is built by gamesre.airflow.chaos.monitor_spec / recovery_spec (JSON-safe)."""
+
+    def __init__(self, spec: dict[str, Any], prometheus_conn_id: str = "prometheus_default",
+                 prometheus_url: str | None = None) -> None:
+        super().__init__()
+        self.spec = spec
+        self.prometheus_conn_id = prometheus_conn_id
+        self.prometheus_url = prometheus_url
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return CLASSPATH, {"spec": self.spec, "prometheus_conn_id": self.prometheus_conn_id,
+                           "prometheus_url": self.prometheus_url}
+
+    async def _base_url(self) -> str:
+        if self.prometheus_url:
+            return self.prometheus_url.rstrip("/")
+        from airflow.sdk import BaseHook
+
+        from gamesre.airflow.hooks.prometheus import url_from_connection
+
+        return url_from_connection(await BaseHook.aget_connection(self.prometheus_conn_id))
+
+    async def kill_switch(self) -> bool:
+        key = self.spec.get("kill_switch_variable")
+        if not key:
+            return False
+        try:
+            return kill_switch_on(await read_variable(str(key)))
+        except Exception as exc:  # an unreadable switch is logged; the probes still guard the experiment
+            self.log.warning("cannot read the kill switch %s: %s", key, exc)
+            return False
+
+    async def _query_all(self, session: Any, base_url: str, queries: dict[str, str], at: float,
+                         timeout: float) -> tuple[dict[str, float | None], dict[str, str]]:
+        """({name: value or None}, {name: error}) for named single-series queries at one instant."""
+        names = list(queries)
+
+        async def one(expr: str) -> list[float]:
+            if not base_url:
+                raise PrometheusQueryFailed(self._connection_error)
+            return await instant_values(session, base_url, expr, at, timeout)
+
+        results = await asyncio.gather(*(one(queries[n]) for n in names), return_exceptions=True)
+        values: dict[str, float | None] = {}
+        errors: dict[str, str] = {}
+        for name, result in zip(names, results, strict=True):
+            if isinstance(result, PrometheusQueryFailed):
+                errors[name] = str(result)
+            elif isinstance(result, BaseException):
+                errors[name] = f"{type(result).__name__}: {result}"
+            elif len(result) > 1:
+                errors[name] = f"the query returned {len(result)} series; a probe must return one"
+            else:
+                values[name] = result[0] if result else None
+        return values, errors
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        import aiohttp
+
+        spec = self.spec
+        probes = [Probe.model_validate(p) for p in spec["probes"]]
+        interval = float(spec["interval_s"])
+        self._connection_error = ""
+        try:
+            base_url = await self._base_url()
+        except Exception as exc:  # no connection: every poll is no data
+            base_url, self._connection_error = "", f"no Prometheus connection {self.prometheus_conn_id!r}: {exc}"
+        async with aiohttp.ClientSession() as session:
+            if spec["mode"] == "monitor":
+                event = await self._monitor(session, base_url, probes, interval)
+            else:
+                event = await self._recovery(session, base_url, probes, interval)
+        yield TriggerEvent(event)
+
+    async def _monitor(self, session: Any, base_url: str, probes: list[Probe], interval: float) -> dict[str, Any]:
+        spec = self.spec
+        rules = AbortRules.model_validate(spec["abort"])
+        state = MonitorState(started_at=float(spec["started_at"]), duration_s=float(spec["duration_s"]))
+        burn_queries: dict[str, str] = dict(spec.get("burn_queries") or {})
+        errors = 0
+        while True:
+            at = time.time()
+            values, failed = await self._query_all(session, base_url, {p.name: p.query for p in probes}, at, interval)
+            burns, burn_failed = await self._query_all(session, base_url, burn_queries, at, interval)
+            errors += len(failed) + len(burn_failed)
+            readings = read_probes(probes, values, at, spec.get("baselines") or {}, failed)
+            decision = state.observe(readings, rules, at=at, burn_rates=burns, kill_switch=await self.kill_switch())
+            self.log.info("%s poll %d: %s", spec.get("experiment"), state.polls,
+                          ", ".join(f"{r.name}={r.value if r.value is None else round(r.value, 4)}"
+                                    f"{'' if r.passed else ' (' + r.reason + ')'}" for r in readings))
+            if decision is not None:
+                return {"mode": "monitor", "outcome": decision.outcome, "rule": decision.rule,
+                        "reason": decision.reason, "at": decision.at, "samples": state.samples,
+                        "burns": state.burns, "polls": state.polls, "errors": errors}
+            await asyncio.sleep(max(0.0, interval - (time.time() - at)))
+
+    async def _recovery(self, session: Any, base_url: str, probes: list[Probe], interval: float) -> dict[str, Any]:
+        spec = self.spec
+        since = float(spec["started_at"])
+        deadline = since + float(spec["recovery_time_s"])
+        needed = int(spec.get("confirmations", 2))
+        streak, polls, first_ok = 0, 0, None
+        samples: dict[str, list[list[Any]]] = {}
+        while True:
+            at = time.time()
+            polls += 1
+            values, failed = await self._query_all(session, base_url, {p.name: p.query for p in probes}, at, interval)
+            readings = read_probes(probes, values, at, spec.get("baselines") or {}, failed)
+            for r in readings:
+                samples.setdefault(r.name, []).append([r.at, r.value, r.passed])
+            holds, reason = steady_state(readings)
+            if holds:
+                first_ok = at if streak == 0 else first_ok
+                streak += 1
+            else:
+                streak, first_ok = 0, None
+            if streak >= needed:
+                assert first_ok is not None
+                return {"mode": "recovery", "passed": True, "recovered_within_s": max(0.0, first_ok - since),
+                        "reason": f"every probe within tolerance for {needed} polls in a row",
+                        "probes": [r.to_dict() for r in readings], "samples": samples, "polls": polls}
+            if at >= deadline:
+                return {"mode": "recovery", "passed": False, "recovered_within_s": None,
+                        "reason": f"not back within {float(spec['recovery_time_s']):g}s: {reason}",
+                        "probes": [r.to_dict() for r in readings], "samples": samples, "polls": polls}
+            await asyncio.sleep(max(0.0, min(interval - (time.time() - at), deadline - time.time() + 0.01)))

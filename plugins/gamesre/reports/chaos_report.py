@@ -1,0 +1,837 @@
+"""The chaos game-day report for people: Markdown, HTML, JUnit XML and Slack text from stored experiment runs.
+
+Pure: runs, the game-day record and the score history come in as the JSON-safe dicts the SRE store keeps;
+out come strings and PNG bytes. Nothing here reads a file, the network or Airflow.
+
+The order everywhere is "what needs a person first": a fault that may still be injected, then fail, aborted,
+error (and any verdict this module does not know), refused, pass, dry_run, skipped. A recovery that failed,
+or an injection without a recorded recovery, is said loudly in every format, because a fault must never be
+left injected unnoticed.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import math
+import re
+import xml.etree.ElementTree as ET
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+KST = ZoneInfo("Asia/Seoul")
+
+Run = Mapping[str, Any]
+
+# Attention order; a verdict not listed here ranks with "error" (an unknown outcome is never good news).
+VERDICT_ORDER = ("fail", "aborted", "error", "invalid", "refused", "pass", "dry_run", "skipped")
+# Nothing was measured against the system (an invalid request never got that far either).
+UNSCORED_VERDICTS = frozenset({"invalid", "refused", "skipped", "dry_run"})
+_PROBLEM_VERDICTS = frozenset({"fail", "aborted", "error"})
+
+VERDICT_EMOJI = {
+    "pass": ":white_check_mark:",
+    "fail": ":x:",
+    "aborted": ":octagonal_sign:",
+    "error": ":boom:",
+    "invalid": ":warning:",
+    "refused": ":no_entry:",
+    "skipped": ":fast_forward:",
+    "dry_run": ":test_tube:",
+}
+
+RecoveryState = Literal["recovered", "failed", "unknown", "not_needed"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Scores and ordering
+
+
+def gameday_score(runs: Iterable[Run]) -> float | None:
+    """The game day's resilience score: Σ weight × score / Σ weight over the runs that measured something.
+
+    Runs without a score, and refused / skipped / dry-run runs, do not count; a weight of 0 leaves a run out.
+    A missing weight counts as 1. None when no run counts (no evidence is not a score of 100 or of 0).
+    """
+    total_weight = 0.0
+    weighted = 0.0
+    for run in runs:
+        score = _float(run.get("score"))
+        if score is None or run.get("verdict") in UNSCORED_VERDICTS:
+            continue
+        weight = _float(run.get("weight"))
+        weight = 1.0 if weight is None else weight
+        if weight < 0:
+            raise ValueError(f"run {run.get('id')!r} has a negative weight {weight}")
+        total_weight += weight
+        weighted += weight * score
+    return None if total_weight == 0 else weighted / total_weight
+
+
+def recovery_state(run: Run) -> RecoveryState:
+    """Whether the run's fault is gone: recovered, failed (still injected), unknown (injected, no record), or
+    not_needed (nothing was ever injected)."""
+    recovery = run.get("recovery")
+    if isinstance(recovery, Mapping):
+        return "recovered" if recovery.get("recovered") is True else "failed"
+    timeline = run.get("timeline") or {}
+    return "unknown" if timeline.get("injected_at") else "not_needed"
+
+
+def still_injected(run: Run) -> list[str]:
+    """What may still be injected after the run: the recovery's `remaining`, else the run's targets."""
+    recovery = run.get("recovery") or {}
+    remaining = [_text(x) for x in recovery.get("remaining") or []]
+    return remaining or [_text(x) for x in run.get("targets") or []]
+
+
+def _verdict(run: Run) -> str:
+    return str(run.get("verdict") or "error")
+
+
+def _verdict_rank(verdict: str) -> int:
+    return VERDICT_ORDER.index(verdict) if verdict in VERDICT_ORDER else VERDICT_ORDER.index("error")
+
+
+def order_runs(runs: Iterable[Run]) -> list[Run]:
+    """Runs in attention order: possibly-still-injected first, then by verdict, lowest score first."""
+    def key(run: Run) -> tuple[int, int, float, str]:
+        loud = recovery_state(run) in ("failed", "unknown")
+        score = _float(run.get("score"))
+        return (0 if loud else 1, _verdict_rank(_verdict(run)), math.inf if score is None else score,
+                str(run.get("experiment") or ""))
+
+    return sorted(runs, key=key)
+
+
+def verdict_counts(runs: Iterable[Run]) -> list[tuple[str, int]]:
+    """(verdict, count) in attention order, only the verdicts that occur."""
+    counts = Counter(_verdict(r) for r in runs)
+    return sorted(counts.items(), key=lambda kv: (_verdict_rank(kv[0]), kv[0]))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Small formatting helpers
+
+
+def _float(value: object) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int | float):
+        f = float(value)
+        return None if math.isnan(f) else f
+    return None
+
+
+def _text(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping | list | tuple):
+        return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
+    return "" if value is None else str(value)
+
+
+def _one_line(value: object, limit: int = 400) -> str:
+    s = " ".join(_text(value).split())
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def _parse_time(value: object) -> datetime | None:
+    """An aware datetime from an ISO string (naive means UTC), a datetime or epoch seconds; else None."""
+    if isinstance(value, datetime):
+        t = value
+    elif isinstance(value, str) and value:
+        try:
+            t = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+    elif (f := _float(value)) is not None:
+        try:
+            return datetime.fromtimestamp(f, UTC)
+        except (OverflowError, OSError, ValueError):  # an epoch no calendar holds is no time at all
+            return None
+    else:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+
+def _kst(value: object, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:
+    t = _parse_time(value)
+    return "-" if t is None else f"{t.astimezone(KST).strftime(fmt)} KST"
+
+
+def _score(value: object) -> str:
+    f = _float(value)
+    return "-" if f is None else f"{f:.1f}"
+
+
+def _pct(value: object) -> str:
+    f = _float(value)
+    return "-" if f is None else f"{f:.1f}%"
+
+
+def _weight(value: object) -> str:
+    f = _float(value)
+    return "1 (default)" if f is None else f"{f:g}"
+
+
+def _value(value: object) -> str:
+    f = _float(value)
+    if f is None:
+        return "no data"
+    return f"{f:,.0f}" if abs(f) >= 1000 else f"{f:.4g}"
+
+
+def _duration(seconds: object) -> str:
+    s = _float(seconds)
+    if s is None:
+        return "-"
+    if s < 120:
+        return f"{s:g} s"
+    if s < 7200:
+        return f"{s / 60:.4g} min"
+    return f"{s / 3600:.4g} h"
+
+
+def _result(passed: object) -> str:
+    return "pass" if passed is True else "FAIL" if passed is False else "no data"
+
+
+def _fault(run: Run) -> str:
+    fault = run.get("fault") or {}
+    kind = _text(fault.get("kind")) or "-"
+    out = kind if fault.get("duration_s") is None else f"{kind} for {_duration(fault.get('duration_s'))}"
+    params = fault.get("params") or {}
+    if isinstance(params, Mapping) and params:
+        out += " (" + ", ".join(f"{k}={_text(v)}" for k, v in sorted(params.items())) + ")"
+    return out
+
+
+def _blast_radius(run: Run) -> str:
+    br = run.get("blast_radius") or {}
+    if not br:
+        return "-"
+    requested, resolved, of = br.get("requested"), br.get("resolved"), br.get("of")
+    parts = [] if requested is None else [_text(requested)]
+    if resolved is not None:
+        parts.append(f"{resolved} of {of}" if of is not None else str(resolved))
+    return " → ".join(parts) or "-"
+
+
+def _run_seconds(run: Run) -> float:
+    timeline = run.get("timeline") or {}
+    start = _parse_time(timeline.get("requested_at")) or _parse_time(timeline.get("injected_at"))
+    end = _parse_time(timeline.get("finished_at")) or _parse_time(timeline.get("recovered_at"))
+    return max((end - start).total_seconds(), 0.0) if start and end else 0.0
+
+
+def _safe_url(url: object) -> str | None:
+    """The URL when it is http(s) and plain; anything else (javascript:, data:, quotes, <>) is not linked."""
+    s = _text(url).strip()
+    return s if re.match(r"^https?://[^\s<>\"'`|]+$", s, re.IGNORECASE) else None
+
+
+def _probe_counts(probe: Mapping[str, Any]) -> tuple[int, int, int]:
+    """(samples, failed, no data) for one probe."""
+    samples = [s for s in probe.get("samples") or [] if isinstance(s, list | tuple) and len(s) >= 2]
+    failed = sum(1 for s in samples if len(s) > 2 and s[2] is False)
+    no_data = sum(1 for s in samples if _float(s[1]) is None or (len(s) > 2 and s[2] is None))
+    return len(samples), failed, no_data
+
+
+_TOLERANCE = re.compile(r"^\s*(>=|<=|>|<|≥|≤)\s*([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*$")
+_RANGE = re.compile(r"^\s*(?:between\s+)?([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*(?:\.\.|and|to)\s*"
+                    r"([-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?)\s*$", re.IGNORECASE)
+
+
+def probe_bounds(probe: Mapping[str, Any]) -> tuple[float | None, float | None]:
+    """(low, high) a probe's value must stay within: its `bounds` dict, else its tolerance when that is a plain
+    comparison (">= 0.99", "< 250", "0.5..2" or "between 0.5 and 2"); (None, None) when neither says."""
+    bounds = probe.get("bounds")
+    if isinstance(bounds, Mapping):
+        return _float(bounds.get("low")), _float(bounds.get("high"))
+    tolerance = _text(probe.get("tolerance"))
+    if m := _TOLERANCE.match(tolerance):
+        op, number = m.group(1), float(m.group(2))
+        return (number, None) if op in (">=", ">", "≥") else (None, number)
+    if m := _RANGE.match(tolerance):
+        low, high = sorted((float(m.group(1)), float(m.group(2))))
+        return low, high
+    return None, None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Charts (matplotlib Figure + Agg canvas directly: no pyplot, so no global figure state)
+
+
+def _mpl_text(value: object) -> str:
+    """Text for matplotlib: `$` would start mathtext (and a stray one raises), so it is escaped."""
+    return _one_line(value, 120).replace("$", r"\$")
+
+
+def _png(fig: Any) -> bytes:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    FigureCanvasAgg(fig)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
+
+
+def _fault_window(run: Run) -> tuple[datetime, datetime] | None:
+    """When the fault was in place: from injection to the abort, the planned end, or recovery / finish."""
+    timeline = run.get("timeline") or {}
+    start = _parse_time(timeline.get("injected_at"))
+    if start is None:
+        return None
+    duration = _float((run.get("fault") or {}).get("duration_s"))
+    ends = [t for t in (_parse_time(timeline.get("aborted_at")),
+                        None if duration is None else start + timedelta(seconds=duration)) if t is not None]
+    if not ends:
+        ends = [t for t in (_parse_time(timeline.get("recovered_at")), _parse_time(timeline.get("finished_at")))
+                if t is not None]
+    return (start, min(ends)) if ends and min(ends) > start else None
+
+
+def timeline_chart(run: Run) -> bytes:
+    """A PNG: one panel per probe with its values over time (KST), the tolerance, failed and missing samples,
+    the fault window shaded, and lines at injection, abort and recovery."""
+    import matplotlib.dates as mdates
+    from matplotlib.figure import Figure
+
+    probes = [p for p in run.get("probes") or [] if isinstance(p, Mapping)]
+    panels = probes or [{}]
+    fig = Figure(figsize=(10, 1.0 + 2.2 * len(panels)), dpi=100)
+    axes = fig.subplots(len(panels), 1, sharex=True, squeeze=False)[:, 0]
+    timeline = run.get("timeline") or {}
+    markers = [(_parse_time(timeline.get(key)), label, color) for key, label, color in
+               (("injected_at", "injected", "tab:orange"), ("aborted_at", "aborted", "tab:red"),
+                ("recovered_at", "recovered", "tab:green"))]
+    window = _fault_window(run)
+    has_time = any(t for t, _, _ in markers)
+    for i, (ax, probe) in enumerate(zip(axes, panels, strict=True)):
+        samples = [s for s in probe.get("samples") or [] if isinstance(s, list | tuple) and len(s) >= 2
+                   and _parse_time(s[0]) is not None]
+        times = [mdates.date2num(_parse_time(s[0])) for s in samples]
+        values = [_float(s[1]) for s in samples]
+        ys = [math.nan if v is None else v for v in values]
+        first = i == 0
+        if window is not None:
+            ax.axvspan(mdates.date2num(window[0]), mdates.date2num(window[1]), color="tab:orange", alpha=0.12,
+                       label="fault window" if first else None)
+        if samples:
+            ax.plot(times, ys, color="tab:blue", linewidth=1.4, marker=".", markersize=3)
+            failed = [(t, v) for t, v, s in zip(times, values, samples, strict=True)
+                      if len(s) > 2 and s[2] is False and v is not None]
+            if failed:
+                ax.plot([t for t, _ in failed], [v for _, v in failed], linestyle="none", marker="x",
+                        color="tab:red", markersize=7, label="failed sample")
+            missing = [t for t, v in zip(times, values, strict=True) if v is None]
+            if missing:
+                ax.plot(missing, [0.03] * len(missing), linestyle="none", marker="|", color="grey", markersize=10,
+                        transform=ax.get_xaxis_transform(), label="no data")
+        low, high = probe_bounds(probe)
+        if low is not None and high is not None:
+            ax.axhspan(low, high, color="tab:green", alpha=0.08)
+        for bound in (low, high):
+            if bound is not None:
+                ax.axhline(bound, color="tab:green", linestyle="--", linewidth=1)
+        for t, label, color in markers:
+            if t is not None:
+                ax.axvline(mdates.date2num(t), color=color, linewidth=1.2, label=label if first else None)
+        name = _mpl_text(probe.get("name") or "no probes recorded")
+        tolerance = _mpl_text(probe.get("tolerance") or "")
+        ax.set_title(f"{name}  ({tolerance})" if tolerance else name, fontsize=9, loc="left")
+        if not samples:
+            ax.text(0.5, 0.5, "no samples", transform=ax.transAxes, ha="center", va="center", color="grey")
+        ax.grid(alpha=0.3)
+        if samples or has_time:
+            ax.xaxis_date(tz=KST)
+            ax.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M:%S", tz=KST))
+        if first and ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="lower right")
+    axes[-1].set_xlabel("time (KST)")
+    fig.suptitle(_mpl_text(f"{run.get('experiment') or '?'}: {_verdict(run)}"), fontsize=11)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def _is_gameday_entry(entry: Mapping[str, Any]) -> bool:
+    return entry.get("kind") == "gameday" or "suite" in entry or not entry.get("experiment")
+
+
+def score_trend_chart(history: Iterable[Mapping[str, Any]], *, gameday: Mapping[str, Any] | None = None) -> bytes:
+    """A PNG: the score of each past run over time, one line per experiment, failed runs crossed, and the
+    game-day scores (history entries without an experiment, plus `gameday`) as a dashed black line."""
+    import matplotlib.dates as mdates
+    from matplotlib.figure import Figure
+
+    series: dict[str, list[tuple[float, float, str]]] = {}
+    for entry in list(history) + ([dict(gameday, kind="gameday")] if gameday else []):
+        t = _parse_time(entry.get("finished_at") or entry.get("started_at"))
+        score = _float(entry.get("score"))
+        if t is None or score is None:
+            continue
+        name = "game day" if _is_gameday_entry(entry) else _text(entry.get("experiment"))
+        series.setdefault(name, []).append((mdates.date2num(t), score, _text(entry.get("verdict"))))
+
+    fig = Figure(figsize=(10, 4.5), dpi=100)
+    ax = fig.subplots()
+    for name in sorted(series, key=lambda n: (n == "game day", n)):
+        points = sorted(series[name])
+        xs, ys = [p[0] for p in points], [p[1] for p in points]
+        if name == "game day":
+            ax.plot(xs, ys, color="black", linestyle="--", marker="*", markersize=10, label="game day")
+        else:
+            ax.plot(xs, ys, marker="o", markersize=4, linewidth=1.4, label=_mpl_text(name))
+        bad = [(x, y) for x, y, v in points if v in _PROBLEM_VERDICTS]
+        if bad:
+            ax.plot([x for x, _ in bad], [y for _, y in bad], linestyle="none", marker="x", color="tab:red",
+                    markersize=8)
+    if series:
+        ax.xaxis_date(tz=KST)
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%m-%d", tz=KST))
+        ax.legend(fontsize=8, loc="lower left")
+    else:
+        ax.text(0.5, 0.5, "no scored runs yet", transform=ax.transAxes, ha="center", va="center", color="grey")
+    ax.set_ylim(0, 105)
+    ax.set_ylabel("resilience score")
+    ax.set_xlabel("date (KST)")
+    ax.set_title("Resilience score per run (failed, aborted, error crossed)")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _png(fig)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The report as a small document, rendered to Markdown and to HTML (so both always say the same)
+
+
+@dataclass(frozen=True)
+class _Heading:
+    level: int
+    text: str
+
+
+@dataclass(frozen=True)
+class _Para:
+    text: str
+    loud: bool = False  # bold in Markdown, a red alert box in HTML
+
+
+@dataclass(frozen=True)
+class _Bullets:
+    title: str
+    items: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class _Table:
+    header: tuple[str, ...]
+    rows: tuple[tuple[str, ...], ...]
+    row_verdicts: tuple[str, ...] = ()  # HTML colours rows by verdict
+
+
+@dataclass(frozen=True)
+class _Link:
+    label: str
+    url: str | None
+
+
+@dataclass(frozen=True)
+class _Chart:
+    """Only in HTML (Markdown has nowhere to put the image)."""
+
+    kind: Literal["timeline", "trend"]
+    run: Run | None = None
+    history: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
+    gameday: Mapping[str, Any] | None = None
+
+
+_Block = _Heading | _Para | _Bullets | _Table | _Link | _Chart
+
+
+def _summary_line(runs: Sequence[Run], gameday: Mapping[str, Any] | None) -> str:
+    counts = ", ".join(f"{n} {v}" for v, n in verdict_counts(runs)) or "none"
+    line = f"{len(runs)} experiment{'' if len(runs) == 1 else 's'}: {counts}"
+    score = _float(gameday.get("score")) if gameday else None
+    computed = gameday_score(runs)
+    if score is not None:
+        line += f" · game-day score {score:.1f}"
+    elif computed is not None:
+        line += f" · game-day score {computed:.1f} (weighted over the scored runs)"
+    else:
+        line += " · game-day score - (no run was scored)"
+    if gameday and gameday.get("verdict"):
+        line += f" · game-day verdict {_text(gameday.get('verdict'))}"
+    return line
+
+
+def _loud_recovery(run: Run) -> str | None:
+    state = recovery_state(run)
+    name = _text(run.get("experiment")) or "?"
+    if state == "failed":
+        recovery = run.get("recovery") or {}
+        attempts = recovery.get("attempts")
+        detail = _one_line(recovery.get("detail"), 300)
+        tried = f"after {attempts} attempt{'' if attempts == 1 else 's'}" if attempts else ""
+        why = "; ".join(x for x in (tried, detail) if x)
+        return (f"RECOVERY FAILED for {name}, still injected: {', '.join(still_injected(run)) or 'unknown'}"
+                + (f" ({why})" if why else ""))
+    if state == "unknown":
+        injected = _kst((run.get("timeline") or {}).get("injected_at"))
+        return (f"NO RECOVERY RECORDED for {name}: the fault was injected at {injected}; check "
+                f"{', '.join(still_injected(run)) or 'its targets'}")
+    return None
+
+
+def _history_line(run: Run, history: Sequence[Mapping[str, Any]]) -> str | None:
+    past = [h for h in history if h.get("experiment") == run.get("experiment") and h.get("id") != run.get("id")
+            and not _is_gameday_entry(h)][-5:]
+    if not past:
+        return None
+    steps = [f"{_score(h.get('score')) if _float(h.get('score')) is not None else _text(h.get('verdict'))} "
+             f"({_kst(h.get('finished_at'), '%m-%d')})" for h in past]
+    return "Score history: " + " → ".join([*steps, f"{_score(run.get('score'))} (this run)"])
+
+
+def _steady_table(steady: Mapping[str, Any]) -> _Table:
+    rows = tuple((_text(p.get("name")), _value(p.get("value")), _text(p.get("tolerance")) or "-",
+                  _result(p.get("passed")))
+                 for p in steady.get("probes") or [] if isinstance(p, Mapping))
+    return _Table(("probe", "value", "tolerance", "result"), rows)
+
+
+def _run_blocks(run: Run, history: Sequence[Mapping[str, Any]]) -> list[_Block]:
+    verdict = _verdict(run)
+    blocks: list[_Block] = [_Heading(2, f"{_text(run.get('experiment')) or '?'}: {verdict.upper()}")]
+    facts = [_text(run.get("title")), f"service {_text(run.get('service')) or '-'}",
+             f"backend {_text(run.get('backend')) or '-'}", f"environment {_text(run.get('environment')) or '-'}",
+             f"requested by {_text(run.get('requested_by')) or '-'}"]
+    if run.get("dry_run"):
+        facts.append("dry run")
+    blocks.append(_Para(" · ".join(f for f in facts if f)))
+    blocks.append(_Para(f"Verdict {verdict}, score {_score(run.get('score'))} (weight "
+                        f"{_weight(run.get('weight'))}): {_one_line(run.get('reason')) or 'no reason recorded'}"))
+    if loud := _loud_recovery(run):
+        blocks.append(_Para(loud, loud=True))
+    if line := _history_line(run, history):
+        blocks.append(_Para(line))
+
+    gates = sorted((g for g in run.get("gates") or [] if isinstance(g, Mapping)), key=lambda g: g.get("passed") is True)
+    if gates:
+        items = []
+        for g in gates:
+            reason = _one_line(g.get("reason")) or "no reason recorded"
+            evidence = g.get("evidence")
+            tail = f"; evidence: {_one_line(evidence, 200)}" if evidence else ""
+            state = "passed" if g.get("passed") is True else "refused"
+            items.append(f"{state}: {reason} (gate {_text(g.get('gate'))}){tail}")
+        blocks.append(_Bullets("Gates", tuple(items)))
+
+    timeline = run.get("timeline") or {}
+    steps = tuple(f"{label}: {_kst(timeline.get(key))}" for key, label in
+                  (("requested_at", "requested"), ("injected_at", "injected"), ("aborted_at", "aborted"),
+                   ("recovered_at", "recovered"), ("finished_at", "finished")) if timeline.get(key))
+    targets = ", ".join(_text(t) for t in run.get("targets") or []) or "-"
+    blocks.append(_Bullets("Fault", (f"fault: {_fault(run)}", f"targets: {targets}",
+                                     f"blast radius: {_blast_radius(run)}", *steps)))
+
+    before, after = run.get("steady_before"), run.get("steady_after")
+    if isinstance(before, Mapping):
+        blocks.append(_Para(f"Steady state before: {_result(before.get('passed'))}"))
+        blocks.append(_steady_table(before))
+    else:
+        blocks.append(_Para("Steady state before: not checked"))
+    if isinstance(after, Mapping):
+        within, allowed = _float(after.get("recovered_within_s")), after.get("recovery_time_s")
+        back = (f"back to steady state after {_duration(within)} (allowed {_duration(allowed)})" if within is not None
+                else f"not back to steady state within {_duration(allowed)}")
+        blocks.append(_Para(f"Steady state after: {_result(after.get('passed'))}, {back}"))
+        blocks.append(_steady_table(after))
+    else:
+        blocks.append(_Para("Steady state after: not checked"))
+
+    abort = run.get("abort")
+    if isinstance(abort, Mapping):
+        at = abort.get("at") or timeline.get("aborted_at")
+        blocks.append(_Para(f"Aborted by rule {_text(abort.get('rule')) or '?'} at {_kst(at)}: "
+                            f"{_one_line(abort.get('reason')) or 'no reason recorded'}"))
+
+    state = recovery_state(run)
+    recovery = run.get("recovery") or {}
+    if state == "recovered":
+        attempts = recovery.get("attempts")
+        detail = _one_line(recovery.get("detail"))
+        blocks.append(_Para("Recovery: recovered" + (f" after {attempts} attempt{'' if attempts == 1 else 's'}"
+                                                     if attempts else "") + (f": {detail}" if detail else "")))
+    elif state == "not_needed":
+        blocks.append(_Para("Recovery: nothing was injected"))
+    # "failed" and "unknown" were already said loudly above
+
+    probes = [p for p in run.get("probes") or [] if isinstance(p, Mapping)]
+    if probes:
+        rows = []
+        for p in probes:
+            n, failed, no_data = _probe_counts(p)
+            rows.append((_text(p.get("name")), _text(p.get("tolerance")) or "-", _weight(p.get("weight")), str(n),
+                         str(failed), str(no_data), _pct(p.get("success_pct"))))
+        blocks.append(_Para("Probes during the experiment"))
+        blocks.append(_Table(("probe", "tolerance", "weight", "samples", "failed", "no data", "success"),
+                             tuple(rows)))
+    if probes or timeline.get("injected_at"):
+        blocks.append(_Chart("timeline", run=run))
+    blocks.append(_Link("Airflow run", _safe_url(run.get("run_url"))))
+    return blocks
+
+
+def _document(runs: Iterable[Run], gameday: Mapping[str, Any] | None,
+              history: Iterable[Mapping[str, Any]]) -> tuple[str, list[_Block]]:
+    ordered = order_runs(runs)
+    past = tuple(history)
+    if gameday:
+        suite = _one_line(gameday.get("suite"))
+        title = (f"Chaos game day{' ' + suite if suite else ''}: "
+                 f"{_kst(gameday.get('started_at') or gameday.get('finished_at'), '%Y-%m-%d %H:%M')}")
+    else:
+        started = min((t for t in (_parse_time((r.get("timeline") or {}).get("requested_at")) for r in ordered)
+                       if t is not None), default=None)
+        title = "Chaos experiments" + (f": {_kst(started, '%Y-%m-%d %H:%M')}" if started else "")
+    blocks: list[_Block] = [_Heading(1, " ".join(title.split())), _Para(_summary_line(ordered, gameday))]
+    if gameday:
+        blocks.append(_Para(f"Game day {_text(gameday.get('id'))}: {_kst(gameday.get('started_at'))} to "
+                            f"{_kst(gameday.get('finished_at'))}"))
+    blocks.extend(_Para(loud, loud=True) for loud in (_loud_recovery(r) for r in ordered) if loud)
+    blocks.append(_Table(
+        ("experiment", "verdict", "score", "fault", "targets", "blast radius", "reason"),
+        tuple((_text(r.get("experiment")), _verdict(r), _score(r.get("score")), _fault(r),
+               ", ".join(_text(t) for t in r.get("targets") or []) or "-", _blast_radius(r),
+               _one_line(r.get("reason"), 200)) for r in ordered),
+        tuple(_verdict(r) for r in ordered)))
+    known = {h.get("id") for h in past}
+    current = tuple({"id": r.get("id"), "experiment": r.get("experiment"), "verdict": r.get("verdict"),
+                     "score": r.get("score"), "finished_at": (r.get("timeline") or {}).get("finished_at")}
+                    for r in ordered if r.get("id") not in known)
+    if past or gameday:
+        blocks.append(_Chart("trend", history=past + current, gameday=gameday))
+    for run in ordered:
+        blocks.extend(_run_blocks(run, past))
+    return " ".join(title.split()), blocks
+
+
+def _md(text: object, limit: int = 2000) -> str:
+    """One line of Markdown text; `<` is written as an entity so stored text cannot smuggle in raw HTML."""
+    return _one_line(text, limit).replace("<", "&lt;")
+
+
+def _md_cell(text: str) -> str:
+    return _md(text).replace("|", "\\|") or " "
+
+
+def render_markdown(runs: Iterable[Run], *, gameday: Mapping[str, Any] | None = None,
+                    history: Iterable[Mapping[str, Any]] = ()) -> str:
+    """The report as Markdown: summary, a table of experiments, then one section per experiment, problems first."""
+    _, blocks = _document(runs, gameday, history)
+    out: list[str] = []
+    for b in blocks:
+        if isinstance(b, _Heading):
+            out.append(f"{'#' * b.level} {_md(b.text)}")
+        elif isinstance(b, _Para):
+            text = _md(b.text)
+            out.append(f"**{text}**" if b.loud else text)
+        elif isinstance(b, _Bullets):
+            out.append(f"{b.title}:\n\n" + "\n".join(f"- {_md(i)}" for i in b.items))
+        elif isinstance(b, _Table):
+            lines = ["| " + " | ".join(_md_cell(h) for h in b.header) + " |", "|" + "---|" * len(b.header)]
+            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in b.rows]
+            out.append("\n".join(lines))
+        elif isinstance(b, _Link):
+            out.append(f"[{b.label}]({b.url})" if b.url else f"{b.label}: no link recorded")
+    return "\n\n".join(out) + "\n"
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1100px;color:#222}
+table{border-collapse:collapse;margin:.5em 0 1em}th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;
+vertical-align:top;font-size:.92em}th{background:#f3f3f3}
+tr.v-fail td,tr.v-aborted td,tr.v-error td,tr.v-unknown td{background:#fde8e8}tr.v-pass td{background:#eaf7ea}
+tr.v-refused td{background:#fff4dc}tr.v-skipped td,tr.v-dry_run td{color:#777}
+.alert{background:#b00020;color:#fff;padding:.6em 1em;border-radius:4px;font-weight:bold}
+img{max-width:100%;border:1px solid #ddd}h2{border-top:1px solid #ddd;padding-top:1em}
+"""
+
+
+def _img(png: bytes, alt: str) -> str:
+    return (f'<img alt="{html.escape(alt)}" src="data:image/png;base64,'
+            f'{base64.b64encode(png).decode("ascii")}">')
+
+
+def _html_chart(chart: _Chart) -> str:
+    try:
+        if chart.kind == "timeline" and chart.run is not None:
+            name = _text(chart.run.get("experiment"))
+            return _img(timeline_chart(chart.run), f"probe values over time for {name}")
+        return _img(score_trend_chart(chart.history, gameday=chart.gameday), "resilience score trend")
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:  # odd stored data must not lose the report
+        return f"<p>chart unavailable: {html.escape(_one_line(exc))}</p>"
+
+
+def render_html(runs: Iterable[Run], *, gameday: Mapping[str, Any] | None = None,
+                history: Iterable[Mapping[str, Any]] = ()) -> str:
+    """The report as one self-contained HTML page (inline CSS, charts as base64 PNG); all text escaped."""
+    title, blocks = _document(runs, gameday, history)
+    e = html.escape
+    out: list[str] = []
+    for b in blocks:
+        if isinstance(b, _Heading):
+            out.append(f"<h{b.level}>{e(b.text)}</h{b.level}>")
+        elif isinstance(b, _Para):
+            out.append(f'<p class="alert">{e(b.text)}</p>' if b.loud else f"<p>{e(b.text)}</p>")
+        elif isinstance(b, _Bullets):
+            out.append(f"<p>{e(b.title)}:</p><ul>" + "".join(f"<li>{e(i)}</li>" for i in b.items) + "</ul>")
+        elif isinstance(b, _Table):
+            head = "".join(f"<th>{e(h)}</th>" for h in b.header)
+            rows = []
+            for i, row in enumerate(b.rows):
+                verdict = b.row_verdicts[i] if i < len(b.row_verdicts) else ""
+                css = f"v-{verdict}" if verdict in VERDICT_ORDER else "v-unknown" if verdict else ""
+                cls = f' class="{css}"' if css else ""
+                rows.append(f"<tr{cls}>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
+            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
+        elif isinstance(b, _Link):
+            out.append(f'<p><a href="{e(b.url, quote=True)}">{e(b.label)}</a></p>' if b.url
+                       else f"<p>{e(b.label)}: no link recorded</p>")
+        elif isinstance(b, _Chart):
+            out.append(_html_chart(b))
+    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+            f"<title>{e(title)}</title><style>{_CSS}</style></head><body>\n" + "\n".join(out)
+            + "\n</body></html>\n")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# JUnit XML and Slack
+
+_XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _xml(value: object) -> str:
+    """Text XML 1.0 can hold (ElementTree escapes markup but writes control characters as they are)."""
+    return _XML_INVALID.sub("\ufffd", _text(value))
+
+
+def _failure_text(run: Run) -> str:
+    lines = [f"verdict: {_verdict(run)}", f"reason: {_one_line(run.get('reason'))}"]
+    abort = run.get("abort")
+    if isinstance(abort, Mapping):
+        lines.append(f"aborted by {_text(abort.get('rule'))} at {_text(abort.get('at'))}: "
+                     f"{_one_line(abort.get('reason'))}")
+    for p in run.get("probes") or []:
+        if isinstance(p, Mapping):
+            n, failed, no_data = _probe_counts(p)
+            lines.append(f"probe {_text(p.get('name'))} ({_text(p.get('tolerance'))}): "
+                         f"{_pct(p.get('success_pct'))} success, {failed} failed / {no_data} no data of {n}")
+    if loud := _loud_recovery(run):
+        lines.append(loud)
+    if url := _safe_url(run.get("run_url")):
+        lines.append(f"run: {url}")
+    return "\n".join(lines)
+
+
+def junit_xml(runs: Iterable[Run], *, suite_name: str) -> str:
+    """One <testsuite> with one <testcase classname="chaos.<service>" name="<experiment>"> per run.
+
+    fail -> <failure>, aborted -> <failure type="aborted">, error (or an unknown verdict) -> <error>,
+    refused / skipped / dry_run -> <skipped>; a run whose recovery failed or was never recorded also gets a
+    <failure type="recovery">, whatever its verdict.
+    """
+    ordered = order_runs(runs)
+    suite = ET.Element("testsuite", name=_xml(suite_name))
+    failures = errors = skipped = 0
+    total_time = 0.0
+    score = gameday_score(ordered)
+    if score is not None:
+        props = ET.SubElement(suite, "properties")
+        ET.SubElement(props, "property", name="gameday_score", value=f"{score:.2f}")
+    for run in ordered:
+        verdict = _verdict(run)
+        seconds = _run_seconds(run)
+        total_time += seconds
+        case = ET.SubElement(suite, "testcase", classname=_xml(f"chaos.{_text(run.get('service')) or 'unknown'}"),
+                             name=_xml(run.get("experiment") or run.get("id") or "?"), time=f"{seconds:.3f}")
+        props = ET.SubElement(case, "properties")
+        for key, value in (("verdict", verdict), ("score", run.get("score")), ("weight", run.get("weight")),
+                           ("run_id", run.get("id")), ("backend", run.get("backend")),
+                           ("run_url", _safe_url(run.get("run_url")))):
+            if value is not None:
+                ET.SubElement(props, "property", name=key, value=_xml(value))
+        reason = _xml(_one_line(run.get("reason")) or verdict)
+        recovery_failed = recovery_state(run) in ("failed", "unknown")
+        if verdict == "fail":
+            ET.SubElement(case, "failure", message=reason, type="fail").text = _xml(_failure_text(run))
+            failures += 1
+        elif verdict == "aborted":
+            ET.SubElement(case, "failure", message=reason, type="aborted").text = _xml(_failure_text(run))
+            failures += 1
+        elif verdict == "invalid":  # the request was wrong: an error of whoever asked, not of the system
+            ET.SubElement(case, "error", message=reason, type="invalid").text = reason
+            errors += 1
+        elif verdict in UNSCORED_VERDICTS:
+            ET.SubElement(case, "skipped", message=_xml(f"{verdict}: {reason}"))
+            skipped += 1
+        elif verdict != "pass":
+            message = reason if verdict == "error" else _xml(f"unknown verdict {verdict!r}: {reason}")
+            ET.SubElement(case, "error", message=message, type=_xml(verdict)).text = _xml(_failure_text(run))
+            errors += 1
+        if recovery_failed and verdict not in ("fail", "aborted"):
+            ET.SubElement(case, "failure", message=_xml(_loud_recovery(run)), type="recovery")
+            failures += 1
+    suite.set("tests", str(len(ordered)))
+    suite.set("failures", str(failures))
+    suite.set("errors", str(errors))
+    suite.set("skipped", str(skipped))
+    suite.set("time", f"{total_time:.3f}")
+    ET.indent(suite)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
+
+
+def _slack(text: object) -> str:
+    """Slack mrkdwn needs &, < and > escaped (they start entities and links)."""
+    return _text(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_summary(runs: Iterable[Run], *, gameday: Mapping[str, Any] | None = None,
+                  report_url: str | None = None) -> str:
+    """Slack mrkdwn: a header with counts and the game-day score, a :rotating_light: line per fault that may
+    still be injected, then one line per experiment, problems first."""
+    ordered = order_runs(runs)
+    suite = _slack(_one_line(gameday.get("suite"))) if gameday else ""
+    head = "*Chaos experiments*" if not gameday else f"*Chaos game day {suite}*" if suite else "*Chaos game day*"
+    lines = [f"{head} · {_slack(_summary_line(ordered, gameday))}"]
+    if url := _safe_url(report_url):
+        lines[0] += f" · <{url}|full report>"
+    for run in ordered:
+        state = recovery_state(run)
+        if state == "failed":
+            detail = _one_line((run.get("recovery") or {}).get("detail"), 200)
+            lines.append(f":rotating_light: still injected: *{_slack(run.get('experiment'))}* → "
+                         f"{_slack(', '.join(still_injected(run)))}" + (f" ({_slack(detail)})" if detail else ""))
+        elif state == "unknown":
+            lines.append(f":rotating_light: still injected? no recovery recorded for "
+                         f"*{_slack(run.get('experiment'))}*, check {_slack(', '.join(still_injected(run)))}")
+    for run in ordered:
+        verdict = _verdict(run)
+        line = (f"{VERDICT_EMOJI.get(verdict, ':grey_question:')} *{_slack(run.get('experiment'))}* "
+                f"({_slack(run.get('service'))}) {_slack(verdict)} · score {_score(run.get('score'))}")
+        if reason := _one_line(run.get("reason"), 300):
+            line += f" · {_slack(reason)}"
+        if isinstance(abort := run.get("abort"), Mapping):
+            line += f" · aborted by {_slack(abort.get('rule'))}"
+        if url := _safe_url(run.get("run_url")):
+            line += f" · <{url}|run>"
+        lines.append(line)
+    return "\n".join(lines)
