@@ -50,8 +50,8 @@ def chaos_gameday():
         from gamesre.airflow.chaos import ChaosRefused, plan_gameday
 
         # A scheduled run's logical date is the Wednesday 14:00 it stands for (run_after may be later).
-        scheduled_for = (dag_run.logical_date or dag_run.run_after) if str(dag_run.run_type).endswith(
-            "scheduled") else None
+        scheduled = getattr(dag_run.run_type, "value", dag_run.run_type) == "scheduled"
+        scheduled_for = (dag_run.logical_date or dag_run.run_after) if scheduled else None
         try:
             return plan_gameday(str(params["suite"]), dag_run.run_id, dry_run=bool(params["dry_run"]),
                                 scheduled_for=scheduled_for)

@@ -1,13 +1,14 @@
 """Shared fixtures: real services on free loopback ports in temp folders, always stopped afterwards."""
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from demo.procs import ProcessGroup, free_port
+from demo.procs import ManagedProcess, ProcessGroup, free_port
 from demo.services import render_alertmanager_config, start_alertmanager, start_slack_sink
 from tests.databases import postgres_database, postgres_reachable
 
@@ -80,10 +81,22 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 class HistoryPrometheus:
     """A real Prometheus holding `days` of the demo's backfilled history, ending at `end` (no live scrapes)."""
 
-    def __init__(self, url: str, end: datetime, days: int):
+    def __init__(self, url: str, end: datetime, days: int, start: Callable[[], ManagedProcess] | None = None):
         self.url = url
         self.end = end
         self.days = days
+        self._start = start
+        self.process = start() if start is not None else None
+
+    @contextmanager
+    def down(self) -> Iterator[None]:
+        """Stop this Prometheus for the block (to see how workflows cope), then start it again on its data."""
+        assert self.process is not None and self._start is not None
+        self.process.stop()
+        try:
+            yield
+        finally:
+            self.process = self._start()
 
     def incident(self, name: str):  # -> demo.history.Incident
         from demo.history import plan_incidents
@@ -103,9 +116,12 @@ def history_prometheus(services: ProcessGroup, tmp_path_factory: pytest.TempPath
     workdir = tmp_path_factory.mktemp("history-prometheus")
     backfill(workdir / "data", end=end, days=HISTORY_DAYS, seed=7)
     port = free_port()
-    services.add(start_prometheus(workdir, port, render_prometheus_config([]), data_dir=workdir / "data",
-                                  timeout=120))
-    return HistoryPrometheus(f"http://127.0.0.1:{port}", end, HISTORY_DAYS)
+
+    def start() -> ManagedProcess:
+        return services.add(start_prometheus(workdir, port, render_prometheus_config([]), data_dir=workdir / "data",
+                                             timeout=120))
+
+    return HistoryPrometheus(f"http://127.0.0.1:{port}", end, HISTORY_DAYS, start)
 
 
 class LiveStack:

@@ -37,3 +37,9 @@ def chaos_suite_names(directory: Path = CONFIG_DIR / "chaos") -> list[str]:
 def chaos_pool(path: Path = CONFIG_DIR / "chaos" / "policy.yaml") -> str:
     raw = yaml.safe_load(path.read_text()) or {}
     return str((raw.get("policy") or {}).get("pool") or "chaos_gameday")
+
+
+def checklist_schedules(path: Path = CONFIG_DIR / "checklists.yaml") -> dict[str, str]:
+    """cadence -> cron expression (Asia/Seoul) of include/config/checklists.yaml."""
+    raw = yaml.safe_load(path.read_text()) or {}
+    return {str(c): str(spec.get("schedule")) for c, spec in (raw.get("cadences") or {}).items()}

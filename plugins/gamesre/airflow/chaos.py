@@ -14,11 +14,13 @@ import logging
 import os
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gamesre.airflow.hooks.store import SREStoreHook
+from gamesre.airflow.links import run_url
 from gamesre.airflow.notify import post_message
 
 if TYPE_CHECKING:
@@ -68,15 +70,6 @@ def _services() -> ServiceCatalog:
     return load_services()
 
 
-def run_url(dag_id: str, run_id: str) -> str:
-    from urllib.parse import quote
-
-    from airflow.configuration import conf
-
-    base = conf.get("api", "base_url", fallback="") or "http://localhost:8080"
-    return f"{base.rstrip('/')}/dags/{dag_id}/runs/{quote(run_id, safe='')}"
-
-
 def make_backend(service: str) -> ChaosBackend:
     """The service's chaos backend (services.yaml chaos.backend)."""
     spec = _services().get(service)
@@ -111,6 +104,7 @@ def validate(conf: Mapping[str, Any] | None, run_id: str, default_requester: str
     environment the experiment or the policy does not allow. The attempt is recorded either way.
     """
     from gamesre.chaos.request import InvalidChaosRequest, build_run, overlaps, pick_targets
+    from gamesre.integrations.chaos.base import ChaosBackendError
 
     catalog = _catalog()
     services = _services()
@@ -121,10 +115,14 @@ def validate(conf: Mapping[str, Any] | None, run_id: str, default_requester: str
             "gameday_id": raw.get("gameday_id") if isinstance(raw.get("gameday_id"), str) else None}
     try:
         run = build_run(raw, catalog, run_id=run_id, requested_by=default_requester, backends=backends)
-        backend = make_backend(run.service)
-        targets = pick_targets(run, backend.targets(run.selector), catalog)
-        active = [r["injection"] for r in store.unrecovered_chaos_runs() if r.get("injection")]
-        active += [i.to_dict() for i in backend.injected(run.service)]
+        try:
+            backend = make_backend(run.service)
+            candidates = backend.targets(run.selector)
+            backend_active = [i.to_dict() for i in backend.injected(run.service)]
+        except ChaosBackendError as exc:  # an unknown selector key, or the backend cannot be asked
+            raise InvalidChaosRequest([f"target: {exc}"]) from None
+        targets = pick_targets(run, candidates, catalog)
+        active = [r["injection"] for r in store.unrecovered_chaos_runs() if r.get("injection")] + backend_active
         clashes = overlaps(targets, run.service, active, run_id)
         if clashes:
             raise InvalidChaosRequest([f"target: overlapping experiments: {c}" for c in clashes])
@@ -140,14 +138,11 @@ def validate(conf: Mapping[str, Any] | None, run_id: str, default_requester: str
             "weight": experiment.weight if experiment else 0.0, "verdict": "invalid",
             "reason": str(exc), "finished_at": _now()})
         raise
-    from dataclasses import replace
-
     run = replace(run, targets=tuple(targets))
     store.upsert_chaos_run({
         **base, "experiment": run.experiment, "title": run.title, "service": run.service, "backend": run.backend,
         "environment": run.environment, "fault": run.fault.to_dict(), "targets": list(targets),
-        "blast_radius": {"requested": str(run.blast_radius), "resolved": len(targets),
-                         "of": len(backend.targets(run.selector))},
+        "blast_radius": {"requested": str(run.blast_radius), "resolved": len(targets), "of": len(candidates)},
         "dry_run": run.dry_run, "requested_by": run.requested_by, "weight": run.weight, "verdict": "running"})
     log.info("%s on %s %s: targets %s", run.experiment, run.service, dict(run.selector), targets)
     return run.to_dict()

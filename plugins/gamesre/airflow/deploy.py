@@ -61,12 +61,9 @@ def _configs() -> tuple[ServiceCatalog, DeployConfig]:
 
 
 def run_url(run_id: str) -> str:
-    from urllib.parse import quote
+    from gamesre.airflow.links import run_url as dag_run_url
 
-    from airflow.configuration import conf
-
-    base = conf.get("api", "base_url", fallback="") or "http://localhost:8080"
-    return f"{base.rstrip('/')}/dags/{DAG_ID}/runs/{quote(run_id, safe='')}"
+    return dag_run_url(DAG_ID, run_id)
 
 
 # --- validation -----------------------------------------------------------------------------------------------

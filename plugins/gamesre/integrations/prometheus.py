@@ -9,6 +9,7 @@ them differently (all of them are "inconclusive", never "pass"):
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,6 +17,7 @@ from typing import Any
 import numpy as np
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
+from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 
@@ -60,6 +62,9 @@ class PrometheusClient:
                       status_forcelist=(502, 503, 504), allowed_methods=frozenset({"GET", "POST"}))
         # POST keeps long selectors out of URLs and server logs.
         self._api = PrometheusConnect(url=self.url, retry=retry, timeout=int(timeout), method="POST")
+        self._session = requests.Session()  # for the non-query endpoints (rules, targets, build info)
+        self._session.mount("http://", HTTPAdapter(max_retries=retry))
+        self._session.mount("https://", HTTPAdapter(max_retries=retry))
 
     def _call(self, query: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -118,13 +123,37 @@ class PrometheusClient:
             raise PrometheusQueryError(f"expected one series from {expr!r}, got {len(result)}", expr)
         return float(result[0]["value"][1])
 
-    def build_info(self) -> dict[str, Any]:
+    def api_get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        """GET /api/v1/<path> (rules, targets, status/buildinfo ...); the `data` of the answer."""
+        where = f"/api/v1/{path}"
         try:
-            resp = requests.get(f"{self.url}/api/v1/status/buildinfo", timeout=self.timeout)
+            resp = self._session.get(f"{self.url}{where}", params=dict(params or {}), timeout=self.timeout)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise PrometheusUnreachable(f"Prometheus at {self.url} is unreachable: {type(exc).__name__}") from exc
-        resp.raise_for_status()
-        return dict(resp.json()["data"])
+            raise PrometheusUnreachable(f"Prometheus at {self.url} is unreachable: {type(exc).__name__}",
+                                        where) from exc
+        try:
+            doc = resp.json()
+        except ValueError:
+            doc = None
+        if not isinstance(doc, dict) or doc.get("status") != "success" or resp.status_code >= 400:
+            detail = (f"{doc.get('errorType', 'error')}: {doc.get('error', '')}" if isinstance(doc, dict)
+                      else f"not the API's JSON: {resp.text[:200]!r}")
+            raise PrometheusError(f"Prometheus at {self.url} failed (HTTP {resp.status_code}) for {where}: {detail}",
+                                  where)
+        return doc.get("data")
+
+    def rules(self, kind: str | None = None) -> list[dict[str, Any]]:
+        """The rule groups Prometheus has loaded (`kind`: alert or record to keep only those rules)."""
+        data = self.api_get("rules", {"type": kind} if kind else None)
+        return list((data or {}).get("groups") or [])
+
+    def targets(self, state: str = "active") -> list[dict[str, Any]]:
+        """The scrape targets (`state`: active, dropped or any) as /api/v1/targets lists them."""
+        data = self.api_get("targets", {"state": state}) or {}
+        return list(data.get("activeTargets") or []) + list(data.get("droppedTargets") or [])
+
+    def build_info(self) -> dict[str, Any]:
+        return dict(self.api_get("status/buildinfo") or {})
 
 
 def eval_bytes_repr(text: str) -> str:

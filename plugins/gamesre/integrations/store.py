@@ -227,6 +227,35 @@ incident = sa.Table(
 )
 
 
+# SLO checklists: one row per checklist run (daily, weekly, monthly) and one per item result with its evidence.
+checklist_run = sa.Table(
+    "checklist_run", metadata,
+    sa.Column("id", sa.String(250), primary_key=True),  # the DAG run id
+    sa.Column("cadence", sa.String(16), nullable=False, index=True),  # daily | weekly | monthly
+    sa.Column("period_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("period_end", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),  # the instant judged
+    sa.Column("status", sa.String(16), nullable=False),  # the worst item status, or running
+    sa.Column("counts", sa.JSON, nullable=False),  # status -> number of items
+    sa.Column("report", sa.JSON, nullable=False),  # where the report went: files, Slack delivery
+    sa.Column("run_url", sa.String(1024), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+checklist_result = sa.Table(
+    "checklist_result", metadata,
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("item_id", sa.String(128), primary_key=True),
+    sa.Column("title", sa.String(256), nullable=False),
+    sa.Column("cadence", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("evidence", sa.JSON, nullable=False),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
 def _migration_1(conn: Connection) -> None:
     for table in (slo_ledger, slo_ledger_day, slo_snapshot, policy_state, policy_state_history, maintenance_window):
         table.create(conn, checkfirst=True)
@@ -242,8 +271,13 @@ def _migration_3(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _migration_4(conn: Connection) -> None:
+    for table in (checklist_run, checklist_result):
+        table.create(conn, checkfirst=True)
+
+
 # Append only: a migration, once released, never changes.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3]
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3, _migration_4]
 
 
 class StoreError(RuntimeError):
@@ -694,6 +728,59 @@ class SREStore:
         with self.engine.connect() as conn:
             rows = conn.execute(q).mappings().all()
         return [{**r, "opened_at": _aware(r["opened_at"])} for r in rows]
+
+
+    # --- SLO checklists --------------------------------------------------------------------------------------
+
+    def upsert_checklist_run(self, record: dict[str, Any]) -> None:
+        """Insert a whole checklist run record, or replace the fields it gives of the one with its id."""
+        insert = {"status": "running", "counts": {}, "report": {}, "run_url": "", "finished_at": None, **record}
+        update = [c for c in record if c != "id"]
+        with self.engine.begin() as conn:
+            self._upsert(conn, checklist_run, [_json_safe_row(insert)], ["id"], update)
+
+    def update_checklist_run(self, run_id: str, **fields: Any) -> None:
+        with self.engine.begin() as conn:
+            result = conn.execute(sa.update(checklist_run).where(checklist_run.c.id == run_id)
+                                  .values(**_json_safe_row(fields)))
+        if result.rowcount == 0:
+            raise KeyError(f"no checklist run {run_id!r} in the SRE store")
+
+    def save_checklist_results(self, run_id: str, results: Iterable[dict[str, Any]]) -> int:
+        """Store item results (ItemResult.to_dict() shapes) of a run; a re-run of the run replaces them."""
+        rows = [{"run_id": run_id, **{k: r[k] for k in ("item_id", "title", "cadence", "status", "summary",
+                                                         "evidence", "owner")},
+                 "evidence": _json_safe(r["evidence"]), "checked_at": _parse_time(r["checked_at"])} for r in results]
+        with self.engine.begin() as conn:
+            self._upsert(conn, checklist_result, rows, ["run_id", "item_id"],
+                         ["title", "cadence", "status", "summary", "evidence", "owner", "checked_at"])
+        return len(rows)
+
+    def checklist_runs(self, cadence: str | None = None, since: datetime | None = None,
+                       ids: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        q = sa.select(checklist_run)
+        if cadence is not None:
+            q = q.where(checklist_run.c.cadence == cadence)
+        if since is not None:
+            q = q.where(checklist_run.c.at >= since)
+        if ids is not None:
+            q = q.where(checklist_run.c.id.in_(list(ids)))
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(checklist_run.c.at)).mappings().all()
+        times = ("period_start", "period_end", "at", "finished_at")
+        return [{**r, **{k: _aware(r[k]) if r[k] else None for k in times}} for r in rows]
+
+    def checklist_results(self, run_id: str) -> list[dict[str, Any]]:
+        q = sa.select(checklist_result).where(checklist_result.c.run_id == run_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(checklist_result.c.item_id)).mappings().all()
+        return [{**r, "checked_at": _aware(r["checked_at"])} for r in rows]
+
+
+def _parse_time(value: datetime | str) -> datetime:
+    if isinstance(value, datetime):
+        return _aware(value)
+    return _aware(datetime.fromisoformat(value.replace("Z", "+00:00")))
 
 
 def slices_seen(rows: list[dict[str, Any]]) -> list[tuple[int, float, float]]:

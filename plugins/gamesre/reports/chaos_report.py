@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import json
 import math
 import re
 import xml.etree.ElementTree as ET
@@ -23,6 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
+
+from gamesre.reports.text import as_text, one_line
 
 KST = ZoneInfo("Asia/Seoul")
 
@@ -86,8 +87,8 @@ def recovery_state(run: Run) -> RecoveryState:
 def still_injected(run: Run) -> list[str]:
     """What may still be injected after the run: the recovery's `remaining`, else the run's targets."""
     recovery = run.get("recovery") or {}
-    remaining = [_text(x) for x in recovery.get("remaining") or []]
-    return remaining or [_text(x) for x in run.get("targets") or []]
+    remaining = [as_text(x) for x in recovery.get("remaining") or []]
+    return remaining or [as_text(x) for x in run.get("targets") or []]
 
 
 def _verdict(run: Run) -> str:
@@ -128,17 +129,6 @@ def _float(value: object) -> float | None:
     return None
 
 
-def _text(value: object) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, Mapping | list | tuple):
-        return json.dumps(value, sort_keys=True, default=str, separators=(",", ":"))
-    return "" if value is None else str(value)
-
-
-def _one_line(value: object, limit: int = 400) -> str:
-    s = " ".join(_text(value).split())
-    return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
 def _parse_time(value: object) -> datetime | None:
@@ -204,11 +194,11 @@ def _result(passed: object) -> str:
 
 def _fault(run: Run) -> str:
     fault = run.get("fault") or {}
-    kind = _text(fault.get("kind")) or "-"
+    kind = as_text(fault.get("kind")) or "-"
     out = kind if fault.get("duration_s") is None else f"{kind} for {_duration(fault.get('duration_s'))}"
     params = fault.get("params") or {}
     if isinstance(params, Mapping) and params:
-        out += " (" + ", ".join(f"{k}={_text(v)}" for k, v in sorted(params.items())) + ")"
+        out += " (" + ", ".join(f"{k}={as_text(v)}" for k, v in sorted(params.items())) + ")"
     return out
 
 
@@ -217,7 +207,7 @@ def _blast_radius(run: Run) -> str:
     if not br:
         return "-"
     requested, resolved, of = br.get("requested"), br.get("resolved"), br.get("of")
-    parts = [] if requested is None else [_text(requested)]
+    parts = [] if requested is None else [as_text(requested)]
     if resolved is not None:
         parts.append(f"{resolved} of {of}" if of is not None else str(resolved))
     return " → ".join(parts) or "-"
@@ -232,7 +222,7 @@ def _run_seconds(run: Run) -> float:
 
 def _safe_url(url: object) -> str | None:
     """The URL when it is http(s) and plain; anything else (javascript:, data:, quotes, <>) is not linked."""
-    s = _text(url).strip()
+    s = as_text(url).strip()
     return s if re.match(r"^https?://[^\s<>\"'`|]+$", s, re.IGNORECASE) else None
 
 
@@ -255,7 +245,7 @@ def probe_bounds(probe: Mapping[str, Any]) -> tuple[float | None, float | None]:
     bounds = probe.get("bounds")
     if isinstance(bounds, Mapping):
         return _float(bounds.get("low")), _float(bounds.get("high"))
-    tolerance = _text(probe.get("tolerance"))
+    tolerance = as_text(probe.get("tolerance"))
     if m := _TOLERANCE.match(tolerance):
         op, number = m.group(1), float(m.group(2))
         return (number, None) if op in (">=", ">", "≥") else (None, number)
@@ -271,7 +261,7 @@ def probe_bounds(probe: Mapping[str, Any]) -> tuple[float | None, float | None]:
 
 def _mpl_text(value: object) -> str:
     """Text for matplotlib: `$` would start mathtext (and a stray one raises), so it is escaped."""
-    return _one_line(value, 120).replace("$", r"\$")
+    return one_line(value, 120).replace("$", r"\$")
 
 
 def _png(fig: Any) -> bytes:
@@ -377,8 +367,8 @@ def score_trend_chart(history: Iterable[Mapping[str, Any]], *, gameday: Mapping[
         score = _float(entry.get("score"))
         if t is None or score is None:
             continue
-        name = "game day" if _is_gameday_entry(entry) else _text(entry.get("experiment"))
-        series.setdefault(name, []).append((mdates.date2num(t), score, _text(entry.get("verdict"))))
+        name = "game day" if _is_gameday_entry(entry) else as_text(entry.get("experiment"))
+        series.setdefault(name, []).append((mdates.date2num(t), score, as_text(entry.get("verdict"))))
 
     fig = Figure(figsize=(10, 4.5), dpi=100)
     ax = fig.subplots()
@@ -468,17 +458,17 @@ def _summary_line(runs: Sequence[Run], gameday: Mapping[str, Any] | None) -> str
     else:
         line += " · game-day score - (no run was scored)"
     if gameday and gameday.get("verdict"):
-        line += f" · game-day verdict {_text(gameday.get('verdict'))}"
+        line += f" · game-day verdict {as_text(gameday.get('verdict'))}"
     return line
 
 
 def _loud_recovery(run: Run) -> str | None:
     state = recovery_state(run)
-    name = _text(run.get("experiment")) or "?"
+    name = as_text(run.get("experiment")) or "?"
     if state == "failed":
         recovery = run.get("recovery") or {}
         attempts = recovery.get("attempts")
-        detail = _one_line(recovery.get("detail"), 300)
+        detail = one_line(recovery.get("detail"), 300)
         tried = f"after {attempts} attempt{'' if attempts == 1 else 's'}" if attempts else ""
         why = "; ".join(x for x in (tried, detail) if x)
         return (f"RECOVERY FAILED for {name}, still injected: {', '.join(still_injected(run)) or 'unknown'}"
@@ -495,13 +485,13 @@ def _history_line(run: Run, history: Sequence[Mapping[str, Any]]) -> str | None:
             and not _is_gameday_entry(h)][-5:]
     if not past:
         return None
-    steps = [f"{_score(h.get('score')) if _float(h.get('score')) is not None else _text(h.get('verdict'))} "
+    steps = [f"{_score(h.get('score')) if _float(h.get('score')) is not None else as_text(h.get('verdict'))} "
              f"({_kst(h.get('finished_at'), '%m-%d')})" for h in past]
     return "Score history: " + " → ".join([*steps, f"{_score(run.get('score'))} (this run)"])
 
 
 def _steady_table(steady: Mapping[str, Any]) -> _Table:
-    rows = tuple((_text(p.get("name")), _value(p.get("value")), _text(p.get("tolerance")) or "-",
+    rows = tuple((as_text(p.get("name")), _value(p.get("value")), as_text(p.get("tolerance")) or "-",
                   _result(p.get("passed")))
                  for p in steady.get("probes") or [] if isinstance(p, Mapping))
     return _Table(("probe", "value", "tolerance", "result"), rows)
@@ -509,15 +499,15 @@ def _steady_table(steady: Mapping[str, Any]) -> _Table:
 
 def _run_blocks(run: Run, history: Sequence[Mapping[str, Any]]) -> list[_Block]:
     verdict = _verdict(run)
-    blocks: list[_Block] = [_Heading(2, f"{_text(run.get('experiment')) or '?'}: {verdict.upper()}")]
-    facts = [_text(run.get("title")), f"service {_text(run.get('service')) or '-'}",
-             f"backend {_text(run.get('backend')) or '-'}", f"environment {_text(run.get('environment')) or '-'}",
-             f"requested by {_text(run.get('requested_by')) or '-'}"]
+    blocks: list[_Block] = [_Heading(2, f"{as_text(run.get('experiment')) or '?'}: {verdict.upper()}")]
+    facts = [as_text(run.get("title")), f"service {as_text(run.get('service')) or '-'}",
+             f"backend {as_text(run.get('backend')) or '-'}", f"environment {as_text(run.get('environment')) or '-'}",
+             f"requested by {as_text(run.get('requested_by')) or '-'}"]
     if run.get("dry_run"):
         facts.append("dry run")
     blocks.append(_Para(" · ".join(f for f in facts if f)))
     blocks.append(_Para(f"Verdict {verdict}, score {_score(run.get('score'))} (weight "
-                        f"{_weight(run.get('weight'))}): {_one_line(run.get('reason')) or 'no reason recorded'}"))
+                        f"{_weight(run.get('weight'))}): {one_line(run.get('reason')) or 'no reason recorded'}"))
     if loud := _loud_recovery(run):
         blocks.append(_Para(loud, loud=True))
     if line := _history_line(run, history):
@@ -527,18 +517,18 @@ def _run_blocks(run: Run, history: Sequence[Mapping[str, Any]]) -> list[_Block]:
     if gates:
         items = []
         for g in gates:
-            reason = _one_line(g.get("reason")) or "no reason recorded"
+            reason = one_line(g.get("reason")) or "no reason recorded"
             evidence = g.get("evidence")
-            tail = f"; evidence: {_one_line(evidence, 200)}" if evidence else ""
+            tail = f"; evidence: {one_line(evidence, 200)}" if evidence else ""
             state = "passed" if g.get("passed") is True else "refused"
-            items.append(f"{state}: {reason} (gate {_text(g.get('gate'))}){tail}")
+            items.append(f"{state}: {reason} (gate {as_text(g.get('gate'))}){tail}")
         blocks.append(_Bullets("Gates", tuple(items)))
 
     timeline = run.get("timeline") or {}
     steps = tuple(f"{label}: {_kst(timeline.get(key))}" for key, label in
                   (("requested_at", "requested"), ("injected_at", "injected"), ("aborted_at", "aborted"),
                    ("recovered_at", "recovered"), ("finished_at", "finished")) if timeline.get(key))
-    targets = ", ".join(_text(t) for t in run.get("targets") or []) or "-"
+    targets = ", ".join(as_text(t) for t in run.get("targets") or []) or "-"
     blocks.append(_Bullets("Fault", (f"fault: {_fault(run)}", f"targets: {targets}",
                                      f"blast radius: {_blast_radius(run)}", *steps)))
 
@@ -560,14 +550,14 @@ def _run_blocks(run: Run, history: Sequence[Mapping[str, Any]]) -> list[_Block]:
     abort = run.get("abort")
     if isinstance(abort, Mapping):
         at = abort.get("at") or timeline.get("aborted_at")
-        blocks.append(_Para(f"Aborted by rule {_text(abort.get('rule')) or '?'} at {_kst(at)}: "
-                            f"{_one_line(abort.get('reason')) or 'no reason recorded'}"))
+        blocks.append(_Para(f"Aborted by rule {as_text(abort.get('rule')) or '?'} at {_kst(at)}: "
+                            f"{one_line(abort.get('reason')) or 'no reason recorded'}"))
 
     state = recovery_state(run)
     recovery = run.get("recovery") or {}
     if state == "recovered":
         attempts = recovery.get("attempts")
-        detail = _one_line(recovery.get("detail"))
+        detail = one_line(recovery.get("detail"))
         blocks.append(_Para("Recovery: recovered" + (f" after {attempts} attempt{'' if attempts == 1 else 's'}"
                                                      if attempts else "") + (f": {detail}" if detail else "")))
     elif state == "not_needed":
@@ -579,7 +569,7 @@ def _run_blocks(run: Run, history: Sequence[Mapping[str, Any]]) -> list[_Block]:
         rows = []
         for p in probes:
             n, failed, no_data = _probe_counts(p)
-            rows.append((_text(p.get("name")), _text(p.get("tolerance")) or "-", _weight(p.get("weight")), str(n),
+            rows.append((as_text(p.get("name")), as_text(p.get("tolerance")) or "-", _weight(p.get("weight")), str(n),
                          str(failed), str(no_data), _pct(p.get("success_pct"))))
         blocks.append(_Para("Probes during the experiment"))
         blocks.append(_Table(("probe", "tolerance", "weight", "samples", "failed", "no data", "success"),
@@ -595,7 +585,7 @@ def _document(runs: Iterable[Run], gameday: Mapping[str, Any] | None,
     ordered = order_runs(runs)
     past = tuple(history)
     if gameday:
-        suite = _one_line(gameday.get("suite"))
+        suite = one_line(gameday.get("suite"))
         title = (f"Chaos game day{' ' + suite if suite else ''}: "
                  f"{_kst(gameday.get('started_at') or gameday.get('finished_at'), '%Y-%m-%d %H:%M')}")
     else:
@@ -604,14 +594,14 @@ def _document(runs: Iterable[Run], gameday: Mapping[str, Any] | None,
         title = "Chaos experiments" + (f": {_kst(started, '%Y-%m-%d %H:%M')}" if started else "")
     blocks: list[_Block] = [_Heading(1, " ".join(title.split())), _Para(_summary_line(ordered, gameday))]
     if gameday:
-        blocks.append(_Para(f"Game day {_text(gameday.get('id'))}: {_kst(gameday.get('started_at'))} to "
+        blocks.append(_Para(f"Game day {as_text(gameday.get('id'))}: {_kst(gameday.get('started_at'))} to "
                             f"{_kst(gameday.get('finished_at'))}"))
     blocks.extend(_Para(loud, loud=True) for loud in (_loud_recovery(r) for r in ordered) if loud)
     blocks.append(_Table(
         ("experiment", "verdict", "score", "fault", "targets", "blast radius", "reason"),
-        tuple((_text(r.get("experiment")), _verdict(r), _score(r.get("score")), _fault(r),
-               ", ".join(_text(t) for t in r.get("targets") or []) or "-", _blast_radius(r),
-               _one_line(r.get("reason"), 200)) for r in ordered),
+        tuple((as_text(r.get("experiment")), _verdict(r), _score(r.get("score")), _fault(r),
+               ", ".join(as_text(t) for t in r.get("targets") or []) or "-", _blast_radius(r),
+               one_line(r.get("reason"), 200)) for r in ordered),
         tuple(_verdict(r) for r in ordered)))
     known = {h.get("id") for h in past}
     current = tuple({"id": r.get("id"), "experiment": r.get("experiment"), "verdict": r.get("verdict"),
@@ -626,7 +616,7 @@ def _document(runs: Iterable[Run], gameday: Mapping[str, Any] | None,
 
 def _md(text: object, limit: int = 2000) -> str:
     """One line of Markdown text; `<` is written as an entity so stored text cannot smuggle in raw HTML."""
-    return _one_line(text, limit).replace("<", "&lt;")
+    return one_line(text, limit).replace("<", "&lt;")
 
 
 def _md_cell(text: str) -> str:
@@ -674,11 +664,11 @@ def _img(png: bytes, alt: str) -> str:
 def _html_chart(chart: _Chart) -> str:
     try:
         if chart.kind == "timeline" and chart.run is not None:
-            name = _text(chart.run.get("experiment"))
+            name = as_text(chart.run.get("experiment"))
             return _img(timeline_chart(chart.run), f"probe values over time for {name}")
         return _img(score_trend_chart(chart.history, gameday=chart.gameday), "resilience score trend")
     except (ValueError, TypeError, KeyError, OverflowError) as exc:  # odd stored data must not lose the report
-        return f"<p>chart unavailable: {html.escape(_one_line(exc))}</p>"
+        return f"<p>chart unavailable: {html.escape(one_line(exc))}</p>"
 
 
 def render_html(runs: Iterable[Run], *, gameday: Mapping[str, Any] | None = None,
@@ -721,19 +711,19 @@ _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
 
 def _xml(value: object) -> str:
     """Text XML 1.0 can hold (ElementTree escapes markup but writes control characters as they are)."""
-    return _XML_INVALID.sub("\ufffd", _text(value))
+    return _XML_INVALID.sub("\ufffd", as_text(value))
 
 
 def _failure_text(run: Run) -> str:
-    lines = [f"verdict: {_verdict(run)}", f"reason: {_one_line(run.get('reason'))}"]
+    lines = [f"verdict: {_verdict(run)}", f"reason: {one_line(run.get('reason'))}"]
     abort = run.get("abort")
     if isinstance(abort, Mapping):
-        lines.append(f"aborted by {_text(abort.get('rule'))} at {_text(abort.get('at'))}: "
-                     f"{_one_line(abort.get('reason'))}")
+        lines.append(f"aborted by {as_text(abort.get('rule'))} at {as_text(abort.get('at'))}: "
+                     f"{one_line(abort.get('reason'))}")
     for p in run.get("probes") or []:
         if isinstance(p, Mapping):
             n, failed, no_data = _probe_counts(p)
-            lines.append(f"probe {_text(p.get('name'))} ({_text(p.get('tolerance'))}): "
+            lines.append(f"probe {as_text(p.get('name'))} ({as_text(p.get('tolerance'))}): "
                          f"{_pct(p.get('success_pct'))} success, {failed} failed / {no_data} no data of {n}")
     if loud := _loud_recovery(run):
         lines.append(loud)
@@ -761,7 +751,7 @@ def junit_xml(runs: Iterable[Run], *, suite_name: str) -> str:
         verdict = _verdict(run)
         seconds = _run_seconds(run)
         total_time += seconds
-        case = ET.SubElement(suite, "testcase", classname=_xml(f"chaos.{_text(run.get('service')) or 'unknown'}"),
+        case = ET.SubElement(suite, "testcase", classname=_xml(f"chaos.{as_text(run.get('service')) or 'unknown'}"),
                              name=_xml(run.get("experiment") or run.get("id") or "?"), time=f"{seconds:.3f}")
         props = ET.SubElement(case, "properties")
         for key, value in (("verdict", verdict), ("score", run.get("score")), ("weight", run.get("weight")),
@@ -769,7 +759,7 @@ def junit_xml(runs: Iterable[Run], *, suite_name: str) -> str:
                            ("run_url", _safe_url(run.get("run_url")))):
             if value is not None:
                 ET.SubElement(props, "property", name=key, value=_xml(value))
-        reason = _xml(_one_line(run.get("reason")) or verdict)
+        reason = _xml(one_line(run.get("reason")) or verdict)
         recovery_failed = recovery_state(run) in ("failed", "unknown")
         if verdict == "fail":
             ET.SubElement(case, "failure", message=reason, type="fail").text = _xml(_failure_text(run))
@@ -801,7 +791,7 @@ def junit_xml(runs: Iterable[Run], *, suite_name: str) -> str:
 
 def _slack(text: object) -> str:
     """Slack mrkdwn needs &, < and > escaped (they start entities and links)."""
-    return _text(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return as_text(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def slack_summary(runs: Iterable[Run], *, gameday: Mapping[str, Any] | None = None,
@@ -809,7 +799,7 @@ def slack_summary(runs: Iterable[Run], *, gameday: Mapping[str, Any] | None = No
     """Slack mrkdwn: a header with counts and the game-day score, a :rotating_light: line per fault that may
     still be injected, then one line per experiment, problems first."""
     ordered = order_runs(runs)
-    suite = _slack(_one_line(gameday.get("suite"))) if gameday else ""
+    suite = _slack(one_line(gameday.get("suite"))) if gameday else ""
     head = "*Chaos experiments*" if not gameday else f"*Chaos game day {suite}*" if suite else "*Chaos game day*"
     lines = [f"{head} · {_slack(_summary_line(ordered, gameday))}"]
     if url := _safe_url(report_url):
@@ -817,7 +807,7 @@ def slack_summary(runs: Iterable[Run], *, gameday: Mapping[str, Any] | None = No
     for run in ordered:
         state = recovery_state(run)
         if state == "failed":
-            detail = _one_line((run.get("recovery") or {}).get("detail"), 200)
+            detail = one_line((run.get("recovery") or {}).get("detail"), 200)
             lines.append(f":rotating_light: still injected: *{_slack(run.get('experiment'))}* → "
                          f"{_slack(', '.join(still_injected(run)))}" + (f" ({_slack(detail)})" if detail else ""))
         elif state == "unknown":
@@ -827,7 +817,7 @@ def slack_summary(runs: Iterable[Run], *, gameday: Mapping[str, Any] | None = No
         verdict = _verdict(run)
         line = (f"{VERDICT_EMOJI.get(verdict, ':grey_question:')} *{_slack(run.get('experiment'))}* "
                 f"({_slack(run.get('service'))}) {_slack(verdict)} · score {_score(run.get('score'))}")
-        if reason := _one_line(run.get("reason"), 300):
+        if reason := one_line(run.get("reason"), 300):
             line += f" · {_slack(reason)}"
         if isinstance(abort := run.get("abort"), Mapping):
             line += f" · aborted by {_slack(abort.get('rule'))}"

@@ -168,7 +168,8 @@ def test_a_gameday_runs_its_suite_and_reports_a_score(chaos_stack: ChaosStack) -
     (gameday,) = stack.store.gamedays(ids=[run_id])
     runs = stack.store.chaos_runs(gameday_id=run_id)
     assert [r["experiment"] for r in runs] == ["gs-instance-kill"]
-    assert gameday["verdict"] == "pass" and gameday["score"] == pytest.approx(runs[0]["score"])
+    assert gameday["verdict"] == "pass", (gameday["reason"], runs[0]["reason"], runs[0]["steady_after"])
+    assert gameday["score"] == pytest.approx(runs[0]["score"])
     report = stack.airflow.xcom("chaos_gameday", run_id, "report")
     assert Path(report["report"]["html"]).exists()
     no_fault_left(stack)

@@ -165,7 +165,8 @@ class ChaosMonitorTrigger(BaseTrigger):
                 return {"mode": "recovery", "passed": True, "recovered_within_s": max(0.0, first_ok - since),
                         "reason": f"every probe within tolerance for {needed} polls in a row",
                         "probes": [r.to_dict() for r in readings], "samples": samples, "polls": polls}
-            if at >= deadline:
+            # Judged on at least `needed` polls, even when the watch started late (a busy triggerer).
+            if at >= deadline and polls >= needed:
                 return {"mode": "recovery", "passed": False, "recovered_within_s": None,
                         "reason": f"not back within {float(spec['recovery_time_s']):g}s: {reason}",
                         "probes": [r.to_dict() for r in readings], "samples": samples, "polls": polls}

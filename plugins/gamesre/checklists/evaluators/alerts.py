@@ -162,7 +162,10 @@ def silent_alerts(ctx: CheckContext, params: SilentParams) -> Verdict:
     rules = ctx.data("alert_rules")
     if rules.empty:
         raise CheckError("Prometheus reports no alerting rules: the rule files did not load")
-    unfired = never_fired(rules, _intervals(ctx))
+    # Only the firings of the lookback count: the run may have fetched ALERTS further back for other items.
+    start, end = _silent_window(params, ctx.period, ctx.at)
+    intervals = _intervals(ctx)
+    unfired = never_fired(rules, intervals[(intervals["end"] > start) & (intervals["start"] < end)])
     total = len(rule_keys(rules))
     evidence = {"never_fired": records(unfired, ("alertname", "rule", "severity")),
                 "never_fired_total": len(unfired), "rules_total": total,
