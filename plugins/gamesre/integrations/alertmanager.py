@@ -246,6 +246,10 @@ class AlertmanagerClient:
         return expired
 
     # --- alerts --------------------------------------------------------------------------------------------
+    def version(self) -> str:
+        """The running Alertmanager's version (GET /api/v2/status, versionInfo.version)."""
+        return str(self._request("GET", "/status")["versionInfo"]["version"])
+
     def alerts(self, filter: Sequence[Matcher | str] = (), *, active: bool = True, silenced: bool = True,
                inhibited: bool = True, unprocessed: bool = True) -> list[Alert]:
         """Alerts Alertmanager holds that match `filter`; by default every state, including silenced ones."""

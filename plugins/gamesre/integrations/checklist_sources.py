@@ -204,6 +204,11 @@ class _Fetcher:
             pass  # the SLOs name the services that matter to budgets
         return list(dict.fromkeys(names))
 
+    def now_meta(self) -> dict[str, str]:
+        """For inputs that describe the present: read when fetched, whatever instant the run judges."""
+        return {"read_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "run_at": datetime.fromtimestamp(self.at, UTC).isoformat()}
+
     # -- links ---------------------------------------------------------------------------------------------
 
     def graph_link(self, expr: str, start: float, end: float) -> str:
@@ -429,7 +434,8 @@ def _chaos_active_faults(f: _Fetcher, span: _TIME) -> InputData:
     frame = _frame(rows, INPUTS["chaos_active_faults"].columns)
     return InputData(frame, source="store",
                      queries=("SREStore.unrecovered_chaos_runs(): injected, recovery not confirmed",),
-                     meta={"rows": len(frame), "view": "the store's record of injections (the reaper's view)"})
+                     meta={"rows": len(frame), "view": "the store's record of injections (the reaper's view)",
+                           **f.now_meta()})
 
 
 # --- Alertmanager -----------------------------------------------------------------------------------------
@@ -444,8 +450,7 @@ def _alertmanager_alerts(f: _Fetcher, span: _TIME) -> InputData:
     frame = _frame(rows, INPUTS["alertmanager_alerts"].columns)
     base = f.config.alertmanager_link_url or am.url
     return InputData(frame, source="alertmanager", queries=("GET /api/v2/alerts (active, silenced, inhibited)",),
-                     links=(f"{base}/#/alerts",),
-                     meta={"rows": len(frame), "fetched_at": datetime.now(UTC).isoformat()})
+                     links=(f"{base}/#/alerts",), meta={"rows": len(frame), **f.now_meta()})
 
 
 # --- Prometheus -------------------------------------------------------------------------------------------
@@ -548,7 +553,7 @@ def _scrape_targets(f: _Fetcher, span: _TIME) -> InputData:
                      "labels": dict(labels)})
     frame = _frame(rows, INPUTS["scrape_targets"].columns)
     return InputData(frame, source="prometheus", queries=("GET /api/v1/targets?state=active",),
-                     links=(f.prom_page("targets"),), meta={"targets": len(frame)})
+                     links=(f.prom_page("targets"),), meta={"targets": len(frame), **f.now_meta()})
 
 
 def _sample_timestamps(f: _Fetcher, span: _TIME) -> InputData:
@@ -590,7 +595,7 @@ def _versions_running(f: _Fetcher, span: _TIME) -> InputData:
     errors: dict[str, str] = {}
     queries: list[str] = []
     for component, read in (("prometheus", lambda: str(f.prom().build_info()["version"])),
-                            ("alertmanager", lambda: str(f.am()._request("GET", "/status")["versionInfo"]["version"]))):
+                            ("alertmanager", lambda: f.am().version())):
         queries.append("GET /api/v1/status/buildinfo" if component == "prometheus" else "GET /api/v2/status")
         try:
             versions[component] = read()
@@ -606,7 +611,7 @@ def _versions_running(f: _Fetcher, span: _TIME) -> InputData:
         python["apache-airflow"] = None  # type: ignore[assignment]
     versions.update(python)
     meta: dict[str, Any] = {"sources": {"prometheus": "prometheus build info", "alertmanager": "alertmanager status",
-                                        "python": "installed distributions"}}
+                                        "python": "installed distributions"}, **f.now_meta()}
     if errors:
         meta["errors"] = errors
     return InputData(versions, source="prometheus, alertmanager, python", queries=tuple(queries), meta=meta)
