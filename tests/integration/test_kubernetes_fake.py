@@ -47,14 +47,6 @@ def kube() -> Iterator[FakeKubeAPI]:
         yield api
 
 
-@pytest.fixture
-def api_client(kube: FakeKubeAPI) -> Iterator[client.ApiClient]:
-    configuration = client.Configuration()
-    configuration.host = kube.url
-    with client.ApiClient(configuration) as api:
-        yield api
-
-
 def stored(kube: FakeKubeAPI) -> dict[str, Any]:
     obj = kube.get("autoscaling/v2", "horizontalpodautoscalers", NS, HPA)
     assert obj is not None

@@ -17,6 +17,7 @@ The content type is always given explicitly: for a dict body the generated clien
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,31 +86,42 @@ class HpaChange:
     message: str
 
 
-def _api_error(action: str, exc: ApiException) -> KubernetesError:
-    message = exc.body or ""
-    reason = exc.reason or ""
-    try:
-        doc = json.loads(exc.body) if exc.body else {}
-        if isinstance(doc, dict):
-            message = str(doc.get("message", message))
-            reason = str(doc.get("reason", reason)) or reason
-    except ValueError:
-        pass
-    return KubernetesError(action, exc.status, reason, message.strip() or "no message")
+ErrorFactory = Callable[[int | None, str, str], Exception]  # (HTTP status or None, reason, message)
 
 
-def _call(action: str, fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
-    """Run one generated-client call and return the JSON document the API answered with."""
+def json_call(error: ErrorFactory, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """Run one generated-client call and return the JSON object the API answered with.
+
+    Every failure is raised as `error(status, reason, message)`: the API's refusal (its Status document's
+    reason and message), an unreachable server (status None, "Unreachable") or an answer that is not a JSON
+    object ("BadResponse"). The backends pass a factory that names themselves and the action.
+    """
     try:
         response = fn(*args, _preload_content=False, **kwargs)
     except ApiException as exc:
-        raise _api_error(action, exc) from None
+        message, reason = exc.body or "", exc.reason or ""
+        try:
+            doc = json.loads(exc.body) if exc.body else {}
+            if isinstance(doc, dict):
+                message = str(doc.get("message", message))
+                reason = str(doc.get("reason") or reason)
+        except ValueError:
+            pass
+        raise error(exc.status, reason, message.strip() or "no message") from None
     except Urllib3Error as exc:
-        raise KubernetesError(action, None, "Unreachable", str(exc)) from None
+        raise error(None, "Unreachable", str(exc)) from None
     try:
-        return json.loads(response.data)
-    except ValueError:
-        raise KubernetesError(action, response.status, "BadResponse", "the answer is not JSON") from None
+        doc = json.loads(response.data)
+    except (ValueError, TypeError):
+        doc = None
+    if not isinstance(doc, dict):
+        raise error(response.status, "BadResponse", "the answer is not a JSON object") from None
+    return doc
+
+
+def _call(action: str, fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    return json_call(lambda status, reason, message: KubernetesError(action, status, reason, message),
+                     fn, *args, **kwargs)
 
 
 def _record(annotations: dict[str, str] | None, where: str) -> ScalingRecord | None:

@@ -62,14 +62,6 @@ def kube() -> Iterator[FakeKubeAPI]:
         yield api
 
 
-@pytest.fixture
-def api_client(kube: FakeKubeAPI) -> Iterator[client.ApiClient]:
-    configuration = client.Configuration()
-    configuration.host = kube.url
-    with client.ApiClient(configuration) as api:
-        yield api
-
-
 @pytest.fixture(autouse=True)
 def fixed_now(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(chaos_kubernetes, "_now", lambda: NOW)

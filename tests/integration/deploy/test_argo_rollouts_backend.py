@@ -74,14 +74,6 @@ def kube() -> Iterator[FakeKubeAPI]:
 
 
 @pytest.fixture
-def api_client(kube: FakeKubeAPI) -> Iterator[client.ApiClient]:
-    configuration = client.Configuration()
-    configuration.host = kube.url
-    with client.ApiClient(configuration) as api:
-        yield api
-
-
-@pytest.fixture
 def backend(api_client: client.ApiClient) -> ArgoRolloutsBackend:
     return ArgoRolloutsBackend(api_client, namespace=NS, rollout=NAME, image_repo=REPO)
 

@@ -64,14 +64,6 @@ def kube() -> Iterator[FakeKubeAPI]:
         yield api
 
 
-@pytest.fixture
-def api_client(kube: FakeKubeAPI) -> Iterator[client.ApiClient]:
-    configuration = client.Configuration()
-    configuration.host = kube.url
-    with client.ApiClient(configuration) as api:
-        yield api
-
-
 def backend(api_client: client.ApiClient, strategy: str, **kwargs: Any) -> KubernetesDeployBackend:
     return KubernetesDeployBackend(api_client, namespace=NS, deployment=APP, service=APP, image_repo=REPO,
                                    strategy=strategy, **kwargs)

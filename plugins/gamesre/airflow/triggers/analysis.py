@@ -75,6 +75,17 @@ async def instant_value(session: Any, base_url: str, expr: str, at: float, timeo
     return sum(values) if values else None
 
 
+async def prometheus_base_url(conn_id: str, url: str | None = None) -> str:
+    """Prometheus' base URL: `url` when given, else from the Airflow connection (looked up asynchronously)."""
+    if url:
+        return url.rstrip("/")
+    from airflow.sdk import BaseHook
+
+    from gamesre.airflow.hooks.prometheus import url_from_connection
+
+    return url_from_connection(await BaseHook.aget_connection(conn_id))
+
+
 class CanaryAnalysisTrigger(BaseTrigger):
     """Judge one step: `spec` is built by gamesre.airflow.deploy.analysis_spec (JSON-safe)."""
 
@@ -90,13 +101,7 @@ class CanaryAnalysisTrigger(BaseTrigger):
                            "prometheus_url": self.prometheus_url}
 
     async def _base_url(self) -> str:
-        if self.prometheus_url:
-            return self.prometheus_url.rstrip("/")
-        from airflow.sdk import BaseHook
-
-        from gamesre.airflow.hooks.prometheus import url_from_connection
-
-        return url_from_connection(await BaseHook.aget_connection(self.prometheus_conn_id))
+        return await prometheus_base_url(self.prometheus_conn_id, self.prometheus_url)
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         import aiohttp

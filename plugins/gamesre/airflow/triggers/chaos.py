@@ -25,7 +25,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from gamesre.airflow.triggers.analysis import PrometheusQueryFailed, instant_values
+from gamesre.airflow.triggers.analysis import PrometheusQueryFailed, instant_values, prometheus_base_url
 from gamesre.chaos.catalog import AbortRules, Probe
 from gamesre.chaos.gates import kill_switch_on
 from gamesre.chaos.probes import MonitorState, read_probes, steady_state
@@ -58,13 +58,7 @@ class ChaosMonitorTrigger(BaseTrigger):
                            "prometheus_url": self.prometheus_url}
 
     async def _base_url(self) -> str:
-        if self.prometheus_url:
-            return self.prometheus_url.rstrip("/")
-        from airflow.sdk import BaseHook
-
-        from gamesre.airflow.hooks.prometheus import url_from_connection
-
-        return url_from_connection(await BaseHook.aget_connection(self.prometheus_conn_id))
+        return await prometheus_base_url(self.prometheus_conn_id, self.prometheus_url)
 
     async def kill_switch(self) -> bool:
         key = self.spec.get("kill_switch_variable")

@@ -83,8 +83,6 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-from urllib3.exceptions import HTTPError as Urllib3Error
 
 from gamesre.integrations.chaos.base import (
     FAULT_KINDS,
@@ -94,6 +92,7 @@ from gamesre.integrations.chaos.base import (
     Injection,
     Recovery,
 )
+from gamesre.integrations.kubernetes import json_call
 
 log = logging.getLogger(__name__)
 
@@ -160,25 +159,8 @@ class KubernetesChaosError(ChaosBackendError):
 
 def chaos_call(engine: str, action: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Run one generated-client call and return the JSON the API answered; errors name `action`."""
-    try:
-        response = fn(*args, _preload_content=False, **kwargs)
-    except ApiException as exc:
-        message, reason = exc.body or "", exc.reason or ""
-        try:
-            doc = json.loads(exc.body) if exc.body else {}
-            if isinstance(doc, dict):
-                message = str(doc.get("message", message))
-                reason = str(doc.get("reason") or reason)
-        except ValueError:
-            pass
-        raise KubernetesChaosError(engine, action, exc.status, reason, message.strip() or "no message") from None
-    except Urllib3Error as exc:
-        raise KubernetesChaosError(engine, action, None, "Unreachable", str(exc)) from None
-    try:
-        return dict(json.loads(response.data))
-    except (ValueError, TypeError):
-        raise KubernetesChaosError(engine, action, response.status, "BadResponse",
-                                   "the answer is not a JSON object") from None
+    return json_call(lambda status, reason, message: KubernetesChaosError(engine, action, status, reason, message),
+                     fn, *args, **kwargs)
 
 
 # --- names and labels ------------------------------------------------------------------------------------

@@ -60,10 +60,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from kubernetes import client
-from kubernetes.client.exceptions import ApiException
-from urllib3.exceptions import HTTPError as Urllib3Error
 
 from gamesre.integrations.deploy.base import BackendStatus, Cohorts, DeployBackend, DeployBackendError
+from gamesre.integrations.kubernetes import json_call
 
 RECORD_ANNOTATION = "gamesre.io/deploy"
 MERGE_PATCH = "application/merge-patch+json"
@@ -92,25 +91,8 @@ class KubernetesDeployError(DeployBackendError):
 
 def kube_call(backend: str, action: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
     """Run one generated-client call and return the JSON the API answered; errors name `action`."""
-    try:
-        response = fn(*args, _preload_content=False, **kwargs)
-    except ApiException as exc:
-        message, reason = exc.body or "", exc.reason or ""
-        try:
-            doc = json.loads(exc.body) if exc.body else {}
-            if isinstance(doc, dict):
-                message = str(doc.get("message", message))
-                reason = str(doc.get("reason") or reason)
-        except ValueError:
-            pass
-        raise KubernetesDeployError(backend, action, exc.status, reason, message.strip() or "no message") from None
-    except Urllib3Error as exc:
-        raise KubernetesDeployError(backend, action, None, "Unreachable", str(exc)) from None
-    try:
-        return dict(json.loads(response.data))
-    except (ValueError, TypeError):
-        raise KubernetesDeployError(backend, action, response.status, "BadResponse",
-                                    "the answer is not a JSON object") from None
+    return json_call(lambda status, reason, message: KubernetesDeployError(backend, action, status, reason, message),
+                     fn, *args, **kwargs)
 
 
 def image_tag(image: str) -> str:
