@@ -57,6 +57,9 @@ _FIELD_PREFIX = re.compile(r"^([a-z_]+): (.+)$", re.S)
 # Text for people. Control characters other than tab and newline, and U+2028/U+2029, are refused: YAML reads
 # U+0085 and those two as line breaks, and every description must survive a YAML or OpenSLO round trip.
 Description = Annotated[str, Field(pattern=r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]*$")]
+# One line of text (an owner, a team): no control characters at all, no Unicode line separators. YAML would
+# turn them into other characters (U+0085 is a line break to it), so a spec would not survive a round trip.
+OneLine = Annotated[str, Field(min_length=1, pattern=r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$")]
 
 
 class SpecError(ValueError):
@@ -203,7 +206,7 @@ class Slo(_Model):
 
     name: Annotated[str, Field(pattern=_SLUG, max_length=63)]
     service: str
-    owner: Annotated[str, Field(min_length=1)]
+    owner: OneLine
     description: Annotated[Description, Field(min_length=1)]
     sli: Sli
     target: Annotated[float, Field(gt=0, lt=1)]

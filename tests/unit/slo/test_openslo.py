@@ -155,6 +155,7 @@ def selectors(draw: st.DrawFn, service: str, kind: str = "counter") -> dict[str,
 # What a description may hold (gamesre.slo.spec.Description): no control characters but tab and newline, no
 # Unicode line or paragraph separators.
 DESCRIPTION_CHARS = st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"), whitelist_characters="\t\n")
+OWNER_CHARS = st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp"))  # gamesre.slo.spec.OneLine
 
 @st.composite
 def slo_items(draw: st.DrawFn) -> dict[str, Any]:
@@ -199,7 +200,7 @@ def slo_items(draw: st.DrawFn) -> dict[str, Any]:
     item: dict[str, Any] = {
         "name": draw(st.from_regex(r"[a-z][a-z0-9]{0,8}(-[a-z0-9]{1,5}){0,2}", fullmatch=True)),
         "service": service,
-        "owner": draw(st.text(min_size=1, max_size=20)),
+        "owner": draw(st.text(OWNER_CHARS, min_size=1, max_size=20)),
         "description": draw(st.text(DESCRIPTION_CHARS, min_size=1, max_size=200)),
         "sli": sli,
         "target": draw(st.floats(min_value=1e-6, max_value=1 - 1e-9, exclude_max=False)),

@@ -173,6 +173,7 @@ def test_a_label_value_outside_the_contract_is_named_precisely() -> None:
             "timeslice_target: required for budgeting_method timeslices",
         ),
         (lambda i: i.update(colour="blue"), "colour: unknown field"),
+        (lambda i: i.update(owner="game\x85server"), "owner: String should match pattern"),
         (lambda i: i["sli"].update(bad=i["sli"]["good"]), "sli.good: a ratio SLI has exactly one of good or bad"),
         (lambda i: i.update(service="billing"), "service: 'billing' is not a service in the contract"),
     ],
