@@ -173,3 +173,13 @@ def _start_live_stack(services: ProcessGroup, workdir: Path, *, peak_rps: float 
     services.add(start_prometheus(workdir / "prometheus", prom_port,
                                   render_prometheus_config(targets, extra_jobs={"haproxy": f"127.0.0.1:{stats}"})))
     return LiveStack(ports, players_url, admin, stats, f"http://127.0.0.1:{prom_port}")
+
+
+def fleet_document(live: LiveStack) -> dict:
+    """What `make demo` writes to .demo/fleet.json (demo/run.py fleet_description), for the live stack's ports."""
+    from demo.topology import DEFAULT_TOPOLOGY
+
+    instances = {i.name: {"service": i.service, "track": i.track, "version": i.version, "job": i.job(),
+                          "port": live.fleet_ports[i.name], "url": f"http://127.0.0.1:{live.fleet_ports[i.name]}"}
+                 for i in DEFAULT_TOPOLOGY}
+    return {"instances": instances, "haproxy": {"players": live.players_url, "admin_port": live.haproxy_admin_port}}

@@ -28,9 +28,8 @@ from gamesre.paths import CONFIG_DIR
 from gamesre.slo.spec import load_slos
 from gamesre.slo.windows import KST
 from tests.airflow_api import AirflowAPI, RestartableAlertmanager, airflow_standalone
-from tests.conftest import LiveStack, _start_live_stack
+from tests.conftest import LiveStack, _start_live_stack, fleet_document
 from tests.databases import postgres_database, postgres_reachable
-from tests.e2e.deploy.conftest import fleet_document
 
 
 def config_away_from_now(target: Path, now: datetime) -> Path:

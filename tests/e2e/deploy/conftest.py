@@ -17,11 +17,10 @@ import pytest
 
 from demo.airflow_env import Endpoints
 from demo.procs import ProcessGroup, free_port
-from demo.topology import DEFAULT_TOPOLOGY
 from gamesre.integrations.haproxy import HAProxyRuntime
 from gamesre.integrations.store import SREStore
 from tests.airflow_api import AirflowAPI, RestartableAlertmanager, airflow_standalone
-from tests.conftest import LiveStack, _start_live_stack
+from tests.conftest import LiveStack, _start_live_stack, fleet_document
 from tests.databases import postgres_database, postgres_reachable
 
 
@@ -39,12 +38,6 @@ class DeployStack:
                                  {"service": service, "state": state, "slo_states": slo_states or {}})
 
 
-def fleet_document(live: LiveStack) -> dict:
-    """The fleet description `make demo` writes to .demo/fleet.json, for the live stack's ports."""
-    instances = {i.name: {"service": i.service, "track": i.track, "version": i.version, "job": i.job(),
-                          "port": live.fleet_ports[i.name], "url": f"http://127.0.0.1:{live.fleet_ports[i.name]}"}
-                 for i in DEFAULT_TOPOLOGY}
-    return {"instances": instances, "haproxy": {"players": live.players_url, "admin_port": live.haproxy_admin_port}}
 
 
 @pytest.fixture(scope="package")

@@ -28,7 +28,7 @@ from demo.topology import DEFAULT_TOPOLOGY
 from gamesre.integrations.chaos.base import ChaosBackendError, FaultSpec, Injection
 from gamesre.integrations.chaos.local import LocalChaosBackend, state_file_name
 from gamesre.integrations.haproxy import HAProxyRuntime
-from tests.conftest import LiveStack
+from tests.conftest import LiveStack, fleet_document
 
 pytestmark = pytest.mark.integration
 
@@ -94,12 +94,6 @@ def without_observed(injection: Injection) -> Injection:
 
 
 # --- fixtures -------------------------------------------------------------------------------------------------
-def fleet_document(live: LiveStack) -> dict[str, Any]:
-    """What `make demo` writes to .demo/fleet.json (demo/run.py fleet_description), for the live stack's ports."""
-    instances = {i.name: {"service": i.service, "track": i.track, "version": i.version, "job": i.job(),
-                          "port": live.fleet_ports[i.name], "url": f"http://127.0.0.1:{live.fleet_ports[i.name]}"}
-                 for i in DEFAULT_TOPOLOGY}
-    return {"instances": instances, "haproxy": {"players": live.players_url, "admin_port": live.haproxy_admin_port}}
 
 
 @pytest.fixture

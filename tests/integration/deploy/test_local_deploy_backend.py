@@ -30,7 +30,7 @@ from gamesre.deploy.plan import build_plan
 from gamesre.integrations.deploy.base import Cohorts, DeployBackendError
 from gamesre.integrations.deploy.local import TOTAL_WEIGHT, LocalDeployBackend
 from gamesre.integrations.haproxy import HAProxyRuntime
-from tests.conftest import LiveStack
+from tests.conftest import LiveStack, fleet_document
 
 pytestmark = pytest.mark.integration
 
@@ -117,12 +117,6 @@ def players_served(live: LiveStack, n: int) -> Counter[str]:
 
 
 # --- fixtures -------------------------------------------------------------------------------------------------
-def fleet_document(live: LiveStack) -> dict[str, Any]:
-    """What `make demo` writes to .demo/fleet.json, for the live stack's ports."""
-    instances = {i.name: {"service": i.service, "track": i.track, "version": i.version, "job": i.job(),
-                          "port": live.fleet_ports[i.name], "url": f"http://127.0.0.1:{live.fleet_ports[i.name]}"}
-                 for i in DEFAULT_TOPOLOGY}
-    return {"instances": instances, "haproxy": {"players": live.players_url, "admin_port": live.haproxy_admin_port}}
 
 
 @pytest.fixture

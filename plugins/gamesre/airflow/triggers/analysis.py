@@ -86,8 +86,10 @@ async def prometheus_base_url(conn_id: str, url: str | None = None) -> str:
     return url_from_connection(await BaseHook.aget_connection(conn_id))
 
 
-class CanaryAnalysisTrigger(BaseTrigger):
-    """Judge one step: `spec` is built by gamesre.airflow.deploy.analysis_spec (JSON-safe)."""
+class PrometheusSpecTrigger(BaseTrigger):
+    """A trigger that polls Prometheus for a JSON-safe `spec`; subclasses set `classpath` and `run`."""
+
+    classpath = ""
 
     def __init__(self, spec: dict[str, Any], prometheus_conn_id: str = "prometheus_default",
                  prometheus_url: str | None = None) -> None:
@@ -97,11 +99,17 @@ class CanaryAnalysisTrigger(BaseTrigger):
         self.prometheus_url = prometheus_url
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
-        return CLASSPATH, {"spec": self.spec, "prometheus_conn_id": self.prometheus_conn_id,
-                           "prometheus_url": self.prometheus_url}
+        return self.classpath, {"spec": self.spec, "prometheus_conn_id": self.prometheus_conn_id,
+                                "prometheus_url": self.prometheus_url}
 
     async def _base_url(self) -> str:
         return await prometheus_base_url(self.prometheus_conn_id, self.prometheus_url)
+
+
+class CanaryAnalysisTrigger(PrometheusSpecTrigger):
+    """Judge one step: `spec` is built by gamesre.airflow.deploy.analysis_spec (JSON-safe)."""
+
+    classpath = CLASSPATH
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         import aiohttp

@@ -23,9 +23,9 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import TriggerEvent
 
-from gamesre.airflow.triggers.analysis import PrometheusQueryFailed, instant_values, prometheus_base_url
+from gamesre.airflow.triggers.analysis import PrometheusQueryFailed, PrometheusSpecTrigger, instant_values
 from gamesre.chaos.catalog import AbortRules, Probe
 from gamesre.chaos.gates import kill_switch_on
 from gamesre.chaos.probes import MonitorState, read_probes, steady_state
@@ -43,22 +43,10 @@ async def read_variable(key: str) -> str | None:
     return await ExecutionAPISecretsBackend().aget_variable(key)
 
 
-class ChaosMonitorTrigger(BaseTrigger):
+class ChaosMonitorTrigger(PrometheusSpecTrigger):
     """`spec` is built by gamesre.airflow.chaos.monitor_spec / recovery_spec (JSON-safe)."""
 
-    def __init__(self, spec: dict[str, Any], prometheus_conn_id: str = "prometheus_default",
-                 prometheus_url: str | None = None) -> None:
-        super().__init__()
-        self.spec = spec
-        self.prometheus_conn_id = prometheus_conn_id
-        self.prometheus_url = prometheus_url
-
-    def serialize(self) -> tuple[str, dict[str, Any]]:
-        return CLASSPATH, {"spec": self.spec, "prometheus_conn_id": self.prometheus_conn_id,
-                           "prometheus_url": self.prometheus_url}
-
-    async def _base_url(self) -> str:
-        return await prometheus_base_url(self.prometheus_conn_id, self.prometheus_url)
+    classpath = CLASSPATH
 
     async def kill_switch(self) -> bool:
         key = self.spec.get("kill_switch_variable")
