@@ -30,7 +30,7 @@ lint: venv  ## ruff (with the AIR rules) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-debs:  ## install the Debian packages prometheus, prometheus-alertmanager and haproxy when missing
+debs:  ## install the Debian packages prometheus, prometheus-alertmanager, prometheus-node-exporter, haproxy and docker-compose when missing
 	@bash scripts/ensure_debs.sh
 
 venv: $(STAMP)  ## the virtualenv with the pinned dependencies

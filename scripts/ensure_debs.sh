@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Install the Debian packages the demo and the tests run for real, when any of their binaries is missing.
+# docker-compose (1.29, Debian's) only validates docker-compose.yaml: `docker-compose config` needs no engine.
 set -euo pipefail
 declare -A need=([prometheus]=prometheus [promtool]=prometheus [prometheus-alertmanager]=prometheus-alertmanager
-                 [amtool]=prometheus-alertmanager [haproxy]=haproxy)
+                 [amtool]=prometheus-alertmanager [haproxy]=haproxy
+                 [prometheus-node-exporter]=prometheus-node-exporter [docker-compose]=docker-compose)
 missing=()
 for bin in "${!need[@]}"; do
   command -v "$bin" >/dev/null 2>&1 || missing+=("${need[$bin]}")

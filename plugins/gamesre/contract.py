@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,10 @@ class Contract:
     services: dict[str, ServiceDef]
     label_values: dict[str, tuple[str, ...]]
     metrics: dict[str, MetricDef]
+    # Series of the standard exporters (node-exporter, cAdvisor, kube-state-metrics, Prometheus itself): exporter
+    # name -> job, and metric name -> definition whose `service` is the exporter. Their label values are open.
+    exporters: dict[str, str] = field(default_factory=dict)
+    infrastructure: dict[str, MetricDef] = field(default_factory=dict)
 
     def metric(self, name: str) -> MetricDef:
         try:
@@ -64,6 +68,14 @@ class Contract:
     def series_index(self) -> dict[str, MetricDef]:
         """Exposed series name -> metric definition (histograms contribute three names)."""
         return {series: m for m in self.metrics.values() for series in m.series_names()}
+
+    def all_series(self) -> set[str]:
+        """Every series name a dashboard or alert rule may read: the game series and the infrastructure ones."""
+        return set(self.series_index()) | set(self.infrastructure)
+
+    def infra_job(self, metric: str) -> str:
+        """The Prometheus job that scrapes an infrastructure metric's exporter."""
+        return self.exporters[self.infrastructure[metric].service]
 
     def metrics_for(self, service: str) -> list[MetricDef]:
         return [m for m in self.metrics.values() if m.service in (service, "any")]
@@ -110,6 +122,22 @@ def parse_contract(raw: object, source: str = "metrics.yaml") -> Contract:
         elif buckets:
             raise ContractError(f"{source}: {where}.buckets: only histograms have buckets")
         metrics[name] = MetricDef(name, mtype, service, str(m.get("help", "")), labels, buckets)
+    exporters = {name: str(need(e, "job", f"exporters.{name}")) for name, e in dict(raw.get("exporters") or {}).items()}
+    infrastructure: dict[str, MetricDef] = {}
+    for name, m in dict(raw.get("infrastructure") or {}).items():
+        where = f"infrastructure.{name}"
+        if not _NAME.match(name):
+            raise ContractError(f"{source}: {where}: not a valid Prometheus metric name")
+        if name in metrics:
+            raise ContractError(f"{source}: {where}: already defined under metrics")
+        mtype = str(need(m, "type", where))
+        if mtype not in ("counter", "gauge"):
+            raise ContractError(f"{source}: {where}.type: {mtype!r} is not one of counter, gauge")
+        exporter = str(need(m, "exporter", where))
+        if exporter not in exporters:
+            raise ContractError(f"{source}: {where}.exporter: unknown exporter {exporter!r}")
+        infrastructure[name] = MetricDef(name, mtype, exporter, str(m.get("help", "")),
+                                         tuple(str(x) for x in m.get("labels") or ()))
     capacity = dict(raw.get("capacity") or {})
     return Contract(
         target_labels=tuple(need(raw, "target_labels", "top level")),
@@ -118,6 +146,8 @@ def parse_contract(raw: object, source: str = "metrics.yaml") -> Contract:
         services=services,
         label_values=label_values,
         metrics=metrics,
+        exporters=exporters,
+        infrastructure=infrastructure,
     )
 
 
