@@ -26,6 +26,7 @@ DEBIAN_PACKAGES = {
     "prometheus-alertmanager": "prometheus-alertmanager",
     "amtool": "prometheus-alertmanager",
     "haproxy": "haproxy",
+    "prometheus-node-exporter": "prometheus-node-exporter",
 }
 
 

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from demo.airflow_env import AIRFLOW_USER, Endpoints, airflow_env, ensure_password, ensure_pools
+from demo.infra import start_kube_metrics, start_node_exporter
 from demo.procs import (
     ManagedProcess,
     ProcessGroup,
@@ -56,6 +57,8 @@ PORTS = {
     "haproxy_stats": ("GAMESRE_HAPROXY_STATS_PORT", 18404),
     "haproxy_admin": ("GAMESRE_HAPROXY_ADMIN_PORT", 18405),
     "fleet_base": ("GAMESRE_FLEET_BASE_PORT", 18101),
+    "node_exporter": ("GAMESRE_NODE_EXPORTER_PORT", 19100),
+    "kube_metrics": ("GAMESRE_KUBE_METRICS_PORT", 19105),
 }
 
 
@@ -154,7 +157,7 @@ def backfill_history(data_dir: Path, days: int) -> None:
 
 
 def rule_files() -> list[Path]:
-    return sorted((REPO / "include" / "prometheus").glob("*.yml"))
+    return sorted((REPO / "include" / "prometheus").glob("*_rules.yml"))
 
 
 def start_airflow(group: ProcessGroup, ports: Ports, fleet_file: Path) -> tuple[ManagedProcess, str]:
@@ -220,6 +223,8 @@ def banner(ports: Ports, password: str, dags: list[str]) -> str:
   Alertmanager      http://127.0.0.1:{ports['alertmanager']}
   Slack sink        http://127.0.0.1:{ports['slack_sink']}   (every Slack message the stack sends)
   Players (HAProxy) http://127.0.0.1:{ports['haproxy_players']}   stats: http://127.0.0.1:{ports['haproxy_stats']}/stats
+  Infrastructure    node-exporter http://127.0.0.1:{ports['node_exporter']}/metrics, Kubernetes stand-in
+                    http://127.0.0.1:{ports['kube_metrics']}/metrics (kube-state) and /metrics/cadvisor
   DAGs              {', '.join(dags) or '(none yet)'}
   Logs              {RUN_DIR / 'logs'}
 
@@ -240,7 +245,8 @@ def banner(ports: Ports, password: str, dags: list[str]) -> str:
 def run(args: argparse.Namespace) -> int:
     from demo.topology import DEFAULT_TOPOLOGY
 
-    for binary in ("prometheus", "promtool", "prometheus-alertmanager", "amtool", "haproxy"):
+    for binary in ("prometheus", "promtool", "prometheus-alertmanager", "amtool", "haproxy",
+                   "prometheus-node-exporter"):
         require_binary(binary)
     validate_configs()
     ports = resolve_ports(len(DEFAULT_TOPOLOGY))
@@ -256,8 +262,13 @@ def run(args: argparse.Namespace) -> int:
         log("starting the Slack sink, the game fleet and HAProxy")
         logs = RUN_DIR / "logs"
         group.add(start_slack_sink(RUN_DIR / "slack-sink", ports["slack_sink"]))
-        for process in start_fleet(logs, fleet_ports(ports)):
+        fleet_processes = dict(zip(fleet_ports(ports), start_fleet(logs, fleet_ports(ports)), strict=True))
+        for process in fleet_processes.values():
             group.add(process)
+        log("starting node-exporter and the Kubernetes stand-in (cAdvisor, kube-state-metrics)")
+        group.add(start_node_exporter(RUN_DIR / "node-exporter", ports["node_exporter"]))
+        group.add(start_kube_metrics(RUN_DIR / "kube-metrics", ports["kube_metrics"], fleet_processes,
+                                     fleet_ports(ports)))
         group.add(start_haproxy(RUN_DIR / "haproxy", fleet_ports(ports), player_port=ports["haproxy_players"],
                                 stats_port=ports["haproxy_stats"], admin_port=ports["haproxy_admin"]))
         fleet = fleet_description(ports)
@@ -284,7 +295,10 @@ def run(args: argparse.Namespace) -> int:
                                      rule_files=rule_files(),
                                      extra_jobs={"haproxy": f"127.0.0.1:{ports['haproxy_stats']}",
                                                  "alertmanager": f"127.0.0.1:{ports['alertmanager']}",
-                                                 "prometheus": f"127.0.0.1:{ports['prometheus']}"}),
+                                                 "prometheus": f"127.0.0.1:{ports['prometheus']}",
+                                                 "node": f"127.0.0.1:{ports['node_exporter']}",
+                                                 "kube-state-metrics": f"127.0.0.1:{ports['kube_metrics']}",
+                                                 "kubelet": f"127.0.0.1:{ports['kube_metrics']}/metrics/cadvisor"}),
             data_dir=data_dir, timeout=120))
         log("starting the player-load generator")
         group.add(start_loadgen(logs, f"http://127.0.0.1:{ports['haproxy_players']}"))
