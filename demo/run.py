@@ -297,8 +297,7 @@ def run(args: argparse.Namespace) -> int:
                                                  "alertmanager": f"127.0.0.1:{ports['alertmanager']}",
                                                  "prometheus": f"127.0.0.1:{ports['prometheus']}",
                                                  "node": f"127.0.0.1:{ports['node_exporter']}",
-                                                 "kube-state-metrics": f"127.0.0.1:{ports['kube_metrics']}",
-                                                 "kubelet": f"127.0.0.1:{ports['kube_metrics']}/metrics/cadvisor"}),
+                                                 "kube-state-metrics": f"127.0.0.1:{ports['kube_metrics']}"}),
             data_dir=data_dir, timeout=120))
         log("starting the player-load generator")
         group.add(start_loadgen(logs, f"http://127.0.0.1:{ports['haproxy_players']}"))

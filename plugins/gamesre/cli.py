@@ -4,6 +4,8 @@ Commands:
   budget   error budgets, burn rates and policy state per SLO, from the ledger
   ingest   (re)fill the ledger from Prometheus for a time range
   rules    generate or check the Prometheus rules from the SLO spec
+  observability
+           generate or check the scrape configuration, alert rules, Alertmanager routing and Grafana dashboards
 
 The store defaults to $GAMESRE_STORE_URL, else the demo's SQLite file (.airflow/sre.db); Prometheus to
 $GAMESRE_PROMETHEUS_URL, else the demo's Prometheus (http://127.0.0.1:19090).
@@ -131,6 +133,9 @@ def build_parser() -> argparse.ArgumentParser:
     # `rules` hands its arguments to the generator (python -m gamesre.slo.rules); listed here for --help
     sub.add_parser("rules", help="generate or check the Prometheus rules (python -m gamesre rules --help)",
                    add_help=False)
+    sub.add_parser("observability", add_help=False,
+                   help="generate or check the scrape configuration, alert rules, Alertmanager configuration and "
+                        "Grafana dashboards (python -m gamesre observability --help)")
     return parser
 
 
@@ -145,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
         from gamesre.slo import rules
 
         return int(rules.main(argv[1:]) or 0)
+    if argv[:1] == ["observability"]:
+        from gamesre.observability import generate
+
+        return generate.main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
