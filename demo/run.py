@@ -40,6 +40,7 @@ from demo.services import (
     start_loadgen,
     start_prometheus,
     start_slack_sink,
+    write_alertmanager_secrets,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -87,9 +88,10 @@ def resolve_ports(n_instances: int) -> Ports:
 
 
 def validate_configs() -> None:
-    """Every declarative file loads and the generated rules are current; else one line naming the problem."""
+    """Every declarative file loads and the generated files are current; else one line naming the problem."""
     from gamesre.calendar import load_calendar
     from gamesre.contract import ContractError, load_contract
+    from gamesre.observability.generate import generated_files, stale
     from gamesre.services import load_services
     from gamesre.slo.rules import generate_from_files
     from gamesre.slo.spec import SpecError, load_policies, load_slos
@@ -103,7 +105,11 @@ def validate_configs() -> None:
         if generate_from_files() != rules.read_text():
             raise StackError(f"{rules} is out of date with include/config/slos.yaml: run "
                              "`PYTHONPATH=plugins .venv/bin/python -m gamesre rules` and try again")
-    except (SpecError, ContractError) as exc:
+        outdated = stale(generated_files())
+        if outdated:
+            raise StackError(f"generated observability files are not current ({'; '.join(outdated)}): run "
+                             "`PYTHONPATH=plugins .venv/bin/python -m gamesre observability` and try again")
+    except (SpecError, ContractError, ValueError) as exc:
         problems = str(exc).strip().splitlines()
         more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
         raise StackError(f"invalid configuration: {problems[0]}{more}") from exc
@@ -221,7 +227,8 @@ def banner(ports: Ports, password: str, dags: list[str]) -> str:
   Airflow UI        {af}          login: {AIRFLOW_USER} / {password}
   Prometheus        http://127.0.0.1:{ports['prometheus']}   (35 days of history, scraping every 5 s)
   Alertmanager      http://127.0.0.1:{ports['alertmanager']}
-  Slack sink        http://127.0.0.1:{ports['slack_sink']}   (every Slack message the stack sends)
+  Slack sink        http://127.0.0.1:{ports['slack_sink']}   (every Slack message the stack sends; PagerDuty
+                    events at /v2/events)
   Players (HAProxy) http://127.0.0.1:{ports['haproxy_players']}   stats: http://127.0.0.1:{ports['haproxy_stats']}/stats
   Infrastructure    node-exporter http://127.0.0.1:{ports['node_exporter']}/metrics, Kubernetes stand-in
                     http://127.0.0.1:{ports['kube_metrics']}/metrics (kube-state) and /metrics/cadvisor
@@ -284,9 +291,13 @@ def run(args: argparse.Namespace) -> int:
             log(f"backfilling {args.history_days} days of history into Prometheus' storage")
             backfill_history(data_dir, args.history_days)
         log("starting Alertmanager and Prometheus")
+        # the routing tree of include/alertmanager/alertmanager.yml, its secrets in files as in production, Slack
+        # and PagerDuty delivered to the sink
+        webhook = f"http://127.0.0.1:{ports['slack_sink']}/services/T0DEMO/B0DEMO/alerts"
+        secrets_dir = RUN_DIR / "alertmanager" / "secrets"
+        write_alertmanager_secrets(secrets_dir, webhook)
         group.add(start_alertmanager(RUN_DIR / "alertmanager", ports["alertmanager"],
-                                     render_alertmanager_config(
-                                         f"http://127.0.0.1:{ports['slack_sink']}/services/T0DEMO/B0DEMO/alerts")))
+                                     render_alertmanager_config(webhook, secrets_dir=secrets_dir)))
         instances: dict[str, dict[str, object]] = fleet["instances"]  # type: ignore[assignment]
         targets = [ScrapeTarget(str(i["job"]), name, f"127.0.0.1:{i['port']}") for name, i in instances.items()]
         group.add(start_prometheus(
@@ -297,7 +308,8 @@ def run(args: argparse.Namespace) -> int:
                                                  "alertmanager": f"127.0.0.1:{ports['alertmanager']}",
                                                  "prometheus": f"127.0.0.1:{ports['prometheus']}",
                                                  "node": f"127.0.0.1:{ports['node_exporter']}",
-                                                 "kube-state-metrics": f"127.0.0.1:{ports['kube_metrics']}"}),
+                                                 "kube-state-metrics": f"127.0.0.1:{ports['kube_metrics']}",
+                                                 "kubelet": f"127.0.0.1:{ports['kube_metrics']}"}),
             data_dir=data_dir, timeout=120))
         log("starting the player-load generator")
         group.add(start_loadgen(logs, f"http://127.0.0.1:{ports['haproxy_players']}"))

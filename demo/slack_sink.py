@@ -1,4 +1,4 @@
-"""A local Slack-compatible sink: records every webhook and Web API message and shows them on a page.
+"""A local Slack-compatible sink (and PagerDuty Events v2 stand-in): records every message, shows them on a page.
 
 It speaks just enough of Slack for this project's senders:
 - incoming webhooks (`POST /services/...`, what SlackWebhookHook and Alertmanager's slack_configs send);
@@ -7,10 +7,18 @@ It speaks just enough of Slack for this project's senders:
 
 Messages are appended to a JSON Lines file, so they survive a restart of the page, and are shown newest
 first at `/`, with uploaded images inline. `GET /messages` returns them as JSON; `DELETE /messages` clears.
+
+It also stands in for PagerDuty's Events API v2 (what Alertmanager's pagerduty_configs send): `POST
+/v2/enqueue` checks the event as PagerDuty documents it (a 32-character routing_key; event_action trigger,
+acknowledge or resolve; a dedup_key for acknowledge and resolve; payload summary, source and severity for a
+trigger), answers 202 with the dedup_key or 400 naming the problems, and records accepted events apart from
+the Slack messages: `GET /v2/events` lists them, `DELETE /v2/events` clears them (so does `DELETE /messages`),
+and the page shows them above the messages.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import html
 import itertools
 import json
@@ -35,10 +43,11 @@ class MessageLog:
         self._ids = itertools.count(1)
         self.messages: list[dict[str, Any]] = []
         self.pending_uploads: dict[str, dict[str, Any]] = {}
-        if path.exists():
-            for line in path.read_text().splitlines():
-                if line.strip():
-                    self.messages.append(json.loads(line))
+        self.events_path = path.parent / "pagerduty.jsonl"
+        self.events: list[dict[str, Any]] = []
+        for source, target in ((path, self.messages), (self.events_path, self.events)):
+            if source.exists():
+                target.extend(json.loads(line) for line in source.read_text().splitlines() if line.strip())
 
     def add(self, kind: str, path: str, payload: dict[str, Any]) -> dict[str, Any]:
         record = {
@@ -57,10 +66,36 @@ class MessageLog:
                 fh.write(json.dumps(record) + "\n")
         return record
 
+    def add_event(self, event: dict[str, Any], dedup_key: str) -> dict[str, Any]:
+        """Record an accepted PagerDuty event (already validated)."""
+        payload = event.get("payload") or {}
+        record = {
+            "received_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "routing_key": event["routing_key"],
+            "event_action": event["event_action"],
+            "dedup_key": dedup_key,
+            "summary": payload.get("summary"),
+            "severity": payload.get("severity"),
+            "source": payload.get("source"),
+            "custom_details": payload.get("custom_details"),
+            "client": event.get("client"),
+        }
+        with self._lock:
+            self.events.append(record)
+            with self.events_path.open("a") as fh:
+                fh.write(json.dumps(record) + "\n")
+        return record
+
     def clear(self) -> None:
         with self._lock:
             self.messages.clear()
             self.path.write_text("")
+        self.clear_events()
+
+    def clear_events(self) -> None:
+        with self._lock:
+            self.events.clear()
+            self.events_path.write_text("")
 
     def new_file_id(self) -> str:
         return f"F{next(self._ids):06d}"
@@ -82,6 +117,38 @@ def _decode_body(content_type: str, body: bytes) -> dict[str, Any]:
             except json.JSONDecodeError:
                 pass
     return form
+
+
+PD_ACTIONS = ("trigger", "acknowledge", "resolve")
+PD_SEVERITIES = ("critical", "error", "warning", "info")
+
+
+def pagerduty_problems(event: Any) -> list[str]:
+    """What PagerDuty's Events API v2 would refuse in an event (empty when it is valid)."""
+    if not isinstance(event, dict):
+        return ["the body is not a JSON object"]
+    problems = []
+    key = event.get("routing_key")
+    if not isinstance(key, str) or len(key) != 32:
+        problems.append("routing_key must be a 32-character integration key")
+    action = event.get("event_action")
+    if action not in PD_ACTIONS:
+        problems.append(f"event_action must be one of {', '.join(PD_ACTIONS)}")
+    if action in ("acknowledge", "resolve") and not event.get("dedup_key"):
+        problems.append(f"dedup_key is required to {action}")
+    if action == "trigger":
+        payload = event.get("payload")
+        if not isinstance(payload, dict):
+            problems.append("payload is required to trigger")
+        else:
+            for field in ("summary", "source"):
+                if not isinstance(payload.get(field), str) or not payload[field]:
+                    problems.append(f"payload.{field} is required")
+            if payload.get("severity") not in PD_SEVERITIES:
+                problems.append(f"payload.severity must be one of {', '.join(PD_SEVERITIES)}")
+            if isinstance(payload.get("summary"), str) and len(payload["summary"]) > 1024:
+                problems.append("payload.summary is longer than 1024 characters")
+    return problems
 
 
 def _render_text(value: Any) -> str:
@@ -109,6 +176,15 @@ def render_page(log: MessageLog) -> str:
             + "</div>"
         )
     body = "".join(rows) or "<p>No messages yet.</p>"
+    incidents = "".join(
+        "<div class='msg'>"
+        f"<div class='meta'>{html.escape(e['received_at'])} · PagerDuty {html.escape(str(e['event_action']))} · "
+        f"key …{html.escape(str(e['routing_key'])[-6:])} · {html.escape(str(e.get('severity') or ''))}</div>"
+        f"<pre>{html.escape(str(e.get('summary') or e['dedup_key']))}</pre></div>"
+        for e in reversed(log.events)
+    )
+    if incidents:
+        body = f"<h2>PagerDuty events ({len(log.events)})</h2>{incidents}<h2>Slack messages</h2>{body}"
     return (
         "<!doctype html><html><head><meta charset='utf-8'><meta http-equiv='refresh' content='5'>"
         "<title>Slack sink</title><style>body{font-family:sans-serif;background:#1a1d21;color:#d1d2d3;margin:2em}"
@@ -142,6 +218,8 @@ def make_handler(log: MessageLog) -> type[BaseHTTPRequestHandler]:
                 self._send(200, render_page(log), "text/html; charset=utf-8")
             elif path == "/messages":
                 self._json(200, log.messages)
+            elif path == "/v2/events":
+                self._json(200, log.events)
             elif path == "/healthz":
                 self._send(200, "ok", "text/plain")
             elif path.startswith("/files/"):
@@ -157,6 +235,9 @@ def make_handler(log: MessageLog) -> type[BaseHTTPRequestHandler]:
         def do_DELETE(self) -> None:
             if urlparse(self.path).path == "/messages":
                 log.clear()
+                self._json(200, {"ok": True})
+            elif urlparse(self.path).path == "/v2/events":
+                log.clear_events()
                 self._json(200, {"ok": True})
             else:
                 self._send(404, "not found", "text/plain")
@@ -178,7 +259,9 @@ def make_handler(log: MessageLog) -> type[BaseHTTPRequestHandler]:
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 self._send(400, f"invalid_payload: {exc}", "text/plain")
                 return
-            if path.startswith("/api/"):
+            if path == "/v2/enqueue":
+                self._pagerduty(payload)
+            elif path.startswith("/api/"):
                 self._api(path.removeprefix("/api/"), payload)
             else:  # an incoming webhook, whatever its token path
                 if not (payload.get("text") or payload.get("blocks") or payload.get("attachments")):
@@ -186,6 +269,16 @@ def make_handler(log: MessageLog) -> type[BaseHTTPRequestHandler]:
                     return
                 log.add("webhook", path, payload)
                 self._send(200, "ok", "text/plain")
+
+        def _pagerduty(self, event: dict[str, Any]) -> None:
+            problems = pagerduty_problems(event)
+            if problems:
+                self._json(400, {"status": "invalid event", "message": "Event object is invalid", "errors": problems})
+                return
+            dedup_key = str(event.get("dedup_key") or hashlib.sha256(json.dumps(event, sort_keys=True).encode())
+                            .hexdigest())
+            log.add_event(event, dedup_key)
+            self._json(202, {"status": "success", "message": "Event processed", "dedup_key": dedup_key})
 
         def _api(self, method: str, payload: dict[str, Any]) -> None:
             if method == "auth.test":

@@ -184,3 +184,53 @@ def test_alerts_under_promtool(promtool: str, tmp_path: Path, name: str) -> None
     )
     result = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, f"{name}:\n{result.stdout}{result.stderr}"
+
+
+# --- the game, infrastructure and pipeline alerts (include/prometheus/{game,infra,escalation}_rules.yml) ----------
+
+ALERT_RULE_FILES = sorted(str(p) for p in rules.PROMETHEUS_DIR.glob("*_rules.yml") if p.name != rules.RULES_FILE)
+PROMTOOL_TESTS = sorted((rules.PROMETHEUS_DIR / "tests").glob("*_test.yml"))
+
+
+@pytest.mark.parametrize("path", ALERT_RULE_FILES, ids=lambda p: Path(p).name)
+def test_alert_rules_pass_promtool_check(promtool: str, path: str) -> None:
+    result = subprocess.run([promtool, "check", "rules", path], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "SUCCESS" in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("test_file", PROMTOOL_TESTS, ids=lambda p: p.name)
+def test_alert_rule_unit_tests(promtool: str, test_file: Path) -> None:
+    """include/prometheus/tests/: each alert fires past its threshold and not at it; escalation; maintenance."""
+    result = subprocess.run([promtool, "test", "rules", str(test_file)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_alert_is_tested_firing_and_quiet() -> None:
+    fired: set[str] = set()
+    quiet: set[str] = set()
+    for test_file in PROMTOOL_TESTS:
+        for case in yaml.safe_load(test_file.read_text())["tests"]:
+            for check in case["alert_rule_test"]:
+                (fired if check.get("exp_alerts") else quiet).add(check["alertname"])
+    alerts = {r["alert"] for p in ALERT_RULE_FILES for g in yaml.safe_load(Path(p).read_text())["groups"]
+              for r in g["rules"]}
+    assert alerts <= fired, f"never seen firing: {sorted(alerts - fired)}"
+    assert alerts - {"Watchdog"} <= quiet, f"never seen quiet: {sorted(alerts - quiet - {'Watchdog'})}"
+
+
+def test_prometheus_configs_pass_promtool_check(promtool: str, tmp_path: Path) -> None:
+    """The compose stack's committed configuration (with every rule file next to it) and the demo's."""
+    from demo.services import ScrapeTarget, render_prometheus_config
+
+    committed = rules.PROMETHEUS_DIR / "prometheus.yml"
+    demo = tmp_path / "prometheus.yml"
+    demo.write_text(render_prometheus_config(
+        [ScrapeTarget("game-server", "gs-stable-1", "127.0.0.1:18101")], alertmanager="127.0.0.1:19093",
+        rule_files=sorted(rules.PROMETHEUS_DIR.glob("*_rules.yml")),
+        extra_jobs={"node": "127.0.0.1:19100", "kubelet": "127.0.0.1:19105/metrics/cadvisor"}))
+    for config in (committed, demo):
+        result = subprocess.run([promtool, "check", "config", str(config)], capture_output=True, text=True,
+                                timeout=60)
+        assert result.returncode == 0, result.stdout + result.stderr
+        found = f"{len(list(rules.PROMETHEUS_DIR.glob('*_rules.yml')))} rule files found"
+        assert found in result.stdout + result.stderr, result.stdout

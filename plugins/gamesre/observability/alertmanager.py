@@ -1,0 +1,182 @@
+"""The Alertmanager configuration: routing by severity and team, escalation receivers, inhibition, secrets by file.
+
+Routing (alerting.yaml `routing` and `escalation`):
+- `Watchdog` -> the `watchdog-heartbeat` receiver (no integration here: plug a dead man's switch service in);
+  `MaintenanceWindow` -> `null` (it exists to inhibit, not to notify);
+- `PageEscalation` -> `escalation-<level>`: that level's PagerDuty service and Slack channel;
+- severity=page -> `oncall`: PagerDuty (primary service) and the on-call Slack channel, in one receiver;
+- severity=ticket -> `tickets-<team>`, the team's Slack channel by the `team` label; any other team and any
+  alert without a severity -> `tickets-fallback` (the fallback channel).
+Inhibition: a `MaintenanceWindow` mutes the page and ticket alerts (escalations included) of its service;
+a page mutes the ticket of the same condition (same alertname, service, slo, instance, mountpoint,
+resource); an SLO burn page mutes the SLO burn tickets of the same SLO.
+Secrets are never in the file: the Slack webhook URL is read from `<secrets_dir>/slack-webhook-url` and each
+PagerDuty service's Events v2 routing key from `<secrets_dir>/pagerduty-<service>.key`. The demo harness may
+put its local sink's URL inline (it is not a secret).
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gamesre.observability.alerts import (
+    COMMAND,
+    ESCALATION_ALERT,
+    MAINTENANCE_ALERT,
+    WATCHDOG_ALERT,
+    Sources,
+    Timing,
+    dump_yaml,
+    load_alerting,
+)
+
+ALERTMANAGER_CONFIG = Path("include/alertmanager/alertmanager.yml")
+SLACK_URL_FILE = "slack-webhook-url"
+GROUP_BY = ["alertname", "service", "slo"]
+# Labels that tell one instance of a condition from another: a page only mutes the ticket of the same one.
+SAME_CONDITION = ["alertname", "service", "slo", "instance", "mountpoint", "resource"]
+
+SLACK_TITLE = ('[{{ .Status | toUpper }}{{ if eq .Status "firing" }}:{{ .Alerts.Firing | len }}{{ end }}] '
+               "{{ .CommonLabels.alertname }} {{ .CommonLabels.service }}"
+               '{{ if .CommonLabels.escalation }} (escalation: {{ .CommonLabels.escalation }}){{ end }}')
+SLACK_TEXT = ("{{ range .Alerts }}*{{ .Labels.severity }}* {{ .Annotations.summary }}\n"
+              "{{ .Annotations.description }}\n"
+              "Runbook: {{ .Annotations.runbook_url }}\n{{ end }}")
+PD_DESCRIPTION = "{{ .CommonLabels.alertname }} {{ .CommonLabels.service }}: {{ .CommonAnnotations.summary }}"
+
+
+def pagerduty_key_file(secrets_dir: str | Path, service: str) -> str:
+    return f"{secrets_dir}/pagerduty-{service}.key"
+
+
+def demo_routing_key(service: str) -> str:
+    """A made-up Events v2 routing key for a local stand-in: 32 hex characters, like a real integration key."""
+    return hashlib.sha256(f"demo-{service}".encode()).hexdigest()[:32]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Where notifications leave: the secrets folder and, for the demo, inline URLs of local stand-ins."""
+
+    secrets_dir: str | None  # None: every secret inline (the demo's sink URL and made-up keys only)
+    pagerduty_url: str | None = None  # None: Alertmanager's default, PagerDuty's Events v2 API
+    slack_api_url: str | None = None  # inline webhook URL (demo sink only); None: read from the secrets folder
+
+
+def _timing(t: Timing) -> dict[str, str]:
+    return {"group_wait": t.group_wait, "group_interval": t.group_interval, "repeat_interval": t.repeat_interval}
+
+
+def _slack(channel: str) -> dict[str, Any]:
+    return {"channel": channel, "send_resolved": True, "title": SLACK_TITLE, "text": SLACK_TEXT}
+
+
+def _pagerduty(delivery: Delivery, service: str, *, inline_key: bool) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    if inline_key:
+        config["routing_key"] = demo_routing_key(service)
+    elif delivery.secrets_dir is None:
+        raise ValueError("a PagerDuty routing key file needs a secrets folder (Delivery.secrets_dir)")
+    else:
+        config["routing_key_file"] = pagerduty_key_file(delivery.secrets_dir, service)
+    config.update({
+        "send_resolved": True,
+        "severity": "critical",
+        "description": PD_DESCRIPTION,
+        "details": {
+            "service": "{{ .CommonLabels.service }}",
+            "team": "{{ .CommonLabels.team }}",
+            "summary": "{{ .CommonAnnotations.summary }}",
+            "runbook_url": "{{ .CommonAnnotations.runbook_url }}",
+            "escalation": "{{ .CommonLabels.escalation }}",
+        },
+    })
+    return config
+
+
+def render(src: Sources, delivery: Delivery, *, timing: Timing | None = None, inline_pagerduty_keys: bool = False,
+           header: str = "") -> str:
+    """The configuration's text. `timing` overrides every route's group_wait/interval/repeat (tests)."""
+    routing = src.spec.routing
+
+    def timed(t: Timing) -> dict[str, str]:
+        return _timing(timing or t)
+
+    global_: dict[str, Any] = {"resolve_timeout": "5m"}
+    if delivery.slack_api_url:
+        global_["slack_api_url"] = delivery.slack_api_url
+    elif delivery.secrets_dir is None:
+        raise ValueError("the Slack webhook URL file needs a secrets folder (Delivery.secrets_dir)")
+    else:
+        global_["slack_api_url_file"] = f"{delivery.secrets_dir}/{SLACK_URL_FILE}"
+    if delivery.pagerduty_url:
+        global_["pagerduty_url"] = delivery.pagerduty_url
+
+    receivers: list[dict[str, Any]] = [
+        {"name": "null"},
+        {"name": "watchdog-heartbeat"},
+        {"name": "oncall",
+         "pagerduty_configs": [_pagerduty(delivery, routing.primary_pagerduty, inline_key=inline_pagerduty_keys)],
+         "slack_configs": [_slack(routing.oncall_channel)]},
+    ]
+    escalation_routes = []
+    for level in src.spec.escalation:
+        name = f"escalation-{level.level}"
+        pagerduty = _pagerduty(delivery, level.pagerduty, inline_key=inline_pagerduty_keys)
+        receivers.append({"name": name, "pagerduty_configs": [pagerduty], "slack_configs": [_slack(level.channel)]})
+        escalation_routes.append({
+            "receiver": name,
+            "matchers": [f'alertname="{ESCALATION_ALERT}"', f'escalation="{level.level}"'],
+            "group_by": ["alertname", "escalation", "escalated_alertname", "service", "slo"],
+            **timed(Timing(group_wait=routing.page.group_wait, group_interval=routing.page.group_interval,
+                           repeat_interval=level.repeat_interval)),
+        })
+    team_routes = []
+    for team, channel in routing.team_channels.items():
+        receivers.append({"name": f"tickets-{team}", "slack_configs": [_slack(channel)]})
+        team_routes.append({"receiver": f"tickets-{team}", "matchers": [f'team="{team}"']})
+    receivers.append({"name": "tickets-fallback", "slack_configs": [_slack(routing.fallback_channel)]})
+
+    route: dict[str, Any] = {
+        "receiver": "tickets-fallback",
+        "group_by": GROUP_BY,
+        **timed(routing.default),
+        "routes": [
+            {"receiver": "watchdog-heartbeat", "matchers": [f'alertname="{WATCHDOG_ALERT}"'],
+             **timed(Timing(group_wait="0s", group_interval="1m", repeat_interval="5m"))},
+            {"receiver": "null", "matchers": [f'alertname="{MAINTENANCE_ALERT}"']},
+            *escalation_routes,
+            {"receiver": "oncall", "matchers": ['severity="page"'], **timed(routing.page)},
+            {"receiver": "tickets-fallback", "matchers": ['severity="ticket"'], **timed(routing.ticket),
+             "routes": team_routes},
+        ],
+    }
+    inhibit = [
+        {"source_matchers": [f'alertname="{MAINTENANCE_ALERT}"'], "target_matchers": ['severity=~"page|ticket"'],
+         "equal": ["service"]},
+        {"source_matchers": ['severity="page"'], "target_matchers": ['severity="ticket"'], "equal": SAME_CONDITION},
+        {"source_matchers": ['alertname=~"SloBurnPage.*"'], "target_matchers": ['alertname=~"SloBurnTicket.*"'],
+         "equal": ["service", "slo"]},
+    ]
+    config = {"global": global_, "route": route, "inhibit_rules": inhibit, "receivers": receivers}
+    return header + dump_yaml(config)
+
+
+def generate(src: Sources | None = None) -> dict[Path, str]:
+    """include/alertmanager/alertmanager.yml for the docker-compose stack (repo-relative path -> text)."""
+    src = src if src is not None else load_alerting()
+    compose = src.spec.compose
+    header = (
+        "# GENERATED FILE - DO NOT EDIT.\n"
+        "# The Alertmanager configuration of the docker-compose stack.\n"
+        "# Generated by plugins/gamesre/observability/alertmanager.py from include/config/alerting.yaml\n"
+        f"# Change the spec, then regenerate: {COMMAND}\n"
+        f"# Secrets are files in {compose.secrets_dir} (not in git): {SLACK_URL_FILE} (the Slack webhook URL) and\n"
+        + "".join(f"#   {Path(pagerduty_key_file(compose.secrets_dir, s)).name} (PagerDuty Events v2 routing key)\n"
+                  for s in src.spec.routing.pagerduty_services)
+        + "# Explained in docs/alerting.md.\n"
+    )
+    delivery = Delivery(secrets_dir=compose.secrets_dir, pagerduty_url=compose.pagerduty_url)
+    return {ALERTMANAGER_CONFIG: render(src, delivery, header=header)}
