@@ -21,8 +21,9 @@ Where each input comes from:
 | alertmanager_alerts | Alertmanager API v2 `/alerts` |
 | alert_samples | a range query of `ALERTS{alertstate="firing"}` (step 60 s, in chunks Prometheus accepts) |
 | alert_rules | Prometheus `/api/v1/rules?type=alert` |
-| series_freshness | the newest sample of every contract series and SLO selector (`timestamp()`); no dashboards exist
-  yet, so the SLO selectors stand in for the dashboard panel queries (said so in the provenance) |
+| series_freshness | the newest sample (`timestamp()`) of every game series of the metric contract and of every series
+  selector the committed Grafana dashboards' panel queries read (include/grafana/dashboards/*.json, template
+  variables at All; `gamesre.observability.panel_queries`) |
 | scrape_targets | Prometheus `/api/v1/targets` |
 | sample_timestamps | raw samples of `game_build_info{track="stable"}` per job/instance (one per successful scrape) |
 | versions_running | Prometheus build info, Alertmanager `/api/v2/status`, the installed Python distributions |
@@ -65,8 +66,6 @@ MAX_POINTS = 10_000  # per series per range query; Prometheus refuses more than 
 # Chaos run verdicts that are experiment runs in the catalog's sense; refused, skipped, invalid and dry runs
 # tested nothing (they are counted in the provenance).
 CHAOS_RUN_VERDICTS = ("pass", "fail", "aborted", "error", "running")
-DASHBOARD_NOTE = ("no dashboards exist in the repository yet: the SLO selectors (the queries an SLO panel "
-                  "plots) stand in for the dashboard panel queries")
 _TIME = tuple[int, int]
 
 
@@ -499,16 +498,15 @@ def _alert_rules(f: _Fetcher, span: _TIME) -> InputData:
 
 
 def _freshness_queries(f: _Fetcher) -> list[tuple[str, str, str]]:
-    """(name, kind, selector) for every contract series and every SLO selector."""
+    """(name, kind, selector) for every contract game series and every selector a dashboard panel reads."""
+    from gamesre.observability.panel_queries import dashboard_selectors, recorded_series
+
     contract = f.contract()
     out = [(series, "metric", series) for m in contract.metrics.values() for series in m.series_names()]
-    seen: set[str] = set()
-    for slo in f.slos():
-        for path, selector in slo.selectors():
-            expr = selector.promql()
-            if expr not in seen:
-                seen.add(expr)
-                out.append((f"{slo.name} {path}", "dashboard", expr))
+    read = dashboard_selectors(contract.all_series() | recorded_series())
+    for selector, places in read.items():
+        more = f" (+{len(places) - 1} more)" if len(places) > 1 else ""
+        out.append((f"{places[0]}{more}: {selector}", "dashboard", selector))
     return out
 
 
@@ -534,7 +532,8 @@ def _series_freshness(f: _Fetcher, span: _TIME) -> InputData:
     frame = _frame(rows, INPUTS["series_freshness"].columns)
     return InputData(frame, source="prometheus", queries=tuple(queries),
                      links=(f.graph_link(f"time() - timestamp({GAP_SELECTOR})", start, end),),
-                     meta={"at": end, "lookback": span_s, "dashboards": DASHBOARD_NOTE,
+                     meta={"at": end, "lookback": span_s,
+                           "dashboards": "the series selectors of include/grafana/dashboards/*.json",
                            "checked": {"metric": int((frame["kind"] == "metric").sum()),
                                        "dashboard": int((frame["kind"] == "dashboard").sum())}})
 
