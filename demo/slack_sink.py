@@ -60,11 +60,7 @@ class MessageLog:
             "attachments": payload.get("attachments"),
             "files": payload.get("files"),
         }
-        with self._lock:
-            self.messages.append(record)
-            with self.path.open("a") as fh:
-                fh.write(json.dumps(record) + "\n")
-        return record
+        return self._keep(self.messages, self.path, record)
 
     def add_event(self, event: dict[str, Any], dedup_key: str) -> dict[str, Any]:
         """Record an accepted PagerDuty event (already validated)."""
@@ -80,9 +76,13 @@ class MessageLog:
             "custom_details": payload.get("custom_details"),
             "client": event.get("client"),
         }
+        return self._keep(self.events, self.events_path, record)
+
+    def _keep(self, records: list[dict[str, Any]], path: Path, record: dict[str, Any]) -> dict[str, Any]:
+        """Append a record in memory and to its JSON-lines file (kept across restarts of the sink)."""
         with self._lock:
-            self.events.append(record)
-            with self.events_path.open("a") as fh:
+            records.append(record)
+            with path.open("a") as fh:
                 fh.write(json.dumps(record) + "\n")
         return record
 
