@@ -46,10 +46,19 @@ def render(
     admin_socket: Path | None = None,
     topology: tuple[Instance, ...] = DEFAULT_TOPOLOGY,
     host: str = "127.0.0.1",
+    listen: str | None = None,
+    resolver: str | None = None,
     contract: Contract | None = None,
 ) -> str:
-    """The configuration text; `instance_ports` maps every topology instance name to its fleet port."""
+    """The configuration text; `instance_ports` maps every topology instance name to its fleet port.
+
+    `host` is where the fleet instances listen. The frontends listen on `listen` (default: `host`; "" for every
+    address), and so does the runtime API (default: 127.0.0.1). With `resolver` (a DNS server's host:port, e.g.
+    Docker's 127.0.0.11:53), servers are resolved at run time through it, so HAProxy starts before they answer.
+    """
     contract = contract or load_contract()
+    bind = host if listen is None else listen
+    admin_address = "127.0.0.1" if listen is None else (listen or "0.0.0.0")
     missing = [i.name for i in topology if i.name not in instance_ports]
     if missing:
         raise ValueError(f"no port given for the instance(s) {', '.join(missing)}")
@@ -61,7 +70,7 @@ def render(
         )
     match_backend = contract.services["matchmaking"].job
     game_backend = contract.services["game-server"].job
-    sockets = [f"    stats socket ipv4@127.0.0.1:{admin_port} level admin"]
+    sockets = [f"    stats socket ipv4@{admin_address}:{admin_port} level admin"]
     if admin_socket is not None:
         sockets.append(f"    stats socket {admin_socket} mode 600 level admin")
     lines = [
@@ -73,6 +82,7 @@ def render(
         "    stats timeout 1m",
         "    log stderr format short local0 notice",
         "",
+        *([] if resolver is None else ["resolvers dns", f"    nameserver dns {resolver}", "    hold valid 10s", ""]),
         "defaults",
         "    mode http",
         "    log global",
@@ -87,10 +97,10 @@ def render(
         "    retries 3",
         "    option redispatch 1",
         "    retry-on conn-failure empty-response",
-        f"    default-server {HEALTH_CHECK}",
+        f"    default-server {HEALTH_CHECK}" + ("" if resolver is None else " resolvers dns init-addr last,libc,none"),
         "",
         "frontend players",
-        f"    bind {host}:{player_port}",
+        f"    bind {bind}:{player_port}",
         "    http-request deny deny_status 403 if { path_beg /admin } || { path /metrics }",
         f"    use_backend {match_backend} if {{ path_beg /api/match }}",
         f"    default_backend {game_backend}",
@@ -108,7 +118,7 @@ def render(
     lines += [
         "",
         "frontend stats",
-        f"    bind {host}:{stats_port}",
+        f"    bind {bind}:{stats_port}",
         "    http-request use-service prometheus-exporter if { path /metrics }",
         "    stats enable",
         "    stats uri /stats",
