@@ -12,10 +12,10 @@ help:  ## list the targets
 demo: debs venv  ## set everything up, then run the whole demo stack in the foreground (Ctrl-C stops it)
 	$(BIN)/python -m demo.run
 
-test: debs venv  ## set everything up, then lint and run the whole test suite
+test: debs venv  ## set everything up, then lint and run the whole test suite (two pytest workers, see README)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
 unit: venv  ## only the fast pure tests
 	$(BIN)/python -m pytest tests/unit

@@ -64,6 +64,12 @@ def free_port() -> int:
     """
     lo, _ = _ephemeral_range()
     first, last = 15000, max(lo - 1, 15001)
+    # GAMESRE_PORT_SLICE=i/n: only the i-th of n equal slices of the range, so that n test processes running
+    # side by side (pytest -n) never pick the same port
+    index, _, count = os.environ.get("GAMESRE_PORT_SLICE", "0/1").partition("/")
+    if index.isdigit() and count.isdigit() and 0 <= int(index) < int(count):
+        width = (last - first + 1) // int(count)
+        first, last = first + int(index) * width, first + (int(index) + 1) * width - 1
     for _ in range(200):
         port = random.randint(first, last)
         if port in _handed_out:
@@ -210,9 +216,15 @@ class ProcessGroup:
         self.processes.append(process)
         return process
 
-    def stop_all(self) -> None:
-        for process in reversed(self.processes):
-            process.stop()
+    def stop_all(self, grace: float = 15.0) -> None:
+        """SIGTERM every process (the last started first), give them `grace` seconds together, then SIGKILL what
+        is left: one slow process no longer holds up the others' shutdown."""
+        started = list(reversed(self.processes))
+        for process in started:
+            process.signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for process in started:
+            process.stop(grace=max(0.0, deadline - time.monotonic()))
         self.processes.clear()
 
     @contextlib.contextmanager

@@ -1,6 +1,7 @@
 """Shared fixtures: real services on free loopback ports in temp folders, always stopped afterwards."""
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,20 @@ import pytest
 from demo.procs import ManagedProcess, ProcessGroup, free_port
 from demo.services import render_alertmanager_config, start_alertmanager, start_slack_sink
 from tests.databases import postgres_database, postgres_reachable
+
+# `make test` runs two pytest workers (pytest-xdist, --dist loadgroup): every end-to-end test goes to the same
+# worker, one after the other as they would run alone (they share one Airflow per package and wait on real
+# clocks), while the other worker takes the unit and integration tests. Each worker picks ports from its own slice.
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+if _worker.startswith("gw") and _worker[2:].isdigit():
+    os.environ["GAMESRE_PORT_SLICE"] = f"{_worker[2:]}/{os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1')}"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    e2e = Path(__file__).resolve().parent / "e2e"
+    for item in items:
+        if e2e in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.xdist_group("e2e"))
 
 
 @pytest.fixture(scope="session")
