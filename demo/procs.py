@@ -216,15 +216,9 @@ class ProcessGroup:
         self.processes.append(process)
         return process
 
-    def stop_all(self, grace: float = 15.0) -> None:
-        """SIGTERM every process (the last started first), give them `grace` seconds together, then SIGKILL what
-        is left: one slow process no longer holds up the others' shutdown."""
-        started = list(reversed(self.processes))
-        for process in started:
-            process.signal_group(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        for process in started:
-            process.stop(grace=max(0.0, deadline - time.monotonic()))
+    def stop_all(self) -> None:
+        for process in reversed(self.processes):
+            process.stop()
         self.processes.clear()
 
     @contextlib.contextmanager
