@@ -53,6 +53,7 @@ class FakePrometheus:
                                                 BURN_Q: [vector(1.0)]}
         self.calls: Counter[str] = Counter()
         self.asked: list[tuple[str, float]] = []  # (expression, evaluation time)
+        self.delays: dict[str, float] = {}  # seconds before answering, per expression
 
     def script(self, expr: str, *replies: Reply) -> None:
         self.replies[expr] = list(replies)
@@ -63,6 +64,7 @@ class FakePrometheus:
         replies = self.replies[expr]
         status, body = replies[min(self.calls[expr], len(replies) - 1)]
         self.calls[expr] += 1
+        await asyncio.sleep(self.delays.get(expr, 0.0))
         return web.Response(status=status, text=body,
                             content_type="application/json" if body.startswith("{") else "text/html")
 
@@ -259,6 +261,46 @@ async def test_no_prometheus_listening_is_no_data(prometheus: FakePrometheus) ->
     assert f"Prometheus at {url} failed" in event["reason"]
     assert event["errors"] == 2 * 3  # two probes and the burn rate, twice
     assert prometheus.asked == []
+
+
+@pytest.mark.asyncio
+async def test_a_slow_burn_rate_query_does_not_stretch_the_time_between_polls(prometheus: FakePrometheus) -> None:
+    # A loaded Prometheus: the probes answer (failing) just inside an interval, the burn rate not at all. Read
+    # one after the other, the second failure came almost two intervals after the first; read together, one.
+    interval = 0.5
+    prometheus.script(LATENCY_Q, vector(0.9))
+    prometheus.delays.update({LATENCY_Q: 0.7 * interval, AVAILABILITY_Q: 0.7 * interval, BURN_Q: 4 * interval})
+
+    event = await first_event(ChaosMonitorTrigger(monitor_spec(interval_s=interval), prometheus_url=prometheus.url))
+
+    assert (event["outcome"], event["rule"], event["polls"]) == ("aborted", "consecutive_failures", 2)
+    first, second = (s[0] for s in event["samples"]["latency-p95"])
+    assert interval - 0.01 <= second - first < 1.5 * interval
+    assert event["errors"] == 2  # the burn rate timed out at each poll
+    assert event["burns"] == []  # so no burn rate was judged
+
+
+@pytest.mark.asyncio
+async def test_a_slow_kill_switch_read_keeps_the_polls_on_time_and_still_aborts(
+        prometheus: FakePrometheus, monkeypatch: pytest.MonkeyPatch) -> None:
+    interval = 0.2
+    monkeypatch.delenv(f"AIRFLOW_VAR_{KILL_SWITCH.upper()}")
+    reads: list[str] = []
+
+    async def slow_read(key: str) -> str:  # a busy API server: the first read takes three and a half intervals
+        reads.append(key)
+        await asyncio.sleep(3.5 * interval)
+        return "on"
+
+    monkeypatch.setattr("gamesre.airflow.triggers.chaos.read_variable", slow_read)
+
+    event = await first_event(ChaosMonitorTrigger(monitor_spec(interval_s=interval), prometheus_url=prometheus.url))
+
+    assert (event["outcome"], event["rule"]) == ("aborted", "kill_switch")
+    assert event["polls"] >= 4  # the polls went on while the switch was being read
+    assert reads == [KILL_SWITCH]  # one read at a time: none is started while another runs
+    times = [s[0] for s in event["samples"]["availability"]]
+    assert all(b - a < 1.5 * interval for a, b in itertools.pairwise(times))
 
 
 # --- recovery mode ------------------------------------------------------------------------------------------

@@ -47,6 +47,8 @@ class ChaosMonitorTrigger(PrometheusSpecTrigger):
     """`spec` is built by gamesre.airflow.chaos.monitor_spec / recovery_spec (JSON-safe)."""
 
     classpath = CLASSPATH
+    _switch: bool = False  # the kill switch as last read
+    _switch_read: asyncio.Future[bool] | None = None  # a read still running
 
     async def kill_switch(self) -> bool:
         key = self.spec.get("kill_switch_variable")
@@ -57,6 +59,17 @@ class ChaosMonitorTrigger(PrometheusSpecTrigger):
         except Exception as exc:  # an unreadable switch is logged; the probes still guard the experiment
             self.log.warning("cannot read the kill switch %s: %s", key, exc)
             return False
+
+    async def _kill_switch_within(self, wait: float) -> bool:
+        """The kill switch as read within `wait` seconds. A read still running then (a busy API server) is not
+        cancelled, which could leave its reply on the supervisor channel for the next request: it goes on in
+        the background, this poll uses the last value read, and a later poll picks the new one up."""
+        if self._switch_read is None:
+            self._switch_read = asyncio.ensure_future(self.kill_switch())
+        await asyncio.wait({self._switch_read}, timeout=wait)
+        if self._switch_read.done():
+            self._switch, self._switch_read = self._switch_read.result(), None
+        return self._switch
 
     async def _query_all(self, session: Any, base_url: str, queries: dict[str, str], at: float,
                          timeout: float) -> tuple[dict[str, float | None], dict[str, str]]:
@@ -106,13 +119,19 @@ class ChaosMonitorTrigger(PrometheusSpecTrigger):
         state = MonitorState(started_at=float(spec["started_at"]), duration_s=float(spec["duration_s"]))
         burn_queries: dict[str, str] = dict(spec.get("burn_queries") or {})
         errors = 0
+        self._switch, self._switch_read = False, None
         while True:
+            # Probes, burn rates and the kill switch are read together, each within one interval, so a slow
+            # Prometheus or API server never stretches the time between polls past two intervals (the abort
+            # rules count polls, and `consecutive_failures` polls must mean that many intervals).
             at = time.time()
-            values, failed = await self._query_all(session, base_url, {p.name: p.query for p in probes}, at, interval)
-            burns, burn_failed = await self._query_all(session, base_url, burn_queries, at, interval)
+            (values, failed), (burns, burn_failed), switched = await asyncio.gather(
+                self._query_all(session, base_url, {p.name: p.query for p in probes}, at, interval),
+                self._query_all(session, base_url, burn_queries, at, interval),
+                self._kill_switch_within(interval))
             errors += len(failed) + len(burn_failed)
             readings = read_probes(probes, values, at, spec.get("baselines") or {}, failed)
-            decision = state.observe(readings, rules, at=at, burn_rates=burns, kill_switch=await self.kill_switch())
+            decision = state.observe(readings, rules, at=at, burn_rates=burns, kill_switch=switched)
             self.log.info("%s poll %d: %s", spec.get("experiment"), state.polls,
                           ", ".join(f"{r.name}={r.value if r.value is None else round(r.value, 4)}"
                                     f"{'' if r.passed else ' (' + r.reason + ')'}" for r in readings))
