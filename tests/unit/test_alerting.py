@@ -109,10 +109,11 @@ def test_thresholds_come_from_the_slo_specs() -> None:
 
 
 def test_escalation_levels_match_the_mission() -> None:
-    levels = [(r["labels"]["escalation"], r["expr"]) for r in rules_of(alerts.ESCALATION_RULES)
+    levels = [(r["labels"]["escalation"], r["for"], r["expr"]) for r in rules_of(alerts.ESCALATION_RULES)
               if r["alert"] == alerts.ESCALATION_ALERT]
-    assert [name for name, _ in levels] == ["secondary", "management"]
-    assert ">= 1800" in levels[0][1] and ">= 3600" in levels[1][1]
+    assert [(name, after) for name, after, _ in levels] == [("secondary", "30m"), ("management", "1h")]
+    # counted from when the page fires: the rules select firing pages only, and hold for the delay
+    assert all('ALERTS{alertstate="firing",severity="page"' in expr for _, _, expr in levels)
 
 
 def window(weekday: str, start: str, duration: str) -> RecurringWindow:

@@ -10,8 +10,8 @@ error names the file and the field. `generate()` returns the three rule files (r
   ready, endpoints without a ready address, exporters down, the namespace quota near its hard limit;
 - include/prometheus/escalation_rules.yml: Watchdog (always firing: the dead man's switch), MaintenanceWindow
   (firing inside the weekly maintenance of calendar.yaml, for each affected service; Alertmanager inhibits
-  that service's alerts with it) and PageEscalation (a page still firing after each escalation level's delay,
-  read from ALERTS_FOR_STATE).
+  that service's alerts with it) and PageEscalation (a page that has been firing for each escalation level's
+  delay: the rule's `for`, which Prometheus restores from ALERTS_FOR_STATE after a restart).
 
 Every alert carries `severity` (page | ticket; none for the two pipeline alerts), `service` and `team`, a
 summary and a description showing the value, and a `runbook_url` annotation
@@ -741,22 +741,24 @@ def pipeline_rules(src: Sources) -> list[dict[str, Any]]:
                              f"{service}."),
             ))
     escalations = []
+    # Each firing page, valued by how long it has been active (pending included, from ALERTS_FOR_STATE);
+    # the rule's `for` counts from when the page started firing, i.e. from when on-call was paged.
+    active = f'ALERTS_FOR_STATE{{severity="page",alertname!="{ESCALATION_ALERT}"}}'
+    firing = f'ALERTS{{alertstate="firing",severity="page",alertname!="{ESCALATION_ALERT}"}}'
+    expr = (f'label_replace(\n  (time() - {active})\n  and ignoring (alertstate) {firing},\n'
+            f'  "escalated_alertname", "$1", "alertname", "(.+)"\n)')
     for level in src.spec.escalation:
-        after = seconds(level.after)
-        source = f'ALERTS_FOR_STATE{{severity="page",alertname!="{ESCALATION_ALERT}"}}'
-        firing = f'ALERTS{{alertstate="firing",severity="page",alertname!="{ESCALATION_ALERT}"}}'
-        expr = (f'label_replace(\n  (time() - {source}) >= {after}\n  and ignoring (alertstate) {firing},\n'
-                f'  "escalated_alertname", "$1", "alertname", "(.+)"\n)')
         escalations.append({
             "alert": ESCALATION_ALERT,
             "expr": expr,
+            "for": level.after,
             "labels": {"escalation": level.level, "escalated_after": level.after},
             "annotations": {
                 "summary": (f"Escalation to {level.level}: {lbl('escalated_alertname')} "
-                            f"({lbl('service')}) has paged for {DUR}"),
+                            f"({lbl('service')}) has paged for over {level.after}"),
                 "description": (f"The page {lbl('escalated_alertname')} of {lbl('service')} (team "
-                                f"{lbl('team')}) has been active for {DUR}, "
-                                f"at least {level.after}: the {level.level} level is brought in "
+                                f"{lbl('team')}) has been firing for at least {level.after} (active for "
+                                f"{DUR}, pending included): the {level.level} level is brought in "
                                 f"(PagerDuty service {level.pagerduty}, Slack {level.channel})."),
                 "runbook_url": f"{ESCALATION_RUNBOOK}#escalation-to-{level.level}",
             },
