@@ -6,6 +6,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,11 +22,18 @@ if _worker.startswith("gw") and _worker[2:].isdigit():
     os.environ["GAMESRE_PORT_SLICE"] = f"{_worker[2:]}/{os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1')}"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    e2e = Path(__file__).resolve().parent / "e2e"
-    for item in items:
-        if e2e in Path(str(item.fspath)).resolve().parents:
-            item.add_marker(pytest.mark.xdist_group("e2e"))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """--dist loadgroup with every test under tests/e2e/ in one group. (pytest-xdist 3.8 groups by renaming the
+    test's `_nodeid`, which pytest 9.2 no longer reads: an `xdist_group` mark would be silently ignored.)"""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadGroupScheduling
+
+    class EndToEndOnOneWorker(LoadGroupScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return "e2e" if nodeid.startswith("tests/e2e/") else super()._split_scope(nodeid)
+
+    return EndToEndOnOneWorker(config, log)
 
 
 @pytest.fixture(scope="session")
