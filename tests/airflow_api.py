@@ -8,7 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,16 +47,45 @@ class AirflowAPI:
     home: Path
     alertmanager: RestartableAlertmanager
 
+    # `airflow standalone` serves the REST API and the Execution API of every running task from one API server
+    # process, which can stall for several seconds while runs start on a loaded machine: requests that can be
+    # repeated safely (the token, GETs) are retried after a timeout, and the token is reused for a while.
+    TIMEOUT_S = 30
+    ATTEMPTS = 3
+    TOKEN_REUSE_S = 300
+    _token: tuple[str, float] | None = field(default=None, init=False, repr=False)
+
+    def _send(self, method: str, url: str, *, repeatable: bool, **kwargs: Any) -> requests.Response:
+        attempts = self.ATTEMPTS if repeatable else 1
+        for attempt in range(1, attempts + 1):
+            try:
+                return requests.request(method, url, timeout=self.TIMEOUT_S, **kwargs)
+            except (requests.Timeout, requests.ConnectionError):
+                if attempt == attempts:
+                    raise
+                time.sleep(2)
+        raise AssertionError("unreachable")
+
     def token(self) -> str:
-        resp = requests.post(f"{self.url}/auth/token", json={"username": AIRFLOW_USER, "password": self.password},
-                             timeout=10)
+        if self._token is not None and time.monotonic() - self._token[1] < self.TOKEN_REUSE_S:
+            return self._token[0]
+        resp = self._send("POST", f"{self.url}/auth/token", repeatable=True,
+                          json={"username": AIRFLOW_USER, "password": self.password})
         resp.raise_for_status()
-        return str(resp.json()["access_token"])
+        self._token = (str(resp.json()["access_token"]), time.monotonic())
+        return self._token[0]
 
     def call(self, method: str, path: str, *, headers: dict[str, str] | None = None,
              **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self.token()}", **(headers or {})}
-        return requests.request(method, f"{self.url}/api/v2/{path}", headers=headers, timeout=30, **kwargs)
+        def send() -> requests.Response:
+            return self._send(method, f"{self.url}/api/v2/{path}", repeatable=method == "GET",
+                              headers={"Authorization": f"Bearer {self.token()}", **(headers or {})}, **kwargs)
+
+        resp = send()
+        if resp.status_code == 401 and self._token is not None:  # a token the server no longer takes
+            self._token = None
+            resp = send()
+        return resp
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
