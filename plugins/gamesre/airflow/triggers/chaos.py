@@ -122,8 +122,8 @@ class ChaosMonitorTrigger(PrometheusSpecTrigger):
         self._switch, self._switch_read = False, None
         while True:
             # Probes, burn rates and the kill switch are read together, each within one interval, so a slow
-            # Prometheus or API server never stretches the time between polls past two intervals (the abort
-            # rules count polls, and `consecutive_failures` polls must mean that many intervals).
+            # Prometheus or API server never stretches a poll past one interval (the abort rules count polls,
+            # and `consecutive_failures` polls must mean that many intervals).
             at = time.time()
             (values, failed), (burns, burn_failed), switched = await asyncio.gather(
                 self._query_all(session, base_url, {p.name: p.query for p in probes}, at, interval),
