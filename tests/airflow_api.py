@@ -77,15 +77,8 @@ class AirflowAPI:
 
     def call(self, method: str, path: str, *, headers: dict[str, str] | None = None,
              **kwargs: Any) -> requests.Response:
-        def send() -> requests.Response:
-            return self._send(method, f"{self.url}/api/v2/{path}", repeatable=method == "GET",
-                              headers={"Authorization": f"Bearer {self.token()}", **(headers or {})}, **kwargs)
-
-        resp = send()
-        if resp.status_code == 401 and self._token is not None:  # a token the server no longer takes
-            self._token = None
-            resp = send()
-        return resp
+        return self._send(method, f"{self.url}/api/v2/{path}", repeatable=method == "GET",
+                          headers={"Authorization": f"Bearer {self.token()}", **(headers or {})}, **kwargs)
 
     def wait_for_dag(self, dag_id: str, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout

@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from gamesre.calendar import load_calendar
 from gamesre.integrations.alertmanager import AlertmanagerClient
 from gamesre.integrations.store import SREStore
+from gamesre.services import load_services
 
 pytestmark = pytest.mark.e2e
 
@@ -20,9 +22,6 @@ def kst_iso(dt: datetime) -> str:
 
 def planned_maintenance(a: datetime, b: datetime, service: str) -> list:
     """The calendar's maintenance windows of `service` touching [a, b) (include/config/calendar.yaml)."""
-    from gamesre.calendar import load_calendar
-    from gamesre.services import load_services
-
     return load_calendar(services=load_services()).maintenance_overlapping(a, b, service=service)
 
 
