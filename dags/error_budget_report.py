@@ -9,6 +9,8 @@ state older than 2 hours as blocking) and as an event on the `error_budget_polic
 Daily at 09:00 KST (or on any run triggered with `daily_report: always`) it also posts the report to
 Slack: the SLO table, a burn-down chart over the window, and the time ranges that consumed the most budget.
 
+A manual run triggered without a logical date (the UI's and the REST API's default) computes at its own time.
+
 States, thresholds and the evening-peak strictness are defined in `include/config/policies.yaml` and
 explained in `docs/slo.md`.
 """
@@ -20,6 +22,8 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from gamesre.airflow.assets import POLICY_STATE_ASSET
+
+HOUR = timedelta(hours=1)  # the schedule's interval; a manual run without a logical date ends at its own time
 
 
 @dag(
@@ -38,26 +42,28 @@ from gamesre.airflow.assets import POLICY_STATE_ASSET
 )
 def error_budget_report():
     @task(outlets=[POLICY_STATE_ASSET])
-    def compute_and_publish(data_interval_end=None, outlet_events=None) -> dict:
-        from gamesre.airflow.slo import compute_states
+    def compute_and_publish(data_interval_start=None, data_interval_end=None, dag_run=None,
+                            outlet_events=None) -> dict:
+        from gamesre.airflow.slo import compute_states, run_interval
 
-        result = compute_states(data_interval_end)
+        result = compute_states(run_interval(data_interval_start, data_interval_end, dag_run, HOUR)[1])
         outlet_events[POLICY_STATE_ASSET].extra = {"at": result["at"], "services": result["services"],
                                                    "slos": {k: v["state"] for k, v in result["slos"].items()}}
         return result
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
-    def is_daily_report_hour(data_interval_end=None, params=None) -> bool:
-        from gamesre.airflow.slo import is_daily_report_time
+    def is_daily_report_hour(data_interval_start=None, data_interval_end=None, dag_run=None, params=None) -> bool:
+        from gamesre.airflow.slo import is_daily_report_time, run_interval
 
         choice = params["daily_report"]
-        return choice == "always" or (choice == "auto" and is_daily_report_time(data_interval_end))
+        at = run_interval(data_interval_start, data_interval_end, dag_run, HOUR)[1]
+        return choice == "always" or (choice == "auto" and is_daily_report_time(at))
 
     @task
-    def post_daily_report(data_interval_end=None) -> dict:
-        from gamesre.airflow.slo import post_report
+    def post_daily_report(data_interval_start=None, data_interval_end=None, dag_run=None) -> dict:
+        from gamesre.airflow.slo import post_report, run_interval
 
-        return post_report(data_interval_end)
+        return post_report(run_interval(data_interval_start, data_interval_end, dag_run, HOUR)[1])
 
     compute_and_publish() >> is_daily_report_hour() >> post_daily_report()
 

@@ -10,7 +10,13 @@ slice, from Prometheus into the SRE store's **ledger**.
   gap back to the last ingested minute, at most `max_backfill_days` (35) back, with chunked raw-sample
   queries: a backfill of 35 days takes a few hundred queries, not one per slice. Re-ingesting a past range:
   `python -m gamesre ingest --start ... --end ...` or an Airflow backfill of this DAG.
-- **Fail-safe:** an SLO whose queries fail is reported by name; the others are still written.
+- **Gaps:** a counter that missed scrapes continues from its last value before the gap (looked up as far as
+  35 days back); only a series that never had a sample starts from zero. The events of a gap land in the first
+  minute after it, whose row covers the gap's minutes: the ledger is the same however it is chunked.
+- **Fail-safe:** an SLO whose queries fail is reported by name, with the range written and the range not
+  written; the others are still written, and the next run continues each SLO where its ledger stops.
+- **Manual runs:** triggered without a logical date (the UI's and the REST API's default), a run ingests the
+  5 minutes up to its own time, after filling any gap behind them.
 
 Connections: `prometheus_default`, `sre_store`. Docs: `docs/slo.md`.
 """
@@ -40,11 +46,11 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 )
 def slo_ingest():
     @task(execution_timeout=timedelta(minutes=20))
-    def ingest(data_interval_start=None, data_interval_end=None, params=None) -> dict:
-        from gamesre.airflow.slo import run_ingest
+    def ingest(data_interval_start=None, data_interval_end=None, dag_run=None, params=None) -> dict:
+        from gamesre.airflow.slo import run_ingest, run_interval
 
-        return run_ingest(data_interval_start, data_interval_end,
-                          max_backfill=timedelta(days=int(params["max_backfill_days"])))
+        start, end = run_interval(data_interval_start, data_interval_end, dag_run, timedelta(minutes=5))
+        return run_ingest(start, end, max_backfill=timedelta(days=int(params["max_backfill_days"])))
 
     ingest()
 

@@ -92,7 +92,7 @@ def cmd_budget(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from gamesre.integrations.prometheus import PrometheusClient
     from gamesre.integrations.store import SREStore
-    from gamesre.slo.ingest import align_down, ingest_all
+    from gamesre.slo.ingest import IngestError, align_down, ingest_all
     from gamesre.slo.spec import load_slos
 
     catalog = load_slos()
@@ -101,10 +101,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     if end <= start:
         print("--end must be at least a minute after --start", file=sys.stderr)
         return 2
-    results = ingest_all(slos, PrometheusClient(args.prometheus), SREStore(args.store), start, end)
+    try:
+        results = ingest_all(slos, PrometheusClient(args.prometheus), SREStore(args.store), start, end)
+    except IngestError as exc:
+        for r in exc.results:
+            print(r.describe())
+        for r in exc.failed:
+            print(f"error: {r.describe()}", file=sys.stderr)
+        print("Re-run the same command to write the rest (rows already written are rewritten identically).",
+              file=sys.stderr)
+        return 1
     for r in results:
-        print(f"{r.slo}: {r.slices_written} slices written, {r.minutes_without_data} minutes without data, "
-              f"{len(r.queries)} queries")
+        print(r.describe())
     return 0
 
 

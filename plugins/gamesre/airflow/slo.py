@@ -20,8 +20,12 @@ SETTLE_SECONDS = 10  # let the scrape at the interval's end reach Prometheus bef
 
 def run_ingest(start: datetime, end: datetime, *, max_backfill: timedelta = timedelta(days=35),
                chunk_seconds: int = 6 * 3600) -> dict[str, Any]:
-    """Ingest every SLO for the data interval [start, end), filling any gap behind it first."""
-    from gamesre.slo.ingest import align_down, catch_up_start, ingest_all
+    """Ingest every SLO for the data interval [start, end), filling any gap behind it first.
+
+    The log says, per SLO, which range was written; when an SLO fails, also which range was not and why. The
+    next run starts each SLO where its ledger stops, so a partial ingest is completed, not repeated.
+    """
+    from gamesre.slo.ingest import IngestError, align_down, catch_up_start, ingest_all
     from gamesre.slo.spec import load_slos
 
     catalog = load_slos()
@@ -34,12 +38,28 @@ def run_ingest(start: datetime, end: datetime, *, max_backfill: timedelta = time
     for slo in catalog:
         extent = store.ledger_extent(slo.name)
         starts[slo.name] = catch_up_start(extent[1] if extent else None, s, e, int(max_backfill.total_seconds()))
-    results = ingest_all(catalog, PrometheusHook().get_conn(), store, s, e, chunk=chunk_seconds, starts=starts)
+    try:
+        results = ingest_all(catalog, PrometheusHook().get_conn(), store, s, e, chunk=chunk_seconds, starts=starts)
+    except IngestError as exc:
+        for r in exc.results:
+            log.info("SLO %s", r.describe())
+        for r in exc.failed:
+            log.error("SLO %s", r.describe())
+        log.error("The next run continues each SLO above from the end of what was written.")
+        raise
     for r in results:
-        log.info("SLO %s: %d slices written for %s..%s (%d minutes without data, %d queries)",
-                 r.slo, r.slices_written, datetime.fromtimestamp(r.start, UTC), datetime.fromtimestamp(r.end, UTC),
-                 r.minutes_without_data, len(r.queries))
+        log.info("SLO %s", r.describe())
     return {"start": s, "end": e, "slos": [r.to_dict() for r in results]}
+
+
+def run_interval(data_interval_start: datetime | None, data_interval_end: datetime | None, dag_run: Any,
+                 length: timedelta) -> tuple[datetime, datetime]:
+    """A run's data interval. A manual run without a logical date (the REST API's and the UI's default) has
+    none: it ends at the run's own time (`run_after`) and lasts `length`, the schedule's interval."""
+    if data_interval_end is None:
+        end = dag_run.run_after
+        return end - length, end
+    return (data_interval_start if data_interval_start is not None else data_interval_end - length), data_interval_end
 
 
 def compute_states(at: datetime) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from gamesre.slo.budget import (
     burn_rate,
     coverage,
     error_budget,
+    evaluated_minutes,
     merge_exclusions,
     minute_bad_units,
     sli,
@@ -119,42 +120,51 @@ def _need(frame: Any, columns: Iterable[str], name: str) -> pd.DataFrame:
 
 # --- the ledger -----------------------------------------------------------------------------------------
 
-LEDGER_COLUMNS = ("minute", "good", "total")
+LEDGER_COLUMNS = ("minute", "good", "total")  # and `span` (minutes covered), 1 where absent
 
 
 def _empty_ledger() -> pd.DataFrame:
-    return pd.DataFrame({"minute": np.zeros(0, np.int64), "good": np.zeros(0), "total": np.zeros(0)})
+    return pd.DataFrame({"minute": np.zeros(0, np.int64), "good": np.zeros(0), "total": np.zeros(0),
+                         "span": np.zeros(0, np.int64)})
 
 
 def ledger_frame(data: Any) -> pd.DataFrame:
-    """Ledger rows as a frame sorted by minute (minute int64 epoch seconds, good and total floats).
+    """Ledger rows as a frame sorted by minute (minute int64 epoch seconds, good and total floats, span int64).
 
-    Accepts a DataFrame, a Ledger or LedgerSlices (arrays `minutes`, `good`, `total`) or (minute, good,
-    total) rows. The budget math's Ledger rules apply: minute-aligned, unique, 0 <= good <= total.
+    Accepts a DataFrame, a Ledger or LedgerSlices (arrays `minutes`, `good`, `total`, optionally `span`) or
+    (minute, good, total[, span]) rows. The budget math's Ledger rules apply: minute-aligned, unique,
+    0 <= good <= total, span >= 1 (1 where not given).
     """
     if isinstance(data, pd.DataFrame):
         frame = _need(data, LEDGER_COLUMNS, "ledger")
     elif all(hasattr(data, a) for a in ("minutes", "good", "total")):
         frame = pd.DataFrame({"minute": np.asarray(data.minutes), "good": np.asarray(data.good),
                               "total": np.asarray(data.total)})
+        if getattr(data, "span", None) is not None:
+            frame["span"] = np.asarray(data.span)
     else:
         rows = list(data)
-        frame = pd.DataFrame(rows, columns=list(LEDGER_COLUMNS)) if rows else _empty_ledger()
+        width = max((len(r) for r in rows), default=3)
+        frame = pd.DataFrame(rows, columns=[*LEDGER_COLUMNS, "span"][:width]) if rows else _empty_ledger()
     if frame.empty:
         return _empty_ledger()
     frame = frame.sort_values("minute", kind="stable")
+    span = frame["span"].fillna(1).to_numpy() if "span" in frame.columns else None
+    if span is not None and span.dtype.kind == "f" and np.all(span == np.round(span)):
+        span = span.astype(np.int64)  # whole minutes read back as floats (a column with gaps); others are refused
     try:
         ledger = Ledger(frame["minute"].to_numpy(), frame["good"].to_numpy(dtype=np.float64),
-                        frame["total"].to_numpy(dtype=np.float64))
+                        frame["total"].to_numpy(dtype=np.float64), span)
     except (ValueError, TypeError) as exc:
         raise DataError(f"ledger: {exc}") from exc
-    return pd.DataFrame({"minute": ledger.minutes, "good": ledger.good, "total": ledger.total})
+    return pd.DataFrame({"minute": ledger.minutes, "good": ledger.good, "total": ledger.total, "span": ledger.span})
 
 
 def as_ledger(frame: pd.DataFrame) -> Ledger:
     """The budget math's Ledger of a ledger frame."""
     checked = ledger_frame(frame)
-    return Ledger(checked["minute"].to_numpy(), checked["good"].to_numpy(), checked["total"].to_numpy())
+    return Ledger(checked["minute"].to_numpy(), checked["good"].to_numpy(), checked["total"].to_numpy(),
+                  checked["span"].to_numpy())
 
 
 def _rows(frame: pd.DataFrame, start: int, end: int) -> pd.DataFrame:
@@ -193,13 +203,14 @@ def period_counts(slo: Slo, frame: pd.DataFrame, start: Instant, end: Instant,
         elapsed -= _excluded_minutes(a, b, exclusions)
     good = rows["good"].to_numpy(dtype=np.float64)
     total = rows["total"].to_numpy(dtype=np.float64)
+    span = rows["span"].to_numpy(dtype=np.int64)
     events = max(float(total.sum()), 0.0)
     bad = min(max(float((total - good).sum()), 0.0), events)
     qualified = per_slice = 0.0
     if slo.budgeting_method != "occurrences":
-        qualified = float(np.count_nonzero(total >= slo.min_events))
-        per_slice = max(float(minute_bad_units(slo, good, total).sum()), 0.0)
-    return WindowCounts(elapsed=elapsed, covered=float(len(rows)), total=events, bad=bad, qualified=qualified,
+        qualified = float(evaluated_minutes(slo, total, span).sum())
+        per_slice = max(float(minute_bad_units(slo, good, total, span).sum()), 0.0)
+    return WindowCounts(elapsed=elapsed, covered=float(span.sum()), total=events, bad=bad, qualified=qualified,
                         bad_slices=float(round(per_slice)), bad_ratio_sum=min(per_slice, qualified))
 
 
@@ -222,7 +233,7 @@ def _period_sli(slo: Slo, counts: WindowCounts) -> tuple[float | None, str | Non
 
 def period_budget(slo: Slo, raw: WindowCounts, minutes: int) -> float | None:
     """The error budget of `minutes` minutes, in the SLO's unit: minutes for timeslice methods; for
-    occurrences the events expected at the rate seen (events x minutes / minutes with data)."""
+    occurrences the events expected at the rate seen (events x minutes / minutes covered)."""
     if slo.budgeting_method != "occurrences":
         return budget_total(slo.target, minutes)
     if raw.total <= 0 or raw.covered <= 0:
@@ -248,7 +259,7 @@ class Attainment:
     budget: float | None  # the period's error budget, in units
     budget_consumed: float | None  # bad / budget
     elapsed_minutes: int  # outside exclusions
-    covered_minutes: float  # with a ledger row, outside exclusions
+    covered_minutes: float  # covered by ledger rows, outside exclusions
     excluded_minutes: int
     coverage: float | None
     reason: str | None = None
@@ -305,26 +316,39 @@ def budget_spend_by_minute(slo: Slo, frame: pd.DataFrame, start: Instant, end: I
     """Budget units spent in each elapsed minute of [start, end) outside exclusions (index: minute epoch).
 
     occurrences: the minute's bad events; timeslices: 1 for a bad slice; ratio-timeslices: the minute's error
-    ratio. A no-data minute (no row, or fewer than min_events) spends 1 under `no_data: bad`, else 0. The sum
-    is the period's adjusted bad units (`attainment(...).bad`).
+    ratio. A row after a scrape gap spends for the whole gap in its own minute. A no-data minute (no row
+    covers it, or its row has fewer than min_events per minute) spends 1 under `no_data: bad`, else 0. The
+    sum is the period's adjusted bad units (`attainment(...).bad`).
     """
     frame = ledger_frame(frame)
     a, b = _window(start, end)
     minutes = np.arange(a, b, MINUTE, dtype=np.int64)
     if exclusions:
         minutes = minutes[~_exclusion_mask(minutes, exclusions)]
-    rows = _rows(frame, a, b).set_index("minute")
-    good = rows["good"].reindex(minutes).to_numpy(dtype=np.float64)
-    total = rows["total"].reindex(minutes).to_numpy(dtype=np.float64)
-    has_row = ~np.isnan(total)
+    rows = _rows(frame, a, b)
+    indexed = rows.set_index("minute")
+    good = indexed["good"].reindex(minutes).to_numpy(dtype=np.float64)
+    total = indexed["total"].reindex(minutes).to_numpy(dtype=np.float64)
+    span = indexed["span"].reindex(minutes).fillna(1).to_numpy(dtype=np.int64)
     good, total = np.nan_to_num(good), np.nan_to_num(total)
     if slo.budgeting_method == "occurrences":
         spent = np.clip(total - good, 0.0, None)
     else:
-        spent = minute_bad_units(slo, good, total)
+        spent = minute_bad_units(slo, good, total, span)
         if slo.no_data == "bad":
-            spent = np.where(has_row & (total >= slo.min_events), spent, 1.0)
+            judged = rows[evaluated_minutes(slo, rows["total"].to_numpy(), rows["span"].to_numpy()) > 0]
+            spent = np.where(_covered(minutes, judged), spent, 1.0)
     return pd.Series(spent, index=pd.Index(minutes, name="minute"), name=slo.name, dtype="float64")
+
+
+def _covered(minutes: npt.NDArray[np.int64], rows: pd.DataFrame) -> npt.NDArray[np.bool_]:
+    """Which minutes the rows cover: a row at minute r with span s covers r - (s - 1) x 60 ... r."""
+    row_minutes = rows["minute"].to_numpy(dtype=np.int64)
+    if row_minutes.size == 0:
+        return np.zeros(minutes.size, dtype=bool)
+    j = np.clip(np.searchsorted(row_minutes, minutes, side="left"), 0, row_minutes.size - 1)
+    reach = rows["span"].to_numpy(dtype=np.int64)[j] * MINUTE
+    return (row_minutes[j] >= minutes) & (row_minutes[j] - minutes < reach)
 
 
 def spend_by_weekday_hour(spend: pd.Series) -> pd.DataFrame:
@@ -503,13 +527,14 @@ def bad_minute_flags(slo: Slo, frame: pd.DataFrame, *, burn_threshold: float = 1
     frame = ledger_frame(frame)
     good = frame["good"].to_numpy(dtype=np.float64)
     total = frame["total"].to_numpy(dtype=np.float64)
-    spent = minute_bad_units(slo, good, total)
+    span = frame["span"].to_numpy(dtype=np.int64)
+    spent = minute_bad_units(slo, good, total, span)
     if slo.budgeting_method == "occurrences":
         judged = total > 0
         ratio = np.divide(spent, total, out=np.zeros_like(spent), where=judged)
     else:
-        judged = total >= slo.min_events
-        ratio = spent
+        judged = evaluated_minutes(slo, total, span) > 0
+        ratio = spent / span  # per minute covered
     bad = ratio > error_budget(slo.target) * burn_threshold
     return frame["minute"].to_numpy()[judged], bad[judged]
 

@@ -283,7 +283,7 @@ def _ledgers(f: _Fetcher, span: _TIME) -> InputData:
     for slo in f.slos():
         ledger = f.store.ledger(slo.name, start, end)
         frames[slo.name] = pd.DataFrame({"minute": ledger.minutes.astype(np.int64), "good": ledger.good,
-                                         "total": ledger.total})
+                                         "total": ledger.total, "span": ledger.span})
     rows = {name: len(frame) for name, frame in frames.items()}
     return InputData(frames, source="store", queries=(f"SREStore.ledger(slo, {start}, {end}) for each SLO",),
                      meta={"rows": rows, "span": [start, end], "store": f.store.safe_url})

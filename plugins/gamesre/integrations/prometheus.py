@@ -104,7 +104,8 @@ class PrometheusClient:
         return list(self._call(expr, self._api.custom_query_range, expr, s, e, f"{step:g}s") or [])
 
     def raw_samples(self, selector: str, start: float, end: float) -> list[RawSeries]:
-        """Every stored sample of the selector's series in (start, end], as arrays per series."""
+        """Every stored sample of the selector's series from start to end, as arrays per series (Prometheus 2
+        includes a sample exactly at `start`, Prometheus 3 does not; the ledger's arithmetic needs neither)."""
         expr = f"{selector}[{_duration(end - start)}]"
         result = self.query(expr, end)
         series = []
@@ -113,6 +114,16 @@ class PrometheusClient:
             arr = np.asarray(values, dtype=np.float64) if values else np.empty((0, 2))
             series.append(RawSeries(dict(item.get("metric", {})), arr[:, 0].copy(), arr[:, 1].copy()))
         return series
+
+    def last_values(self, selector: str, at: float, lookback: float) -> list[tuple[dict[str, str], float]]:
+        """Each of the selector's series with a sample in the `lookback` seconds up to `at`: its labels (without
+        the metric name) and the value of its last sample there (staleness markers are not samples)."""
+        result = self.query(f"last_over_time({selector}[{_duration(lookback)}])", at)
+        out = []
+        for item in result:
+            labels = {k: v for k, v in dict(item.get("metric", {})).items() if k != "__name__"}
+            out.append((labels, float(item["value"][1])))
+        return out
 
     def scalar(self, expr: str, at: datetime | float) -> float | None:
         """The single value of an instant query, or None when it returns nothing."""

@@ -27,7 +27,8 @@ store_meta = sa.Table(
     sa.Column("value", sa.String(256), nullable=False),
 )
 
-# One row per SLO per one-minute slice: the minute (t-60s, t] is keyed by its start t-60s.
+# One row per SLO per one-minute slice: the minute (t-60s, t] is keyed by its start t-60s. A row after a scrape
+# gap carries the gap's events and covers the gap's minutes too: `span` minutes in all (docs/slo.md).
 slo_ledger = sa.Table(
     "slo_ledger", metadata,
     sa.Column("slo", sa.String(128), primary_key=True),
@@ -35,6 +36,7 @@ slo_ledger = sa.Table(
     sa.Column("good", sa.Float, nullable=False),
     sa.Column("total", sa.Float, nullable=False),
     sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("span", sa.Integer, nullable=False, server_default="1"),  # migration 5
 )
 
 # A packed copy of each SLO's ledger per UTC day, rebuilt from slo_ledger in the same transaction as every
@@ -46,6 +48,7 @@ slo_ledger_day = sa.Table(
     sa.Column("minutes", sa.LargeBinary, nullable=False),  # int64 slice starts
     sa.Column("good", sa.LargeBinary, nullable=False),  # float64
     sa.Column("total", sa.LargeBinary, nullable=False),  # float64
+    sa.Column("span", sa.LargeBinary, nullable=True),  # int64; migration 5 (days packed before it: all 1)
 )
 
 slo_snapshot = sa.Table(
@@ -276,8 +279,28 @@ def _migration_4(conn: Connection) -> None:
         table.create(conn, checkfirst=True)
 
 
+def _add_column(conn: Connection, table: sa.Table, name: str) -> None:
+    """Add a column of the table's current definition, unless migration 1 just created the table with it."""
+    if name in {c["name"] for c in sa.inspect(conn).get_columns(table.name)}:
+        return
+    column = table.c[name]
+    ddl = f"ALTER TABLE {table.name} ADD COLUMN {name} {column.type.compile(dialect=conn.dialect)}"
+    if column.server_default is not None:
+        ddl += f" DEFAULT {column.server_default.arg}"  # type: ignore[attr-defined]
+    if not column.nullable:
+        ddl += " NOT NULL"
+    conn.execute(sa.text(ddl))
+
+
+def _migration_5(conn: Connection) -> None:
+    """Ledger rows carry the minutes they cover (`span`); existing rows cover their own minute."""
+    _add_column(conn, slo_ledger, "span")
+    _add_column(conn, slo_ledger_day, "span")
+
+
 # Append only: a migration, once released, never changes.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3, _migration_4]
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3, _migration_4,
+                                                   _migration_5]
 
 
 class StoreError(RuntimeError):
@@ -291,6 +314,7 @@ class LedgerSlices:
     minutes: np.ndarray  # int64 slice starts, epoch seconds
     good: np.ndarray  # float64
     total: np.ndarray  # float64
+    span: np.ndarray  # int64 minutes each row covers (>= 1)
 
     def __len__(self) -> int:
         return int(self.minutes.size)
@@ -363,52 +387,71 @@ class SREStore:
 
     # --- ledger -----------------------------------------------------------------------------------------------
 
-    def upsert_ledger(self, slo: str, slices: Iterable[tuple[int, float, float]]) -> int:
-        """Write (minute, good, total) slices of one SLO; a re-run of the same minutes overwrites them."""
+    def upsert_ledger(self, slo: str, slices: Iterable[tuple[int, float, float] | tuple[int, float, float, int]]
+                      ) -> int:
+        """Write (minute, good, total[, span]) slices of one SLO; a re-run of the same minutes overwrites them.
+
+        `span` (default 1) is the number of minutes the row covers: its own and the gap's before it.
+        """
         now = _utcnow()
-        rows = []
-        for minute, good, total in slices:
+        rows, days = [], set()
+        for item in slices:
+            minute, good, total = item[:3]
+            span = item[3] if len(item) > 3 else 1
             if minute % SLICE_SECONDS:
                 raise ValueError(f"ledger slice {minute} of {slo!r} is not minute-aligned")
             if not (np.isfinite(good) and np.isfinite(total)) or good < 0 or total < 0 or good > total:
                 raise ValueError(f"ledger slice {minute} of {slo!r} has invalid counts good={good} total={total}")
+            if int(span) != span or span < 1:
+                raise ValueError(f"ledger slice {minute} of {slo!r} has an invalid span {span} (whole minutes >= 1)")
             rows.append({"slo": slo, "minute": int(minute), "good": float(good), "total": float(total),
-                         "ingested_at": now})
+                         "span": int(span), "ingested_at": now})
+            days.add(int(minute) - int(minute) % DAY_SECONDS)
         with self.engine.begin() as conn:
-            self._upsert(conn, slo_ledger, rows, ["slo", "minute"], ["good", "total", "ingested_at"])
-            self._repack_days(conn, slo, {int(m) - int(m) % DAY_SECONDS for m, _, _ in slices_seen(rows)})
+            self._upsert(conn, slo_ledger, rows, ["slo", "minute"], ["good", "total", "span", "ingested_at"])
+            self._repack_days(conn, slo, days)
         return len(rows)
 
     def _repack_days(self, conn: Connection, slo: str, days: set[int]) -> None:
         for day in sorted(days):
-            q = (sa.select(slo_ledger.c.minute, slo_ledger.c.good, slo_ledger.c.total)
+            q = (sa.select(slo_ledger.c.minute, slo_ledger.c.good, slo_ledger.c.total, slo_ledger.c.span)
                  .where(slo_ledger.c.slo == slo, slo_ledger.c.minute >= day, slo_ledger.c.minute < day + DAY_SECONDS)
                  .order_by(slo_ledger.c.minute))
-            arr = np.asarray(conn.execute(q).all(), dtype=np.float64).reshape(-1, 3)
+            arr = np.asarray(conn.execute(q).all(), dtype=np.float64).reshape(-1, 4)
             packed = {"slo": slo, "day": day, "minutes": arr[:, 0].astype("<i8").tobytes(),
-                      "good": arr[:, 1].astype("<f8").tobytes(), "total": arr[:, 2].astype("<f8").tobytes()}
-            self._upsert(conn, slo_ledger_day, [packed], ["slo", "day"], ["minutes", "good", "total"])
+                      "good": arr[:, 1].astype("<f8").tobytes(), "total": arr[:, 2].astype("<f8").tobytes(),
+                      "span": arr[:, 3].astype("<i8").tobytes()}
+            self._upsert(conn, slo_ledger_day, [packed], ["slo", "day"], ["minutes", "good", "total", "span"])
 
     def ledger(self, slo: str, start: int | None = None, end: int | None = None) -> LedgerSlices:
         """Slices of one SLO with start <= minute < end, as arrays (read from the packed days)."""
-        q = sa.select(slo_ledger_day.c.minutes, slo_ledger_day.c.good, slo_ledger_day.c.total).where(
-            slo_ledger_day.c.slo == slo)
+        day = slo_ledger_day.c
+        q = sa.select(day.minutes, day.good, day.total, day.span).where(day.slo == slo)
         if start is not None:
-            q = q.where(slo_ledger_day.c.day > start - DAY_SECONDS)
+            q = q.where(day.day > start - DAY_SECONDS)
         if end is not None:
-            q = q.where(slo_ledger_day.c.day < end)
+            q = q.where(day.day < end)
         with self.engine.connect() as conn:
-            rows = conn.execute(q.order_by(slo_ledger_day.c.day)).all()
-        minutes = np.concatenate([np.frombuffer(r[0], "<i8") for r in rows]) if rows else np.zeros(0, np.int64)
-        good = np.concatenate([np.frombuffer(r[1], "<f8") for r in rows]) if rows else np.zeros(0)
-        total = np.concatenate([np.frombuffer(r[2], "<f8") for r in rows]) if rows else np.zeros(0)
-        keep = np.ones(minutes.size, dtype=bool)
+            rows = conn.execute(q.order_by(day.day)).all()
+        minutes = [np.frombuffer(r[0], "<i8") for r in rows]
+        good = [np.frombuffer(r[1], "<f8") for r in rows]
+        total = [np.frombuffer(r[2], "<f8") for r in rows]
+        span = [np.frombuffer(r[3], "<i8") if r[3] is not None else np.ones(len(r[0]) // 8, np.int64) for r in rows]
+        arrays = [np.concatenate(a) if a else np.zeros(0) for a in (minutes, good, total, span)]
+        keep = np.ones(arrays[0].size, dtype=bool)
         if start is not None:
-            keep &= minutes >= start
+            keep &= arrays[0] >= start
         if end is not None:
-            keep &= minutes < end
-        return LedgerSlices(minutes[keep].astype(np.int64), good[keep].astype(np.float64),
-                            total[keep].astype(np.float64))
+            keep &= arrays[0] < end
+        return LedgerSlices(arrays[0][keep].astype(np.int64), arrays[1][keep].astype(np.float64),
+                            arrays[2][keep].astype(np.float64), arrays[3][keep].astype(np.int64))
+
+    def ledger_row_before(self, slo: str, minute: int) -> int | None:
+        """The newest minute of the SLO's ledger before `minute`, or None (where a gap before it began)."""
+        q = sa.select(sa.func.max(slo_ledger.c.minute)).where(slo_ledger.c.slo == slo, slo_ledger.c.minute < minute)
+        with self.engine.connect() as conn:
+            found = conn.execute(q).scalar()
+        return None if found is None else int(found)
 
     def ledger_extent(self, slo: str) -> tuple[int, int] | None:
         """(first minute, last minute) in the ledger for an SLO, or None when it has no slices."""
@@ -781,10 +824,6 @@ def _parse_time(value: datetime | str) -> datetime:
     if isinstance(value, datetime):
         return _aware(value)
     return _aware(datetime.fromisoformat(value.replace("Z", "+00:00")))
-
-
-def slices_seen(rows: list[dict[str, Any]]) -> list[tuple[int, float, float]]:
-    return [(int(r["minute"]), float(r["good"]), float(r["total"])) for r in rows]
 
 
 def _json_safe_row(row: dict[str, Any]) -> dict[str, Any]:

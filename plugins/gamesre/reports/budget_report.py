@@ -60,7 +60,7 @@ def hourly_bad_units(slo: Slo, ledger: Ledger, start: int, end: int) -> tuple[np
     hours = np.arange(start - start % 3600, end, 3600, dtype=np.int64)
     sel = (ledger.minutes >= start) & (ledger.minutes < end)
     m = ledger.minutes[sel]
-    bad = minute_bad_units(slo, ledger.good[sel], ledger.total[sel])
+    bad = minute_bad_units(slo, ledger.good[sel], ledger.total[sel], ledger.spans[sel])
     idx = np.searchsorted(hours, m, side="right") - 1
     per_hour = np.bincount(idx, weights=bad, minlength=hours.size)[: hours.size] if m.size else np.zeros(hours.size)
     return hours, per_hour

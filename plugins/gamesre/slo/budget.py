@@ -1,21 +1,25 @@
 """Error-budget math over the per-minute ledger: SLI, budget, burn rates and coverage, raw and adjusted.
 
-The ledger of one SLO is three aligned numpy arrays for the minutes that have data: `minutes` (int64 UTC
+The ledger of one SLO is four aligned numpy arrays for the minutes that have data: `minutes` (int64 UTC
 epoch seconds of the slice start, minute-aligned, sorted, unique), `good` and `total` (float64, 0 <= good
-<= total). A minute absent from the arrays has no data. Every window is a sum over the ledger computed with
-searchsorted on prefix sums: no Python loop over minutes.
+<= total) and `span` (int64 >= 1: the minutes the row covers, its own and those of a scrape gap right before
+it, whose events it carries). A minute absent from the arrays, and not covered by the row after it, has no
+data. Every window is a sum over the ledger computed with searchsorted on prefix sums: no Python loop over
+minutes.
 
 Definitions (docs/slo.md has the reasoning):
 - A window at instant `at` covers whole minutes [start, now), now = `at` floored to the minute. Rolling
   windows end at now; a calendar month (Asia/Seoul) runs to the month's end, elapsed up to now.
 - Units: occurrences count events; timeslices and ratio-timeslices count one-minute slices.
-- Slices: a minute with total >= min_events is evaluated (timeslices: good when good/total >=
-  timeslice_target; ratio-timeslices: its good share good/total). Any other elapsed minute (no row, or
-  too few events) is a no-data minute and counts as good, bad or nothing by the SLO's `no_data` policy.
+- A row belongs to a window by its own minute and brings its whole span: the minutes it covers and the
+  events it carries come together.
+- Slices: a row with total >= min_events x span is evaluated, as `span` slices alike (timeslices: good when
+  good/total >= timeslice_target; ratio-timeslices: its good share good/total). Any other elapsed minute (no
+  row, or too few events) is a no-data minute and counts as good, bad or nothing by the SLO's `no_data` policy.
 - Budget total: (1 - target) x the window's units. In minutes: the whole window's minutes. In events:
-  the events expected in the whole window, events seen x window minutes / minutes with data, so that a
+  the events expected in the whole window, events seen x window minutes / minutes covered, so that a
   calendar month's budget is the whole month's and a burn rate b held for d consumes b x d / window of it,
-  whatever the coverage.
+  whatever the coverage. A gap's events are counted once: in the row after it, which covers its minutes.
 - Consumed = bad units / budget total; remaining = 1 - consumed (negative when overspent).
 - Exclusions (maintenance windows, [start, end) UTC) remove the minutes they touch from the adjusted
   figures: their bad units consume nothing, and the budget total is not reduced, so an exclusion never
@@ -70,6 +74,7 @@ class Ledger:
     minutes: npt.NDArray[np.int64]
     good: npt.NDArray[np.float64]
     total: npt.NDArray[np.float64]
+    span: npt.NDArray[np.int64] | None = None  # None: every row covers its own minute only
 
     def __post_init__(self) -> None:
         minutes = np.asarray(self.minutes)
@@ -81,8 +86,12 @@ class Ledger:
         minutes = minutes.astype(np.int64, copy=False).reshape(-1)
         good = np.asarray(self.good, dtype=np.float64).reshape(-1)
         total = np.asarray(self.total, dtype=np.float64).reshape(-1)
-        if not (minutes.size == good.size == total.size):
-            raise ValueError(f"ledger arrays differ in length: {minutes.size}, {good.size}, {total.size}")
+        span = np.ones(minutes.size, np.int64) if self.span is None else np.asarray(self.span).reshape(-1)
+        if not (minutes.size == good.size == total.size == span.size):
+            raise ValueError(f"ledger arrays differ in length: {minutes.size}, {good.size}, {total.size}, {span.size}")
+        if span.size and (span.dtype.kind not in "iu" or np.any(span < 1)):
+            raise ValueError("ledger spans must be whole minutes, at least 1")
+        span = span.astype(np.int64, copy=False)
         if minutes.size:
             if np.any(minutes % MINUTE):
                 bad = int(minutes[np.argmax(minutes % MINUTE != 0)])
@@ -99,19 +108,26 @@ class Ledger:
         object.__setattr__(self, "minutes", minutes)
         object.__setattr__(self, "good", good)
         object.__setattr__(self, "total", total)
+        object.__setattr__(self, "span", span)
+
+    @property
+    def spans(self) -> npt.NDArray[np.int64]:
+        """The minutes each row covers (never None once constructed)."""
+        assert self.span is not None
+        return self.span
 
     @classmethod
     def empty(cls) -> Ledger:
         return cls(np.zeros(0, np.int64), np.zeros(0), np.zeros(0))
 
     @classmethod
-    def from_rows(cls, rows: Iterable[tuple[Instant, float, float]]) -> Ledger:
-        """From (minute, good, total) rows in any order; minutes as epoch seconds or aware datetimes."""
-        items = sorted((to_epoch(m), float(g), float(t)) for m, g, t in rows)
+    def from_rows(cls, rows: Iterable[tuple[Instant, float, float] | tuple[Instant, float, float, int]]) -> Ledger:
+        """From (minute, good, total[, span]) rows in any order; minutes as epoch seconds or aware datetimes."""
+        items = sorted((to_epoch(r[0]), float(r[1]), float(r[2]), int(r[3]) if len(r) > 3 else 1) for r in rows)
         if not items:
             return cls.empty()
-        minutes, good, total = zip(*items, strict=True)
-        return cls(np.array(minutes, np.int64), np.array(good), np.array(total))
+        minutes, good, total, span = zip(*items, strict=True)
+        return cls(np.array(minutes, np.int64), np.array(good), np.array(total), np.array(span, np.int64))
 
     def __len__(self) -> int:
         return int(self.minutes.size)
@@ -219,10 +235,10 @@ def _excluded_minutes(a: int, b: int, starts: npt.NDArray[np.int64], ends: npt.N
 
 @dataclass(frozen=True)
 class WindowCounts:
-    """Sums over the ledger rows of [a, b): events, minutes with data, evaluated minutes, bad slices."""
+    """Sums over the ledger rows of [a, b): events, minutes covered, evaluated minutes, bad slices."""
 
     elapsed: int  # minutes in [a, b), less excluded minutes for adjusted counts
-    covered: float  # minutes with a ledger row
+    covered: float  # minutes the rows cover (a row after a scrape gap covers the gap)
     total: float  # events
     bad: float  # events: total - good
     qualified: float  # minutes with total >= min_events (evaluated slices)
@@ -246,29 +262,40 @@ class Tally:
         return None if not self.counted > 0 else min(self.bad / self.counted, 1.0)
 
 
-def minute_bad_units(slo: Slo, good: npt.NDArray[np.float64], total: npt.NDArray[np.float64]
-                     ) -> npt.NDArray[np.float64]:
-    """What each ledger minute spends of the budget, in the SLO's unit.
+def evaluated_minutes(slo: Slo, total: npt.NDArray[np.float64], span: npt.NDArray[np.int64] | None = None
+                      ) -> npt.NDArray[np.float64]:
+    """The slices each ledger row stands for (timeslice methods): its span when it has at least min_events
+    events per minute covered, else 0 (its minutes are no-data minutes)."""
+    spans = np.ones(total.size) if span is None else np.asarray(span, dtype=np.float64)
+    return np.where(total >= slo.min_events * spans, spans, 0.0)
 
-    occurrences: its bad events; timeslices: 1 for a bad minute; ratio-timeslices: the minute's error ratio.
-    For the timeslice methods a minute with fewer than `min_events` events is a no-data minute and spends 0
-    here (the no-data policy is applied to the window's tally).
+
+def minute_bad_units(slo: Slo, good: npt.NDArray[np.float64], total: npt.NDArray[np.float64],
+                     span: npt.NDArray[np.int64] | None = None) -> npt.NDArray[np.float64]:
+    """What each ledger row spends of the budget, in the SLO's unit.
+
+    occurrences: its bad events; timeslices: 1 per minute covered when the row is a bad slice;
+    ratio-timeslices: its error ratio per minute covered. For the timeslice methods a row with fewer than
+    `min_events` events per minute is a no-data row and spends 0 here (the no-data policy is applied to the
+    window's tally).
     """
     bad = total - good
     if slo.budgeting_method == "occurrences":
         return bad
-    qualified = total >= slo.min_events
+    slices = evaluated_minutes(slo, total, span)
+    qualified = slices > 0
     denominator = np.where(qualified, total, 1.0)
     if slo.budgeting_method == "timeslices":
         slice_target = slo.timeslice_target if slo.timeslice_target is not None else 1.0
-        return (qualified & (good / denominator < slice_target)).astype(np.float64)
-    return np.where(qualified, np.minimum(bad / denominator, 1.0), 0.0)
+        return np.where(qualified & (good / denominator < slice_target), slices, 0.0)
+    return np.where(qualified, np.minimum(bad / denominator, 1.0) * slices, 0.0)
 
 
 class _RowSums:
     """Sums of the per-minute figures over windows that all end at the evaluation instant.
 
-    Rows (per ledger minute): total, bad, and for timeslice methods qualified plus bad_slices or bad_ratio.
+    Rows (per ledger row): span, total, bad, and for timeslice methods the evaluated minutes plus bad_slices
+    or bad_ratio.
     A window [a, b) is a contiguous slice of the sorted rows (searchsorted), summed with numpy; adjusted
     sums are raw sums less the sums over the excluded rows inside the window.
     """
@@ -279,12 +306,11 @@ class _RowSums:
         i0, i1 = np.searchsorted(ledger.minutes, (lo, hi), side="left")
         self.minutes = ledger.minutes[i0:i1]
         self.starts, self.ends = starts, ends
-        good, total = ledger.good[i0:i1], ledger.total[i0:i1]
+        good, total, span = ledger.good[i0:i1], ledger.total[i0:i1], ledger.spans[i0:i1]
         bad = total - good  # per row, so that all-good minutes sum to an exact 0
-        rows: list[npt.NDArray[np.float64]] = [total, bad]
+        rows: list[npt.NDArray[np.float64]] = [span.astype(np.float64), total, bad]
         if slo.budgeting_method != "occurrences":
-            qualified = total >= slo.min_events
-            rows += [qualified.astype(np.float64), minute_bad_units(slo, good, total)]
+            rows += [evaluated_minutes(slo, total, span), minute_bad_units(slo, good, total, span)]
         self.values = np.array(rows, dtype=np.float64)
         excluded = np.flatnonzero(_excluded_mask(self.minutes, starts, ends))
         self.excluded_minutes = self.minutes[excluded]
@@ -293,19 +319,17 @@ class _RowSums:
     def counts(self, a: int, b: int, *, adjusted: bool) -> WindowCounts:
         i, j = np.searchsorted(self.minutes, (a, b), side="left")
         sums = self.values[:, i:j].sum(axis=1)
-        covered = int(j - i)
         elapsed = max(b - a, 0) // MINUTE
         if adjusted and self.excluded_minutes.size:
             k, m = np.searchsorted(self.excluded_minutes, (a, b), side="left")
             sums = sums - self.excluded_values[:, k:m].sum(axis=1)
-            covered -= int(m - k)
         if adjusted:
             elapsed -= _excluded_minutes(a, b, self.starts, self.ends)
-        total, bad, qualified, per_slice = (max(float(x), 0.0) for x in (*sums, 0.0, 0.0)[:4])
+        covered, total, bad, qualified, per_slice = (max(float(x), 0.0) for x in (*sums, 0.0, 0.0)[:5])
         qualified = float(round(qualified))
         return WindowCounts(
             elapsed=elapsed,
-            covered=float(covered),
+            covered=float(round(covered)),
             total=total,
             bad=min(bad, total),
             qualified=qualified,
@@ -340,7 +364,7 @@ class BurnWindow:
     burn_rate_raw: float | None
     events: float  # total events in the window (minutes for a threshold SLI)
     slices: float  # minutes with at least min_events events
-    covered: float  # minutes with data
+    covered: float  # minutes covered by rows
     elapsed: int  # minutes not excluded
 
     @property
@@ -553,6 +577,7 @@ __all__ = [
     "compute_snapshot",
     "coverage",
     "error_budget",
+    "evaluated_minutes",
     "merge_exclusions",
     "sli",
     "tally",

@@ -26,6 +26,9 @@ class LedgerSlicesLike(Protocol):
     @property
     def total(self) -> np.ndarray: ...
 
+    @property
+    def span(self) -> np.ndarray: ...
+
 
 class LedgerStore(Protocol):
     def ledger(self, slo: str, start: int | None = None, end: int | None = None) -> LedgerSlicesLike: ...
@@ -50,7 +53,7 @@ def evaluate_slos(slos: Iterable[Slo], policy: Policy, store: LedgerStore, at: d
     out = []
     for slo in slos:
         rows = store.ledger(slo.name, start=int(lo.timestamp()), end=int(at.timestamp()) + 60)
-        ledger = Ledger(rows.minutes, rows.good, rows.total)
+        ledger = Ledger(rows.minutes, rows.good, rows.total, rows.span)
         exclusions = store.exclusions(slo.service, lo, at, include_gamedays=not slo.count_gamedays_against_budget)
         snapshot = compute_snapshot(slo, ledger, at, exclusions, window_override=window)
         out.append(Evaluated(slo, ledger, exclusions, snapshot, evaluate(snapshot, policy)))

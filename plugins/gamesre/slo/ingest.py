@@ -4,7 +4,10 @@ Pure orchestration over two small ports (a Prometheus source and a ledger sink),
 Airflow DAG, the CLI and the benchmarks alike. Backfills use one raw-sample query per selector per chunk of
 up to `chunk` seconds (never one query per slice), so 35 days of history take a few hundred queries.
 
-Ratio SLIs: raw counter samples -> exact minute counts (see gamesre.slo.slicing).
+Ratio SLIs: raw counter samples -> exact minute counts (see gamesre.slo.slicing). A series without a sample
+in the chunk's lookback (a scrape gap across the chunk's start, or a new series) has its last value before
+the chunk looked up, first an hour back, then up to PRIOR_HORIZON: found, it continues from that value;
+not found, it is new and counts from zero. So the ledger does not depend on where an ingest starts.
 Threshold SLIs: the SLI's per-minute PromQL evaluated by a range query at step 60 s on the minute edges;
 1 means a good minute, 0 a bad one, no value no data.
 """
@@ -17,14 +20,20 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from gamesre.slo.slicing import SLICE, MinuteCounts, Series, minute_counts, slice_ratio_pairs
+from gamesre.slo.slicing import SLICE, MinuteCounts, Row, Series, minute_counts, ratio_rows, row_spans
 from gamesre.slo.spec import RatioSli, Selector, Slo, ThresholdSli
+from gamesre.slo.windows import iso
 
-LOOKBACK = 300  # seconds before a chunk fetched to know each counter's value at the chunk's first edge
+LOOKBACK = 300  # seconds before a chunk fetched with its samples: a series scraped at least this often needs no lookup
+PRIOR_HORIZON = 35 * 86400  # how far back a series' last value is looked for before it counts as new
+PRIOR_LOOKUPS = (3600, PRIOR_HORIZON)  # a short look first (scrape gaps), the whole horizon only for what is left
 DEFAULT_CHUNK = 6 * 3600
 
 
 class RawSeriesLike(Protocol):
+    @property
+    def labels(self) -> Mapping[str, str]: ...
+
     @property
     def t(self) -> np.ndarray: ...
 
@@ -35,33 +44,73 @@ class RawSeriesLike(Protocol):
 class PrometheusSource(Protocol):
     def raw_samples(self, selector: str, start: float, end: float) -> Sequence[RawSeriesLike]: ...
 
+    def last_values(self, selector: str, at: float, lookback: float) -> Sequence[tuple[Mapping[str, str], float]]: ...
+
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]: ...
 
 
 class LedgerSink(Protocol):
-    def upsert_ledger(self, slo: str, slices: Iterable[tuple[int, float, float]]) -> int: ...
+    def upsert_ledger(self, slo: str, slices: Iterable[tuple[int, float, float, int]]) -> int: ...
 
-
-class IngestError(RuntimeError):
-    """Ingest failed for one or more SLOs; the message names each SLO and why. Other SLOs were written."""
-
-    def __init__(self, failures: dict[str, str]):
-        self.failures = failures
-        super().__init__("; ".join(f"SLO {name!r}: {reason}" for name, reason in sorted(failures.items())))
+    def ledger_row_before(self, slo: str, minute: int) -> int | None: ...
 
 
 @dataclass
 class IngestResult:
+    """What one SLO's ingest wrote: [start, written_until) is done; [written_until, end) is not (after an error)."""
+
     slo: str
     start: int
     end: int
+    written_until: int = 0
     slices_written: int = 0
     minutes_without_data: int = 0
     queries: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    @property
+    def complete(self) -> bool:
+        return self.written_until >= self.end
+
+    def describe(self) -> str:
+        """One line for a task log or a terminal: the range written, and the range not written and why."""
+        done = (self.written_until - self.start) // SLICE
+        whole = (self.end - self.start) // SLICE
+        counts = (f"{self.slices_written:,} slices, {self.minutes_without_data:,} minutes without data, "
+                  f"{len(self.queries)} queries")
+        if self.complete:
+            return f"{self.slo}: written {_span(self.start, self.end)} in full ({counts})"
+        written = f"written {_span(self.start, self.written_until)}" if done else "nothing written"
+        return (f"{self.slo}: {written} ({done:,} of {whole:,} minutes; {counts}); NOT written "
+                f"{_span(self.written_until, self.end)}: {self.error}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"slo": self.slo, "start": self.start, "end": self.end, "slices_written": self.slices_written,
-                "minutes_without_data": self.minutes_without_data, "queries": len(self.queries)}
+        return {"slo": self.slo, "start": self.start, "end": self.end, "written_until": self.written_until,
+                "slices_written": self.slices_written, "minutes_without_data": self.minutes_without_data,
+                "queries": len(self.queries), "error": self.error}
+
+
+def _span(start: int, end: int) -> str:
+    return f"{iso(start)}..{iso(end)}"
+
+
+class SloIngestFailed(RuntimeError):
+    """One SLO's ingest stopped; `result` says what was written before it did."""
+
+    def __init__(self, result: IngestResult):
+        self.result = result
+        super().__init__(result.describe())
+
+
+class IngestError(RuntimeError):
+    """Ingest failed for one or more SLOs; the message names each SLO, what was written and why the rest was
+    not. The other SLOs were written (`results`), and the next run continues each SLO where it stopped."""
+
+    def __init__(self, failed: Sequence[IngestResult], results: Sequence[IngestResult] = ()):
+        self.failed = list(failed)
+        self.results = list(results)
+        self.failures = {r.slo: r.error or "" for r in self.failed}
+        super().__init__("; ".join(r.describe() for r in sorted(self.failed, key=lambda r: r.slo)))
 
 
 def align_down(ts: float) -> int:
@@ -74,6 +123,25 @@ def chunks(start: int, end: int, size: int) -> list[tuple[int, int]]:
     return [(s, min(s + size, end)) for s in range(start, end, size)]
 
 
+def _key(labels: Mapping[str, str]) -> frozenset[tuple[str, str]]:
+    return frozenset((k, v) for k, v in labels.items() if k != "__name__")
+
+
+def _priors(prom: PrometheusSource, expr: str, start: int, pending: set[frozenset[tuple[str, str]]],
+            queries: list[str]) -> dict[frozenset[tuple[str, str]], float]:
+    """The last value before `start` of each pending series that has one within PRIOR_HORIZON."""
+    found: dict[frozenset[tuple[str, str]], float] = {}
+    for lookback in PRIOR_LOOKUPS:
+        if not pending - found.keys():
+            break
+        queries.append(f"last_over_time({expr}[{lookback}s]) @ {start}")
+        for labels, value in prom.last_values(expr, start, lookback):
+            key = _key(labels)
+            if key in pending and key not in found:
+                found[key] = value
+    return found
+
+
 def _counts(prom: PrometheusSource, selectors: Sequence[Selector], start: int, end: int,
             queries: list[str]) -> MinuteCounts:
     fetch_start = start - LOOKBACK
@@ -81,22 +149,28 @@ def _counts(prom: PrometheusSource, selectors: Sequence[Selector], start: int, e
     for selector in selectors:
         expr = selector.promql()
         queries.append(f"{expr}[{end - fetch_start}s] @ {end}")
-        series.extend(Series(s.t, s.v) for s in prom.raw_samples(expr, fetch_start, end))
-    return minute_counts(series, start, end, fetch_start=fetch_start)
+        raw = [s for s in prom.raw_samples(expr, fetch_start, end) if s.t.size]
+        pending = {_key(s.labels) for s in raw if float(np.min(s.t)) > start}
+        priors = _priors(prom, expr, start, pending, queries) if pending else {}
+        series.extend(Series(s.t, s.v, priors.get(_key(s.labels))) for s in raw)
+    return minute_counts(series, start, end)
 
 
-def _ratio_slices(prom: PrometheusSource, sli: RatioSli, start: int, end: int,
-                  queries: list[str]) -> list[tuple[int, float, float]]:
+def _ratio_rows(prom: PrometheusSource, sli: RatioSli, start: int, end: int, previous_row: int | None,
+                queries: list[str]) -> list[Row]:
     total = _counts(prom, sli.total_selectors(), start, end, queries)
+    if previous_row is not None and previous_row < start - PRIOR_HORIZON:
+        previous_row = None  # a gap longer than the horizon: its events cannot be in the rows after it
+    spans = row_spans(total, previous_row)
     if sli.uses_bad:
         bad = _counts(prom, sli.bad_selectors(), start, end, queries)
-        return slice_ratio_pairs(bad, total, good_is_bad=True)
+        return ratio_rows(bad, total, spans, good_is_bad=True)
     good = _counts(prom, sli.good_selectors(), start, end, queries)
-    return slice_ratio_pairs(good, total)
+    return ratio_rows(good, total, spans)
 
 
-def _threshold_slices(prom: PrometheusSource, sli: ThresholdSli, start: int, end: int,
-                      queries: list[str]) -> list[tuple[int, float, float]]:
+def _threshold_rows(prom: PrometheusSource, sli: ThresholdSli, start: int, end: int,
+                    queries: list[str]) -> list[Row]:
     expr = sli.promql()
     queries.append(f"query_range({expr}, {start + SLICE}..{end}, step=60s)")
     result = prom.query_range(expr, start + SLICE, end, SLICE)
@@ -110,23 +184,35 @@ def _threshold_slices(prom: PrometheusSource, sli: ThresholdSli, start: int, end
             continue
         if v not in (0.0, 1.0):
             raise ValueError(f"the threshold SLI query must give 0 or 1 per minute, got {v} at {minute + SLICE}")
-        rows.append((minute, v, 1.0))
+        rows.append(Row(minute, v, 1.0))
     return rows
 
 
 def ingest_slo(slo: Slo, prom: PrometheusSource, sink: LedgerSink, start: int, end: int,
                *, chunk: int = DEFAULT_CHUNK) -> IngestResult:
-    """Write the ledger slices of one SLO for the minutes [start, end); re-running overwrites identically."""
+    """Write the ledger rows of one SLO for the minutes [start, end); re-running overwrites identically.
+
+    Chunks are written in time order, each in one transaction. When one fails, SloIngestFailed carries the
+    result: the chunks before it are written, nothing after it is.
+    """
     if start % SLICE or end % SLICE or end <= start:
         raise ValueError(f"ingest interval must be whole minutes with end after start, got {start}..{end}")
-    result = IngestResult(slo.name, start, end)
-    for cs, ce in chunks(start, end, chunk):
-        if isinstance(slo.sli, RatioSli):
-            rows = _ratio_slices(prom, slo.sli, cs, ce, result.queries)
-        else:
-            rows = _threshold_slices(prom, slo.sli, cs, ce, result.queries)
-        result.slices_written += sink.upsert_ledger(slo.name, rows)
-        result.minutes_without_data += (ce - cs) // SLICE - len(rows)
+    result = IngestResult(slo.name, start, end, written_until=start)
+    try:
+        previous_row = sink.ledger_row_before(slo.name, start) if isinstance(slo.sli, RatioSli) else None
+        for cs, ce in chunks(start, end, chunk):
+            if isinstance(slo.sli, RatioSli):
+                rows = _ratio_rows(prom, slo.sli, cs, ce, previous_row, result.queries)
+            else:
+                rows = _threshold_rows(prom, slo.sli, cs, ce, result.queries)
+            result.slices_written += sink.upsert_ledger(slo.name, [r.astuple() for r in rows])
+            result.minutes_without_data += (ce - cs) // SLICE - len(rows)
+            result.written_until = ce
+            if rows:
+                previous_row = rows[-1].minute
+    except Exception as exc:  # handed on with what was written: the caller reports it, the next run continues
+        result.error = f"{type(exc).__name__}: {exc}"
+        raise SloIngestFailed(result) from exc
     return result
 
 
@@ -150,13 +236,15 @@ def ingest_all(slos: Iterable[Slo], prom: PrometheusSource, sink: LedgerSink, st
 
     `starts` may give an SLO its own start (e.g. from catch_up_start); the others start at `start`.
     """
-    results, failures = [], {}
+    results, failed = [], []
     for slo in slos:
+        slo_start = (starts or {}).get(slo.name, start)
         try:
-            slo_start = (starts or {}).get(slo.name, start)
             results.append(ingest_slo(slo, prom, sink, slo_start, end, chunk=chunk))
-        except Exception as exc:  # collected per SLO and raised below: no SLO is skipped silently
-            failures[slo.name] = f"{type(exc).__name__}: {exc}"
-    if failures:
-        raise IngestError(failures)
+        except SloIngestFailed as exc:
+            failed.append(exc.result)
+        except Exception as exc:  # a bad interval: nothing written, named like any other failure
+            failed.append(IngestResult(slo.name, slo_start, end, slo_start, error=f"{type(exc).__name__}: {exc}"))
+    if failed:
+        raise IngestError(failed, results)
     return results

@@ -35,10 +35,53 @@ def test_ledger_upsert_is_idempotent_and_reads_back_sorted(store_url: str) -> No
     assert len(store.ledger("latency")) == 0
 
 
+def test_ledger_rows_keep_the_minutes_they_cover(store_url: str) -> None:
+    store = SREStore(store_url)
+    store.upsert_ledger("availability", [(T0, 5.0, 5.0, 1), (T0 + 1800, 300.0, 310.0, 30), (T0 + 1860, 9.0, 10.0)])
+    got = store.ledger("availability")
+    assert got.span.tolist() == [1, 30, 1]
+    assert store.ledger_row_before("availability", T0 + 1800) == T0
+    assert store.ledger_row_before("availability", T0 + 1801) == T0 + 1800
+    assert store.ledger_row_before("availability", T0) is None
+
+
+def test_a_version_4_store_upgrades_and_its_rows_cover_their_own_minute(tmp_path) -> None:
+    import sqlalchemy as sa
+
+    from gamesre.integrations import store as store_module
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    old = sa.MetaData()  # the two ledger tables as migration 1 created them, before `span`
+    sa.Table("slo_ledger", old, sa.Column("slo", sa.String(128), primary_key=True),
+             sa.Column("minute", sa.BigInteger, primary_key=True), sa.Column("good", sa.Float, nullable=False),
+             sa.Column("total", sa.Float, nullable=False),
+             sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False))
+    sa.Table("slo_ledger_day", old, sa.Column("slo", sa.String(128), primary_key=True),
+             sa.Column("day", sa.BigInteger, primary_key=True), sa.Column("minutes", sa.LargeBinary, nullable=False),
+             sa.Column("good", sa.LargeBinary, nullable=False), sa.Column("total", sa.LargeBinary, nullable=False))
+    with engine.begin() as conn:
+        old.create_all(conn)
+        store_module.store_meta.create(conn)
+        for migration in MIGRATIONS[:4]:
+            migration(conn)
+        conn.execute(sa.insert(store_module.store_meta).values(key="schema_version", value="4"))
+        conn.execute(sa.text("INSERT INTO slo_ledger VALUES ('availability', :m, 9, 10, '2026-01-01')"), {"m": T0})
+        conn.execute(sa.text("INSERT INTO slo_ledger_day VALUES ('availability', :d, :m, :g, :t)"),
+                     {"d": T0 - T0 % 86400, "m": np.array([T0], "<i8").tobytes(),
+                      "g": np.array([9.0], "<f8").tobytes(), "t": np.array([10.0], "<f8").tobytes()})
+    store = SREStore(url)
+    assert store.schema_version() == len(MIGRATIONS)
+    assert store.ledger("availability").span.tolist() == [1]
+    store.upsert_ledger("availability", [(T0 + 600, 90.0, 100.0, 10)])
+    assert store.ledger("availability").span.tolist() == [1, 10]
+
+
 @pytest.mark.parametrize(
     "bad, reason",
     [((T0 + 1, 1.0, 1.0), "not minute-aligned"), ((T0, 2.0, 1.0), "invalid counts"),
-     ((T0, float("nan"), 1.0), "invalid counts"), ((T0, -1.0, 1.0), "invalid counts")],
+     ((T0, float("nan"), 1.0), "invalid counts"), ((T0, -1.0, 1.0), "invalid counts"),
+     ((T0, 1.0, 1.0, 0), "invalid span"), ((T0, 1.0, 1.0, 1.5), "invalid span")],
 )
 def test_ledger_rejects_bad_slices_and_writes_nothing(store_url: str, bad: tuple, reason: str) -> None:
     store = SREStore(store_url)

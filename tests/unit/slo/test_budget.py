@@ -113,6 +113,47 @@ def test_consumption_does_not_depend_on_coverage_for_the_burn_it_saw() -> None:
     assert snap.coverage == pytest.approx(60 / 43200)
 
 
+# --- a scrape gap: its events in the row after it, which covers its minutes ----------------------------------
+
+
+def with_gap(base: Ledger, gap_end: int, minutes: int) -> Ledger:
+    """The same events with `minutes` unscraped minutes before `gap_end`: the row at gap_end carries them."""
+    gap = (base.minutes >= gap_end - minutes * 60) & (base.minutes < gap_end)
+    at = int(np.flatnonzero(base.minutes == gap_end)[0])
+    good, total, span = base.good.copy(), base.total.copy(), base.spans.copy()
+    good[at] += good[gap].sum()
+    total[at] += total[gap].sum()
+    span[at] += int(gap.sum())
+    keep = ~gap
+    return Ledger(base.minutes[keep], good[keep], total[keep], span[keep])
+
+
+def test_the_same_events_with_and_without_a_gap_consume_the_same_budget() -> None:
+    # a day of 0.5% errors two weeks back and a bad hour today; Prometheus saw nothing for 30 minutes at noon
+    base = with_burn(with_burn(steady(30, 1000), 1440, 0.005, end=END - 14 * DAY), 60, 0.05)
+    gapped = with_gap(base, END - 12 * 3600, 30)
+    assert len(gapped) == len(base) - 30 and gapped.total.sum() == base.total.sum()
+    exact = compute_snapshot(slo("availability"), base, AT)
+    with_hole = compute_snapshot(slo("availability"), gapped, AT)
+    assert with_hole.coverage == exact.coverage == 1.0
+    assert with_hole.budget_total == pytest.approx(exact.budget_total, rel=1e-12)
+    assert with_hole.budget_consumed == pytest.approx(exact.budget_consumed, rel=1e-12)
+
+
+def test_a_row_after_a_gap_stands_for_every_minute_of_it_in_the_timeslice_methods() -> None:
+    ledger = Ledger.from_rows([(END - 600, 900, 1000, 1), (END - 60, 7200, 8000, 9)])  # 10% errors over 9 minutes
+    ratio = compute_snapshot(slo("availability", budgeting_method="ratio-timeslices", min_events=20), ledger, AT)
+    assert ratio.bad == pytest.approx(0.1 * 10)
+    slices = compute_snapshot(slo("availability", budgeting_method="timeslices", timeslice_target=0.95,
+                                  min_events=20), ledger, AT)
+    assert (slices.good, slices.bad) == (0, 10)
+    assert slices.burn_windows["30m"].slices == 10 and slices.burn_windows["30m"].covered == 10
+    # too few events per covered minute: a no-data row for the timeslice methods, still covered
+    thin = compute_snapshot(slo("availability", budgeting_method="timeslices", timeslice_target=0.95,
+                                min_events=1001), ledger, AT)
+    assert thin.sli is None and thin.burn_windows["30m"].covered == 10
+
+
 # --- each budgeting method on a small hand-computed ledger ------------------------------------------------
 
 SMALL = Ledger.from_rows(

@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gamesre.slo.slicing import Series, cumulative_increase, minute_counts, slice_ratio_pairs
+from gamesre.slo.slicing import Series, cumulative_increase, minute_counts, ratio_rows, row_spans
 
 T0 = 1_767_225_600  # minute-aligned
 
@@ -31,30 +31,48 @@ def test_counter_reset_counts_the_new_value_as_increase() -> None:
     assert cumulative_increase(np.array(v, dtype=float)).tolist() == [0, 10, 20, 25, 35, 45]
 
 
-def test_scrape_gap_is_no_data_and_its_events_land_in_the_next_sampled_minute() -> None:
+def test_scrape_gap_is_no_data_and_its_events_land_in_the_next_sampled_minute_which_covers_the_gap() -> None:
     t = [T0 - 60, T0, T0 + 60, T0 + 240, T0 + 300]  # nothing scraped in (T0+60, T0+240)
     v = [0, 60, 120, 300, 360]
     counts = minute_counts([s(t, v)], T0, T0 + 300)
     assert counts.has_data.tolist() == [True, False, False, True, True]
     assert counts.counts.tolist() == [60, 0, 0, 180, 60]
     assert counts.counts.sum() == 360 - 60
+    assert row_spans(counts, previous_row=T0 - 60).tolist() == [1, 1, 1, 3, 1]
 
 
-def test_series_born_inside_the_range_counts_its_first_value() -> None:
+def test_a_gap_across_the_start_continues_from_the_prior_value_and_reaches_back_to_the_previous_row() -> None:
+    # the series was last scraped at T0 - 600 (value 1000): the ingest looked its value up further back
+    gap = s([T0 + 65, T0 + 125], [1210, 1250])
+    counts = minute_counts([Series(gap.t, gap.v, prior=1000.0)], T0, T0 + 180)
+    assert counts.counts.tolist() == [0, 210, 40]
+    assert row_spans(counts, previous_row=T0 - 660).tolist() == [1, 12, 1]  # minutes T0-600 .. T0+60
+    assert row_spans(counts, previous_row=None).tolist() == [1, 1, 1]  # nothing before it in the ledger
+
+
+def test_series_born_inside_the_range_counts_its_first_value_and_covers_only_its_minute() -> None:
     old = s([T0 - 300 + 5 * i for i in range(121)], [0.0] * 121)
     born = s([T0 + 65, T0 + 125], [3, 7])  # first 3 errors ever, at T0+65
-    counts = minute_counts([old, born], T0, T0 + 180, fetch_start=T0 - 300)
+    counts = minute_counts([old, born], T0, T0 + 180)
     assert counts.counts.tolist() == [0, 3, 4]
-    without = minute_counts([old, born], T0, T0 + 180)  # without fetch_start the birth cannot be told
-    assert without.counts.tolist() == [0, 0, 4]
+    alone = minute_counts([born], T0, T0 + 180)  # a new series after nothing: a new start, not a gap
+    assert alone.counts.tolist() == [0, 3, 4]
+    assert row_spans(alone, previous_row=T0 - 600).tolist() == [1, 1, 1]
+
+
+def test_a_counter_that_restarted_during_a_gap_counts_its_new_value() -> None:
+    restarted = s([T0 + 90], [25])  # was 1000 before the gap; restarted at zero and counted 25 since
+    counts = minute_counts([Series(restarted.t, restarted.v, prior=1000.0)], T0, T0 + 120)
+    assert counts.counts.tolist() == [0, 25]
 
 
 def test_bad_counts_become_good_and_never_exceed_total() -> None:
     total = minute_counts([s([T0 - 60, T0, T0 + 60], [0, 10, 20])], T0, T0 + 60)
+    spans = row_spans(total, None)
     bad = minute_counts([s([T0 - 60, T0, T0 + 60], [0, 0, 12])], T0, T0 + 60)
-    assert slice_ratio_pairs(bad, total, good_is_bad=True) == [(T0, 0.0, 10.0)]
+    assert [r.astuple() for r in ratio_rows(bad, total, spans, good_is_bad=True)] == [(T0, 0.0, 10.0, 1)]
     good = minute_counts([s([T0 - 60, T0, T0 + 60], [0, 0, 3])], T0, T0 + 60)
-    assert slice_ratio_pairs(good, total) == [(T0, 3.0, 10.0)]
+    assert [r.astuple() for r in ratio_rows(good, total, spans)] == [(T0, 3.0, 10.0, 1)]
 
 
 increments = st.lists(st.integers(min_value=0, max_value=50), min_size=2, max_size=200)
