@@ -62,20 +62,25 @@ def budget_json(snapshot: Any, state: str) -> dict[str, Any]:
     }
 
 
+def chosen_slos(catalog: Any, names: list[str] | None) -> list[Any] | None:
+    """The SLOs named with --slo (all without one); None, after saying which, when a name is unknown."""
+    unknown = sorted(set(names or ()) - set(catalog.names()))
+    if unknown:
+        print(f"unknown SLO(s): {', '.join(unknown)}; known: {', '.join(catalog.names())}", file=sys.stderr)
+        return None
+    return [catalog[n] for n in names] if names else list(catalog)
+
+
 def cmd_budget(args: argparse.Namespace) -> int:
     from gamesre.integrations.store import SREStore
     from gamesre.reports.budget_report import slo_table
     from gamesre.slo.evaluation import evaluate_slos
     from gamesre.slo.spec import load_policies, load_slos
 
-    catalog, policy = load_slos(), load_policies()
-    slos = list(catalog)
-    if args.slo:
-        unknown = sorted(set(args.slo) - set(catalog.names()))
-        if unknown:
-            print(f"unknown SLO(s): {', '.join(unknown)}; known: {', '.join(catalog.names())}", file=sys.stderr)
-            return 2
-        slos = [catalog[name] for name in args.slo]
+    policy = load_policies()
+    slos = chosen_slos(load_slos(), args.slo)
+    if slos is None:
+        return 2
     at = args.at or datetime.now(UTC)
     store = SREStore(args.store)
     evaluated = evaluate_slos(slos, policy, store, at, WINDOWS[args.window] if args.window else None)
@@ -95,8 +100,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from gamesre.slo.ingest import IngestError, align_down, ingest_all
     from gamesre.slo.spec import load_slos
 
-    catalog = load_slos()
-    slos = [catalog[n] for n in args.slo] if args.slo else list(catalog)
+    slos = chosen_slos(load_slos(), args.slo)
+    if slos is None:
+        return 2
     start, end = align_down(args.start.timestamp()), align_down(args.end.timestamp())
     if end <= start:
         print("--end must be at least a minute after --start", file=sys.stderr)

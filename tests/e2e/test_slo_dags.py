@@ -1,11 +1,15 @@
 """The SLO workflows end to end: REST-triggered runs of slo_ingest and error_budget_report in a real Airflow."""
 from __future__ import annotations
 
-from datetime import timedelta
+import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
-from gamesre.integrations.store import SREStore
+from gamesre.integrations.prometheus import PrometheusClient
+from gamesre.integrations.store import SREStore, slo_ledger, slo_ledger_day
+from gamesre.slo.ingest import ingest_all
 from gamesre.slo.spec import load_slos
 
 pytestmark = pytest.mark.e2e
@@ -59,3 +63,71 @@ def test_ingest_then_report_publishes_states_and_posts_to_slack(airflow, history
     assert any("Error-budget report" in t and "availability" in t for t in texts), texts
     files = [m for m in messages if m["kind"] == "file"]
     assert files and files[0]["files"][0]["title"] == "Error-budget burn-down"
+
+
+def run_after(run: dict) -> datetime:
+    return datetime.fromisoformat(run["run_after"].replace("Z", "+00:00")).astimezone(UTC)
+
+
+def test_manual_runs_without_a_logical_date_use_their_own_time(airflow) -> None:
+    """The README's example: POST /api/v2/dags/<dag>/dagRuns with {"logical_date": null}."""
+    run = airflow.trigger("slo_ingest", {"max_backfill_days": 1})  # logical_date null, no data interval
+    finished = airflow.wait("slo_ingest", run)
+    assert finished["state"] == "success", airflow.task_log("slo_ingest", run, "ingest")
+    summary = airflow.xcom("slo_ingest", run, "ingest")
+    end = int(run_after(finished).timestamp()) // 60 * 60
+    assert (summary["start"], summary["end"]) == (end - 300, end)
+    assert {s["slo"] for s in summary["slos"]} == set(load_slos().names())
+
+    report = airflow.trigger("error_budget_report", {"daily_report": "never"})
+    finished = airflow.wait("error_budget_report", report)
+    tis = airflow.task_instances("error_budget_report", report)
+    assert finished["state"] == "success", airflow.task_log("error_budget_report", report, "compute_and_publish")
+    published = airflow.xcom("error_budget_report", report, "compute_and_publish")
+    assert datetime.fromisoformat(published["at"]) == run_after(finished)
+    assert tis["post_daily_report"]["state"] == "skipped"
+
+
+def wait_until(condition, timeout: float, what: str, every: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout:g} s: {what}")
+        time.sleep(every)
+
+
+def test_prometheus_stopped_mid_ingest_the_log_says_what_was_written_and_the_retry_completes_it(
+        airflow, history_prometheus, tmp_path) -> None:
+    store = SREStore(airflow.store_url)
+
+    def busy() -> bool:
+        runs = airflow.call("GET", "dags/slo_ingest/dagRuns", params={"state": ["queued", "running"]}).json()
+        return bool(runs["dag_runs"])
+
+    wait_until(lambda: not busy(), 300, "no slo_ingest run in progress", every=2)
+    with store.engine.begin() as conn:  # an empty ledger: this run backfills 7 days of every SLO
+        conn.execute(sa.delete(slo_ledger))
+        conn.execute(sa.delete(slo_ledger_day))
+    run = airflow.trigger("slo_ingest", {"max_backfill_days": 7})
+    wait_until(lambda: store.ledger_extent("availability") is not None, 300, "the first rows written")
+    with history_prometheus.down():
+        wait_until(lambda: airflow.task_instances("slo_ingest", run)["ingest"]["state"] in ("up_for_retry", "failed"),
+                   300, "the first try failed", every=1)
+    finished = airflow.wait("slo_ingest", run, timeout=600)
+    assert finished["state"] == "success", airflow.task_log("slo_ingest", run, "ingest", try_number=2)
+
+    first_try = airflow.task_log("slo_ingest", run, "ingest", try_number=1)
+    assert "NOT written" in first_try and "Prometheus" in first_try, first_try
+    assert "The next run continues each SLO above from the end of what was written." in first_try
+    for name in load_slos().names():  # every SLO is accounted for: written in full, in part, or not at all
+        assert f"SLO {name}: " in first_try, (name, first_try)
+
+    end = airflow.xcom("slo_ingest", run, "ingest")["end"]
+    start = end - 7 * 86400
+    reference = SREStore(f"sqlite:///{tmp_path / 'reference.db'}")
+    ingest_all(load_slos(), PrometheusClient(history_prometheus.url), reference, start, end)
+    for name in load_slos().names():
+        got, want = store.ledger(name, start, end), reference.ledger(name)
+        assert len(want) > 7 * 1400, name  # the history covers the whole week
+        for field in ("minutes", "good", "total", "span"):
+            assert getattr(got, field).tolist() == getattr(want, field).tolist(), (name, field)

@@ -7,6 +7,7 @@ gamesre.slo.slicing: plain loops over every sample of every series, no chunks, n
 from __future__ import annotations
 
 import bisect
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -37,35 +38,45 @@ class CounterSeries:
 
 
 class FakePrometheus:
-    """The two Prometheus reads the ingest makes, over fixed series per selector.
+    """The two Prometheus reads the ingest makes, over fixed series per selector (`metric{matchers}`).
 
+    A look-up may also name one series by all its labels, as `{__name__="metric",label="value",...}`.
     `left_open` picks Prometheus 3's range selectors (start, end]; Prometheus 2 includes the start.
     """
 
     def __init__(self, series: Mapping[str, Sequence[CounterSeries]], *, left_open: bool = False):
-        self.series = series
+        self.series = {selector: [CounterSeries({"__name__": selector.split("{")[0], **s.labels}, s.t, s.v)
+                                  for s in found] for selector, found in series.items()}
         self.left_open = left_open
-        self.calls: list[tuple[str, str, float, float]] = []
+        self.calls: list[tuple[str, Sequence[str], float, float]] = []
 
     def _inside(self, t: np.ndarray, start: float, end: float) -> np.ndarray:
         return ((t > start) if self.left_open else (t >= start)) & (t <= end)
 
+    def _select(self, selector: str) -> list[CounterSeries]:
+        if selector in self.series:
+            return list(self.series[selector])
+        pinned = dict(re.findall(r'([a-zA-Z_]+)="([^"]*)"', selector))
+        every = {tuple(sorted(s.labels.items())): s for found in self.series.values() for s in found}
+        return [s for s in every.values() if dict(s.labels) == pinned]
+
     def raw_samples(self, selector: str, start: float, end: float) -> list[CounterSeries]:
-        self.calls.append(("raw", selector, start, end))
+        self.calls.append(("raw", [selector], start, end))
         out = []
-        for s in self.series[selector]:
+        for s in self._select(selector):
             keep = self._inside(s.t, start, end)
             if keep.any():
-                out.append(CounterSeries({"__name__": "x", **s.labels}, s.t[keep], s.v[keep]))
+                out.append(CounterSeries(s.labels, s.t[keep], s.v[keep]))
         return out
 
-    def last_values(self, selector: str, at: float, lookback: float) -> list[tuple[dict[str, str], float]]:
-        self.calls.append(("last", selector, at, lookback))
+    def last_values(self, selectors: Sequence[str], at: float, lookback: float) -> list[tuple[dict[str, str], float]]:
+        self.calls.append(("last", selectors, at, lookback))
         out = []
-        for s in self.series[selector]:
-            keep = np.flatnonzero(self._inside(s.t, at - lookback, at))
-            if keep.size:
-                out.append((dict(s.labels), float(s.v[keep[-1]])))
+        for selector in selectors:
+            for s in self._select(selector):
+                keep = np.flatnonzero(self._inside(s.t, at - lookback, at))
+                if keep.size:
+                    out.append(({k: v for k, v in s.labels.items() if k != "__name__"}, float(s.v[keep[-1]])))
         return out
 
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict]:

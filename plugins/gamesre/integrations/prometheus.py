@@ -9,7 +9,7 @@ them differently (all of them are "inconclusive", never "pass"):
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -115,14 +115,20 @@ class PrometheusClient:
             series.append(RawSeries(dict(item.get("metric", {})), arr[:, 0].copy(), arr[:, 1].copy()))
         return series
 
-    def last_values(self, selector: str, at: float, lookback: float) -> list[tuple[dict[str, str], float]]:
-        """Each of the selector's series with a sample in the `lookback` seconds up to `at`: its labels (without
-        the metric name) and the value of its last sample there (staleness markers are not samples)."""
-        result = self.query(f"last_over_time({selector}[{_duration(lookback)}])", at)
+    def last_values(self, selectors: Sequence[str], at: float, lookback: float,
+                    *, batch: int = 50) -> list[tuple[dict[str, str], float]]:
+        """Each series of the selectors with a sample in the `lookback` seconds up to `at`: its labels (without
+        the metric name) and the value of its last sample there (staleness markers are not samples).
+
+        Several selectors go into one query (`or`), `batch` at a time.
+        """
         out = []
-        for item in result:
-            labels = {k: v for k, v in dict(item.get("metric", {})).items() if k != "__name__"}
-            out.append((labels, float(item["value"][1])))
+        for i in range(0, len(selectors), batch):
+            window = f"[{_duration(lookback)}]"
+            expr = " or ".join(f"last_over_time({s}{window})" for s in selectors[i:i + batch])
+            for item in self.query(expr, at):
+                labels = {k: v for k, v in dict(item.get("metric", {})).items() if k != "__name__"}
+                out.append((labels, float(item["value"][1])))
         return out
 
     def scalar(self, expr: str, at: datetime | float) -> float | None:

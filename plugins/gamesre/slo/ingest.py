@@ -6,8 +6,10 @@ up to `chunk` seconds (never one query per slice), so 35 days of history take a 
 
 Ratio SLIs: raw counter samples -> exact minute counts (see gamesre.slo.slicing). A series without a sample
 in the chunk's lookback (a scrape gap across the chunk's start, or a new series) has its last value before
-the chunk looked up, first an hour back, then up to PRIOR_HORIZON: found, it continues from that value;
-not found, it is new and counts from zero. So the ledger does not depend on where an ingest starts.
+the chunk looked up: first an hour back for the whole selector, then up to PRIOR_HORIZON for the series still
+unknown, each pinned by all its labels (so the long look-up reads the samples of those series only). Found,
+it continues from that value; not found, it is new and counts from zero. So the ledger does not depend on
+where an ingest starts.
 Threshold SLIs: the SLI's per-minute PromQL evaluated by a range query at step 60 s on the minute edges;
 1 means a good minute, 0 a bad one, no value no data.
 """
@@ -20,13 +22,14 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from gamesre.slo.selectors import escape
 from gamesre.slo.slicing import SLICE, MinuteCounts, Row, Series, minute_counts, ratio_rows, row_spans
 from gamesre.slo.spec import RatioSli, Selector, Slo, ThresholdSli
 from gamesre.slo.windows import iso
 
 LOOKBACK = 300  # seconds before a chunk fetched with its samples: a series scraped at least this often needs no lookup
+SHORT_LOOKUP = 3600  # the first look-up, for the whole selector: answers every scrape gap shorter than an hour
 PRIOR_HORIZON = 35 * 86400  # how far back a series' last value is looked for before it counts as new
-PRIOR_LOOKUPS = (3600, PRIOR_HORIZON)  # a short look first (scrape gaps), the whole horizon only for what is left
 DEFAULT_CHUNK = 6 * 3600
 
 
@@ -44,7 +47,8 @@ class RawSeriesLike(Protocol):
 class PrometheusSource(Protocol):
     def raw_samples(self, selector: str, start: float, end: float) -> Sequence[RawSeriesLike]: ...
 
-    def last_values(self, selector: str, at: float, lookback: float) -> Sequence[tuple[Mapping[str, str], float]]: ...
+    def last_values(self, selectors: Sequence[str], at: float, lookback: float
+                    ) -> Sequence[tuple[Mapping[str, str], float]]: ...
 
     def query_range(self, expr: str, start: float, end: float, step: float) -> list[dict[str, Any]]: ...
 
@@ -76,8 +80,9 @@ class IngestResult:
         """One line for a task log or a terminal: the range written, and the range not written and why."""
         done = (self.written_until - self.start) // SLICE
         whole = (self.end - self.start) // SLICE
+        queries = len(self.queries)
         counts = (f"{self.slices_written:,} slices, {self.minutes_without_data:,} minutes without data, "
-                  f"{len(self.queries)} queries")
+                  f"{queries} quer{'y' if queries == 1 else 'ies'}")
         if self.complete:
             return f"{self.slo}: written {_span(self.start, self.end)} in full ({counts})"
         written = f"written {_span(self.start, self.written_until)}" if done else "nothing written"
@@ -123,22 +128,32 @@ def chunks(start: int, end: int, size: int) -> list[tuple[int, int]]:
     return [(s, min(s + size, end)) for s in range(start, end, size)]
 
 
-def _key(labels: Mapping[str, str]) -> frozenset[tuple[str, str]]:
+Key = frozenset[tuple[str, str]]
+
+
+def _key(labels: Mapping[str, str]) -> Key:
     return frozenset((k, v) for k, v in labels.items() if k != "__name__")
 
 
-def _priors(prom: PrometheusSource, expr: str, start: int, pending: set[frozenset[tuple[str, str]]],
-            queries: list[str]) -> dict[frozenset[tuple[str, str]], float]:
+def series_selector(labels: Mapping[str, str]) -> str:
+    """A selector of exactly one series: every label of it pinned, the metric name included."""
+    return "{" + ",".join(f'{k}="{escape(v)}"' for k, v in sorted(labels.items())) + "}"
+
+
+def _priors(prom: PrometheusSource, expr: str, start: int, pending: Mapping[Key, Mapping[str, str]],
+            queries: list[str]) -> dict[Key, float]:
     """The last value before `start` of each pending series that has one within PRIOR_HORIZON."""
-    found: dict[frozenset[tuple[str, str]], float] = {}
-    for lookback in PRIOR_LOOKUPS:
-        if not pending - found.keys():
-            break
-        queries.append(f"last_over_time({expr}[{lookback}s]) @ {start}")
-        for labels, value in prom.last_values(expr, start, lookback):
-            key = _key(labels)
-            if key in pending and key not in found:
-                found[key] = value
+    found: dict[Key, float] = {}
+    queries.append(f"last_over_time({expr}[{SHORT_LOOKUP}s]) @ {start}")
+    for labels, value in prom.last_values([expr], start, SHORT_LOOKUP):
+        if _key(labels) in pending:
+            found[_key(labels)] = value
+    unknown = [series_selector(labels) for key, labels in pending.items() if key not in found]
+    if unknown:
+        queries.append(f"last_over_time(<{len(unknown)} series>[{PRIOR_HORIZON}s]) @ {start}")
+        for labels, value in prom.last_values(unknown, start, PRIOR_HORIZON):
+            if _key(labels) in pending:
+                found[_key(labels)] = value
     return found
 
 
@@ -150,7 +165,7 @@ def _counts(prom: PrometheusSource, selectors: Sequence[Selector], start: int, e
         expr = selector.promql()
         queries.append(f"{expr}[{end - fetch_start}s] @ {end}")
         raw = [s for s in prom.raw_samples(expr, fetch_start, end) if s.t.size]
-        pending = {_key(s.labels) for s in raw if float(np.min(s.t)) > start}
+        pending = {_key(s.labels): s.labels for s in raw if float(np.min(s.t)) > start}
         priors = _priors(prom, expr, start, pending, queries) if pending else {}
         series.extend(Series(s.t, s.v, priors.get(_key(s.labels))) for s in raw)
     return minute_counts(series, start, end)

@@ -8,17 +8,16 @@ ledger must equal the rows computed from the whole history, exactly; so must one
 from __future__ import annotations
 
 import subprocess
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 
 import numpy as np
 import pytest
 
-from demo.procs import ManagedProcess, free_port
+from demo.procs import free_port
 from demo.services import render_prometheus_config, start_prometheus
 from gamesre.integrations.prometheus import PrometheusClient
 from gamesre.integrations.store import SREStore
-from gamesre.slo.ingest import catch_up_start, ingest_all, ingest_slo
+from gamesre.slo.ingest import PRIOR_HORIZON, catch_up_start, ingest_all, ingest_slo, series_selector
 from gamesre.slo.spec import load_slos
 from tests.fakes.counter_history import CounterSeries, expected_rows
 
@@ -41,7 +40,8 @@ def build_history(start: int) -> tuple[list[CounterSeries], dict[tuple[str, str]
         unscraped = (ticks >= start + OUTAGE[0]) & (ticks < start + OUTAGE[1])
         if flap is not None:
             unscraped |= (ticks >= start + flap[0]) & (ticks < start + flap[1])
-        for code, increments in {"200": rng.integers(20, 60, ticks.size), "500": rng.integers(0, 2, ticks.size)}.items():
+        events = {"200": rng.integers(20, 60, ticks.size), "500": rng.integers(0, 2, ticks.size)}
+        for code, increments in events.items():
             values = np.cumsum(increments).astype(np.float64)
             if restart is not None:  # the process restarted: its counters start again from zero
                 after = ticks >= restart
@@ -104,3 +104,15 @@ def test_five_minute_runs_through_scrape_gaps_give_the_exact_ledger(gap_history,
     # Prometheus down for 10 minutes: the first minute after carries them and covers the 10 minutes
     spans = {r[0]: r[3] for r in truth if r[3] > 1}
     assert spans == {start + 9600: 11}
+
+
+def test_a_look_up_pins_each_unknown_series_and_finds_its_last_value_far_back(gap_history) -> None:
+    prom, series, _, start, _ = gap_history
+    at = start + FLAP[0] + 900  # 15 minutes into i1's flap
+    i1 = [s for s in series if s.labels["instance"] == "i1"]
+    pinned = [series_selector({"__name__": "game_action_requests_total", **s.labels}) for s in i1]
+    never = series_selector({"__name__": "game_action_requests_total", "instance": "i9", "code": "200",
+                             "service": "game-server"})
+    found = prom.last_values([*pinned, never], at, PRIOR_HORIZON, batch=2)  # two queries of `or`-ed look-ups
+    assert sorted((labels["code"], value) for labels, value in found) == sorted(
+        (s.labels["code"], float(s.v[s.t <= at][-1])) for s in i1)
