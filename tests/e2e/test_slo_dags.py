@@ -105,10 +105,10 @@ def test_prometheus_stopped_mid_ingest_the_log_says_what_was_written_and_the_ret
         return bool(runs["dag_runs"])
 
     wait_until(lambda: not busy(), 300, "no slo_ingest run in progress", every=2)
-    with store.engine.begin() as conn:  # an empty ledger: this run backfills 7 days of every SLO
+    with store.engine.begin() as conn:  # an empty ledger: this run backfills 3 days of every SLO
         conn.execute(sa.delete(slo_ledger))
         conn.execute(sa.delete(slo_ledger_day))
-    run = airflow.trigger("slo_ingest", {"max_backfill_days": 7})
+    run = airflow.trigger("slo_ingest", {"max_backfill_days": 3})
     wait_until(lambda: store.ledger_extent("availability") is not None, 300, "the first rows written")
     with history_prometheus.down():
         wait_until(lambda: airflow.task_instances("slo_ingest", run)["ingest"]["state"] in ("up_for_retry", "failed"),
@@ -123,11 +123,11 @@ def test_prometheus_stopped_mid_ingest_the_log_says_what_was_written_and_the_ret
         assert f"SLO {name}: " in first_try, (name, first_try)
 
     end = airflow.xcom("slo_ingest", run, "ingest")["end"]
-    start = end - 7 * 86400
+    start = end - 3 * 86400
     reference = SREStore(f"sqlite:///{tmp_path / 'reference.db'}")
     ingest_all(load_slos(), PrometheusClient(history_prometheus.url), reference, start, end)
     for name in load_slos().names():
         got, want = store.ledger(name, start, end), reference.ledger(name)
-        assert len(want) > 7 * 1400, name  # the history covers the whole week
+        assert len(want) > 3 * 1400, name  # the history covers the whole span
         for field in ("minutes", "good", "total", "span"):
             assert getattr(got, field).tolist() == getattr(want, field).tolist(), (name, field)

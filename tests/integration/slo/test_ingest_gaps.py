@@ -7,6 +7,7 @@ ledger must equal the rows computed from the whole history, exactly; so must one
 """
 from __future__ import annotations
 
+import math
 import subprocess
 from datetime import UTC, datetime
 
@@ -17,6 +18,7 @@ from demo.procs import free_port
 from demo.services import render_prometheus_config, start_prometheus
 from gamesre.integrations.prometheus import PrometheusClient
 from gamesre.integrations.store import SREStore
+from gamesre.slo.budget import Ledger, compute_snapshot
 from gamesre.slo.ingest import PRIOR_HORIZON, catch_up_start, ingest_all, ingest_slo, series_selector
 from gamesre.slo.spec import load_slos
 from tests.fakes.counter_history import CounterSeries, expected_rows
@@ -104,6 +106,23 @@ def test_five_minute_runs_through_scrape_gaps_give_the_exact_ledger(gap_history,
     # Prometheus down for 10 minutes: the first minute after carries them and covers the 10 minutes
     spans = {r[0]: r[3] for r in truth if r[3] > 1}
     assert spans == {start + 9600: 11}
+
+    # the budget is what a Prometheus that missed nothing would give: every event served, in its own minute
+    seen = {m: [0.0, 0.0] for m in range(first, end, 60)}
+    for (_, code), (ticks, inc) in served.items():
+        for t, n in zip(ticks.tolist(), inc.tolist(), strict=True):
+            m = math.ceil(t / 60) * 60 - 60  # the minute (m, m+60] holding t
+            if m in seen:
+                seen[m][1] += n
+                seen[m][0] += n if code == "200" else 0.0
+    served_ledger = Ledger.from_rows([(m, g, t) for m, (g, t) in seen.items()])
+    ingested = runs.ledger(slo.name)
+    for window in ("rolling-30d", "calendar-month"):
+        exact = compute_snapshot(slo, served_ledger, end, window_override=window)
+        got = compute_snapshot(slo, Ledger(ingested.minutes, ingested.good, ingested.total, ingested.span), end,
+                               window_override=window)
+        assert got.coverage == exact.coverage == pytest.approx(len(seen) / exact.elapsed_minutes)
+        assert got.budget_consumed == pytest.approx(exact.budget_consumed, rel=1e-12), window
 
 
 def test_a_look_up_pins_each_unknown_series_and_finds_its_last_value_far_back(gap_history) -> None:
