@@ -175,9 +175,9 @@ def start_stack(group: ProcessGroup, workdir: Path) -> Stack:
 def peak_strictness(now: datetime) -> dict[str, Any]:
     """The strictness the prod calendar gate would apply now (maintenance windows from the config only)."""
     from gamesre.calendar import load_calendar
+    from gamesre.core.services import load_services
     from gamesre.deploy.config import load_deploy_config
     from gamesre.deploy.gates import calendar_gate
-    from gamesre.services import load_services
     from gamesre.slo.spec import load_policies
 
     config = load_deploy_config()
@@ -200,11 +200,11 @@ async def run_trial(stack: Stack, kind: str, version: str, hold_s: float | None)
     """Prepare, shift to 10%, judge with CanaryAnalysisTrigger, roll back; `hold_s`: keep 10% that long anyway."""
     from gamesre.airflow.deploy import analysis_spec
     from gamesre.airflow.triggers.analysis import CanaryAnalysisTrigger
+    from gamesre.core.services import load_services
     from gamesre.deploy.config import load_deploy_config
     from gamesre.deploy.plan import build_plan
     from gamesre.deploy.request import parse_request
     from gamesre.integrations.deploy.local import LocalDeployBackend
-    from gamesre.services import load_services
 
     backend = LocalDeployBackend(stack.fleet, stack.haproxy, SERVICE, fleet_file=stack.fleet_file)
     plan = build_plan("canary", canary_steps=CANARY_STEPS)

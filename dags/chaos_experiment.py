@@ -32,7 +32,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from gamesre.airflow.operators.chaos import ChaosMonitorSensor
-from gamesre.config_names import chaos_experiment_ids, chaos_pool
+from gamesre.core.config_names import chaos_experiment_ids, chaos_pool
 
 POOL = chaos_pool()
 
@@ -77,7 +77,7 @@ def chaos_experiment():
         from airflow.sdk.exceptions import AirflowFailException
 
         from gamesre.airflow.chaos import validate as validate_request
-        from gamesre.airflow.maintenance import requester
+        from gamesre.airflow.context import requester
         from gamesre.chaos.request import InvalidChaosRequest
 
         conf = {k: v for k, v in dict(params).items() if v not in ("", None) or k == "dry_run"}

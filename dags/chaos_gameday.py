@@ -19,7 +19,7 @@ import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, task
 
-from gamesre.config_names import chaos_suite_names
+from gamesre.core.config_names import chaos_suite_names
 
 
 @dag(

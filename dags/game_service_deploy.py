@@ -30,7 +30,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from gamesre.airflow.operators.deploy import StageRolloutOperator
-from gamesre.config_names import service_names
+from gamesre.core.config_names import service_names
 
 STAGES = ("dev", "staging", "prod")  # include/config/deploy.yaml stages (checked by tests/unit/test_dag_integrity.py)
 
@@ -66,8 +66,8 @@ def game_service_deploy():
     def validate(params=None, dag_run=None) -> dict:
         from airflow.sdk.exceptions import AirflowFailException
 
+        from gamesre.airflow.context import requester
         from gamesre.airflow.deploy import validate as validate_request
-        from gamesre.airflow.maintenance import requester
         from gamesre.deploy.request import InvalidDeployRequest
 
         conf = {k: v for k, v in dict(params).items() if v not in ("", [], None) or k in ("dry_run", "force")}

@@ -26,7 +26,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from gamesre.airflow.notify import notify_failure
-from gamesre.config_names import service_names
+from gamesre.core.config_names import service_names
 
 
 @dag(
@@ -54,7 +54,8 @@ from gamesre.config_names import service_names
 def maintenance_window_request():
     @task(retries=0)
     def validate(params=None, dag_run=None, logical_date=None) -> dict:
-        from gamesre.airflow.maintenance import requester, validate_request
+        from gamesre.airflow.context import requester
+        from gamesre.airflow.maintenance import validate_request
 
         return validate_request(dict(params), requester(params, dag_run))
 

@@ -15,7 +15,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, task
 
-from gamesre.config_names import checklist_schedules
+from gamesre.core.config_names import checklist_schedules
 
 SCHEDULES = checklist_schedules()
 

@@ -1,6 +1,6 @@
 """The demo stack: the simulated game fleet, its load, its history, and the real services around them.
 
-The demo is its own program, but it reads the one metric contract through gamesre.contract, so importing
+The demo is its own program, but it reads the one metric contract through gamesre.core.contract, so importing
 the package puts the repository's plugins folder on the path.
 """
 import sys

@@ -59,7 +59,7 @@ from demo.gameplay import GameServer
 from demo.matchmaker import Matchmaker
 from demo.resource_faults import ResourceFaults
 from demo.topology import DEFAULT_TOPOLOGY, Instance, session_capacity
-from gamesre.contract import Contract, load_contract
+from gamesre.core.contract import Contract, load_contract
 
 FLEET_PY = Path(__file__).resolve()
 MAX_BODY = 64 * 1024

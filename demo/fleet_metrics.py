@@ -19,7 +19,7 @@ from prometheus_client.utils import floatToGoString
 from demo.admin import Build
 
 if TYPE_CHECKING:
-    from gamesre.contract import Contract, MetricDef
+    from gamesre.core.contract import Contract, MetricDef
 
 Labels = tuple[str, ...]
 

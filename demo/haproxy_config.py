@@ -28,7 +28,7 @@ import subprocess
 from collections.abc import Mapping
 
 from demo.topology import DEFAULT_TOPOLOGY, Instance, haproxy_names
-from gamesre.contract import Contract, load_contract
+from gamesre.core.contract import Contract, load_contract
 
 HEALTH_CHECK = "inter 1s fall 2 rise 2"
 

@@ -47,7 +47,7 @@ from scipy.special import ndtr
 from demo import model
 from demo.curve import KST, load_factor
 from demo.topology import DEFAULT_TOPOLOGY, Instance, session_capacity
-from gamesre.contract import Contract, MetricDef, load_contract
+from gamesre.core.contract import Contract, MetricDef, load_contract
 
 STEP_S = 60
 DEFAULT_DAYS = 35

@@ -42,7 +42,7 @@ from urllib.parse import urlencode, urlsplit
 
 from demo import model
 from demo.curve import KST, load_factor, load_factor_at_hour
-from gamesre.contract import Contract, load_contract
+from gamesre.core.contract import Contract, load_contract
 
 REQUEST_TIMEOUT_S = 10.0
 ESTIMATE_TTL_S = 30.0  # an instance not heard from for this long no longer counts in the session estimate

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from demo import model
 from demo.admin import Faults
 from demo.fleet_metrics import FleetMetrics
-from gamesre.contract import Contract
+from gamesre.core.contract import Contract
 
 REQUESTS = "matchmaking_requests_total"
 DURATION = "matchmaking_duration_seconds"

@@ -11,7 +11,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from gamesre.contract import Contract
+from gamesre.core.contract import Contract
 
 Z95 = 1.6448536269514722  # standard normal quantile of 0.95
 

@@ -90,11 +90,12 @@ def resolve_ports(n_instances: int) -> Ports:
 def validate_configs() -> None:
     """Every declarative file loads and the generated files are current; else one line naming the problem."""
     from gamesre.calendar import load_calendar
-    from gamesre.contract import ContractError, load_contract
+    from gamesre.core.config import SpecError
+    from gamesre.core.contract import ContractError, load_contract
+    from gamesre.core.services import load_services
     from gamesre.observability.generate import generated_files, stale
-    from gamesre.services import load_services
     from gamesre.slo.rules import generate_from_files
-    from gamesre.slo.spec import SpecError, load_policies, load_slos
+    from gamesre.slo.spec import load_policies, load_slos
 
     try:
         load_contract()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gamesre.contract import Contract, load_contract
+from gamesre.core.contract import Contract, load_contract
 
 # HAProxy weights at start: stable instances share the traffic, canaries wait at 0 until a deploy shifts it.
 STABLE_WEIGHT = 100

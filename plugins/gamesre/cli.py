@@ -19,7 +19,7 @@ import sys
 from datetime import UTC, datetime
 from typing import Any
 
-from gamesre.paths import REPO_ROOT
+from gamesre.core.paths import REPO_ROOT
 
 WINDOWS = {"30d": "rolling-30d", "28d": "rolling-28d", "month": "calendar-month"}
 
@@ -154,10 +154,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from gamesre.core.config import SpecError
     from gamesre.integrations.prometheus import PrometheusError
     from gamesre.integrations.store import StoreError
     from gamesre.slo.ingest import IngestError
-    from gamesre.slo.spec import SpecError
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["rules"]:

@@ -7,9 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from gamesre.calendar import load_calendar
+from gamesre.core.services import load_services
 from gamesre.integrations.alertmanager import AlertmanagerClient
 from gamesre.integrations.store import SREStore
-from gamesre.services import load_services
 
 pytestmark = pytest.mark.e2e
 

@@ -9,13 +9,13 @@ import pytest
 import requests
 
 from demo.procs import free_port
+from gamesre.core.services import Matcher, load_services
 from gamesre.integrations.alertmanager import (
     AlertmanagerClient,
     AlertmanagerError,
     AlertmanagerUnreachable,
     window_id_of,
 )
-from gamesre.services import Matcher, load_services
 
 pytestmark = pytest.mark.integration
 

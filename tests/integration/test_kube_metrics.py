@@ -21,7 +21,7 @@ from demo.infra import start_kube_metrics, start_node_exporter
 from demo.kube_metrics import cpu_seconds, parse_pod, working_set_bytes
 from demo.procs import ManagedProcess, ProcessGroup, free_port, http_ok
 from demo.topology import by_name
-from gamesre.contract import load_contract
+from gamesre.core.contract import load_contract
 
 pytestmark = pytest.mark.integration
 

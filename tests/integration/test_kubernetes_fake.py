@@ -13,6 +13,7 @@ import pytest
 from kubernetes import client
 
 from demo.procs import free_port
+from gamesre.core.services import load_services
 from gamesre.integrations.kubernetes import (
     SCALING_ANNOTATION,
     HpaBounds,
@@ -22,7 +23,6 @@ from gamesre.integrations.kubernetes import (
     restore_hpa,
     set_hpa_min_replicas,
 )
-from gamesre.services import load_services
 from tests.fakes.kube_api import MERGE_PATCH, FakeKubeAPI
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ import time
 import pytest
 import requests
 
-from gamesre.contract import load_contract
+from gamesre.core.contract import load_contract
 from gamesre.integrations.prometheus import PrometheusClient
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from gamesre.calendar.spec import RecurringWindow
-from gamesre.contract import load_contract
+from gamesre.core.contract import load_contract
 from gamesre.observability import alertmanager, alerts, scrape
 from gamesre.observability.alerts import AlertingError, load_alerting, parse_alerting, weekly_span
 from tests.unit.test_contract_consumers import metric_names

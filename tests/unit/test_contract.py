@@ -6,8 +6,8 @@ import copy
 import pytest
 import yaml
 
-from gamesre.contract import ContractError, load_contract, parse_contract
-from gamesre.paths import METRICS_CONTRACT
+from gamesre.core.contract import ContractError, load_contract, parse_contract
+from gamesre.core.paths import METRICS_CONTRACT
 
 
 def raw() -> dict:

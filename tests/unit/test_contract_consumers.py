@@ -6,7 +6,7 @@ from pathlib import Path
 
 import yaml
 
-from gamesre.contract import load_contract
+from gamesre.core.contract import load_contract
 from gamesre.slo.spec import load_slos
 
 REPO = Path(__file__).resolve().parents[2]

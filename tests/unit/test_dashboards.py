@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gamesre.contract import load_contract
+from gamesre.core.contract import load_contract
 from gamesre.observability import dashboards as gen
 from gamesre.observability.dashboards_panels import DashboardError, Series
 from gamesre.slo.spec import SLOS_PATH, load_slos, parse_slos

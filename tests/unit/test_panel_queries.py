@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from gamesre.contract import load_contract
+from gamesre.core.contract import load_contract
 from gamesre.observability.panel_queries import (
     PanelQueryError,
     dashboard_selectors,

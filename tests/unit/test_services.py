@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
-from gamesre.contract import load_contract
-from gamesre.services import SERVICES_PATH, Matcher, ServicesError, load_services, parse_services
+from gamesre.core.contract import load_contract
+from gamesre.core.services import SERVICES_PATH, Matcher, ServicesError, load_services, parse_services
 
 SOURCE = "include/config/services.yaml"
 

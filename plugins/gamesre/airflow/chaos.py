@@ -26,9 +26,9 @@ from gamesre.airflow.notify import post_message
 if TYPE_CHECKING:
     from gamesre.chaos.catalog import ChaosCatalog, Experiment
     from gamesre.chaos.request import ExperimentRun
+    from gamesre.core.services import ServiceCatalog
     from gamesre.integrations.chaos.base import ChaosBackend
     from gamesre.integrations.store import SREStore
-    from gamesre.services import ServiceCatalog
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def _catalog() -> ChaosCatalog:
 
 
 def _services() -> ServiceCatalog:
-    from gamesre.services import load_services
+    from gamesre.core.services import load_services
 
     return load_services()
 
@@ -200,7 +200,7 @@ def check_gates(run_doc: Mapping[str, Any], run_id: str) -> list[dict[str, Any]]
 def _page_gate() -> Any:
     from gamesre.airflow.hooks.alertmanager import AlertmanagerHook
     from gamesre.chaos.gates import page_gate
-    from gamesre.deploy.gates import GateResult
+    from gamesre.core.gates import GateResult
     from gamesre.integrations.alertmanager import AlertmanagerError
 
     try:
@@ -625,7 +625,7 @@ def plan_gameday(suite_name: str, run_id: str, *, dry_run: bool = False,
     record = {"id": run_id, "suite": suite_name, "experiments": list(suite.experiments), "verdict": "running",
               "started_at": now, "run_url": run_url(GAMEDAY_DAG_ID, run_id)}
     if scheduled_for is not None and now - scheduled_for > GAMEDAY_LATE_AFTER:
-        from gamesre.slo.windows import KST
+        from gamesre.core.time import KST
 
         reason = (f"refused: this scheduled game-day was due at {scheduled_for.astimezone(KST):%Y-%m-%d %H:%M %Z} "
                   f"and is {(now - scheduled_for).total_seconds() / 3600:.1f} h late; a late game-day does not run "

@@ -21,12 +21,12 @@ from gamesre.airflow.hooks.store import SREStoreHook
 from gamesre.airflow.notify import post_file, post_message
 
 if TYPE_CHECKING:
+    from gamesre.core.services import ServiceCatalog, ServiceSpec
     from gamesre.deploy.config import DeployConfig
     from gamesre.deploy.plan import RolloutPlan
     from gamesre.deploy.request import DeployRequest
     from gamesre.integrations.deploy.base import DeployBackend
     from gamesre.integrations.store import SREStore
-    from gamesre.services import ServiceCatalog, ServiceSpec
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +54,8 @@ def _store() -> SREStore:
 
 
 def _configs() -> tuple[ServiceCatalog, DeployConfig]:
+    from gamesre.core.services import load_services
     from gamesre.deploy.config import load_deploy_config
-    from gamesre.services import load_services
 
     return load_services(), load_deploy_config()
 
@@ -176,7 +176,8 @@ def check_gates(request_doc: dict[str, Any], stage: str, run_id: str) -> dict[st
 
 def _page_alerts_gate(spec: ServiceSpec) -> Any:
     from gamesre.airflow.hooks.alertmanager import AlertmanagerHook
-    from gamesre.deploy.gates import GateResult, page_alerts_gate
+    from gamesre.core.gates import GateResult
+    from gamesre.deploy.gates import page_alerts_gate
     from gamesre.integrations.alertmanager import AlertmanagerError
 
     try:
@@ -461,7 +462,7 @@ def _notify(record: Mapping[str, Any], verdicts: list[dict[str, Any]], result: M
             f"*{outcome}*. {result['reason']}\nRun and evidence: {record.get('run_url')}")
     channel_id = None
     try:
-        from gamesre.services import load_services
+        from gamesre.core.services import load_services
 
         if record.get("service"):
             spec = load_services().get(str(record["service"]))

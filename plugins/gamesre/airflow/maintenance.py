@@ -17,8 +17,8 @@ from gamesre.airflow.notify import post_message
 
 if TYPE_CHECKING:
     from gamesre.calendar import Calendar, Occurrence
+    from gamesre.core.services import ServiceCatalog
     from gamesre.integrations.store import SREStore
-    from gamesre.services import ServiceCatalog
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +28,7 @@ SILENCE_AUTHOR = "gamesre/maintenance_windows"
 def _calendar(store: SREStore) -> tuple[Calendar, ServiceCatalog]:
     from gamesre.calendar import load_calendar
     from gamesre.calendar.plan import HISTORY
-    from gamesre.services import load_services
+    from gamesre.core.services import load_services
 
     services = load_services()
     now = datetime.now(UTC)
@@ -157,11 +157,6 @@ def scale_event(event: Occurrence, services: ServiceCatalog, *, up: bool) -> dic
 
 class InvalidWindowRequest(ValueError):
     """The form's values were rejected; the message is the reason for the person who filled it in."""
-
-
-def requester(params: dict[str, Any], dag_run: Any) -> str:
-    """Who asked: the form's requested_by, else the user who triggered the run, else 'unknown'."""
-    return str(params.get("requested_by") or getattr(dag_run, "triggering_user_name", None) or "unknown")
 
 
 def _decide(params: dict[str, Any], requested_by: str, now: datetime) -> tuple[Any, Calendar, ServiceCatalog]:

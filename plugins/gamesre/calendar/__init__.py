@@ -14,13 +14,13 @@ from gamesre.calendar.occurrence import (
     MAINTENANCE_KINDS,
     Occurrence,
     ServiceScaling,
-    as_utc,
     format_span,
     occurrence_from_store_row,
 )
 from gamesre.calendar.recurrence import expand
 from gamesre.calendar.schedule import Calendar, Verdict
 from gamesre.calendar.spec import CalendarSpec
+from gamesre.core.time import as_utc
 
 __all__ = [
     "CALENDAR_PATH",

@@ -14,10 +14,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from gamesre.calendar.occurrence import MAINTENANCE_KINDS, Occurrence, as_utc, format_span
+from gamesre.calendar.occurrence import MAINTENANCE_KINDS, Occurrence, format_span
 from gamesre.calendar.schedule import Calendar
 from gamesre.calendar.spec import ALL_SERVICES, check_services, parse_duration_value, parse_instant
-from gamesre.slo.windows import format_duration
+from gamesre.core.durations import format_duration
+from gamesre.core.time import as_utc
 
 _TICKET_HINT = "a ticket like OPS-1234"
 

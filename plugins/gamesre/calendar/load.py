@@ -21,10 +21,10 @@ from gamesre.calendar.occurrence import Occurrence, format_span
 from gamesre.calendar.recurrence import WEEK, expand
 from gamesre.calendar.schedule import Calendar, one_off_occurrence
 from gamesre.calendar.spec import CalendarSpec, RecurringWindow, validation_context
-from gamesre.paths import CONFIG_DIR
-from gamesre.services import ServiceCatalog, error_location, format_loc, load_services
-from gamesre.slo.spec import SpecError, display_path, read_yaml
-from gamesre.slo.windows import format_duration
+from gamesre.core.config import SpecError, display_path, read_yaml
+from gamesre.core.durations import format_duration
+from gamesre.core.paths import CONFIG_DIR
+from gamesre.core.services import ServiceCatalog, error_location, format_loc, load_services
 
 CALENDAR_PATH = CONFIG_DIR / "calendar.yaml"
 

@@ -12,22 +12,11 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from gamesre.slo.windows import KST
+from gamesre.core.time import KST, as_utc
 
 Kind = Literal["recurring", "one-off", "adhoc", "event", "holiday"]
 MAINTENANCE_KINDS: frozenset[str] = frozenset({"recurring", "one-off", "adhoc"})
 KINDS: tuple[Kind, ...] = ("recurring", "one-off", "adhoc", "event", "holiday")
-
-
-def as_utc(at: datetime | int | float) -> datetime:
-    """An instant as an aware UTC datetime; a datetime must carry its timezone, a number is epoch seconds."""
-    if isinstance(at, datetime):
-        if at.tzinfo is None or at.utcoffset() is None:
-            raise ValueError(f"{at.isoformat()} has no timezone; pass an aware datetime (UTC or Asia/Seoul)")
-        # a plain datetime in UTC, also for subclasses such as pendulum's DateTime (Airflow's instants), whose
-        # arithmetic would otherwise follow pendulum's own rules
-        return datetime.fromtimestamp(0, UTC) + (at - datetime.fromtimestamp(0, at.tzinfo))
-    return datetime.fromtimestamp(at, UTC)
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from gamesre.calendar.occurrence import Occurrence, as_utc
+from gamesre.calendar.occurrence import Occurrence
 from gamesre.calendar.schedule import Calendar
+from gamesre.core.time import as_utc
 
 TransitionKind = Literal["window_start", "window_end", "scale_up", "scale_down"]
 

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from gamesre.calendar.occurrence import Occurrence, as_utc
+from gamesre.calendar.occurrence import Occurrence
 from gamesre.calendar.spec import RecurringWindow
+from gamesre.core.time import as_utc
 
 WEEK = timedelta(days=7)
 

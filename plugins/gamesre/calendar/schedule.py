@@ -16,13 +16,13 @@ from gamesre.calendar.occurrence import (
     MAINTENANCE_KINDS,
     Occurrence,
     ServiceScaling,
-    as_utc,
     local_midnight,
     occurrence_from_store_row,
 )
 from gamesre.calendar.recurrence import expand, occurrence_by_id
 from gamesre.calendar.spec import CalendarSpec, EventPeriod, OneOffWindow
-from gamesre.services import ServiceCatalog
+from gamesre.core.services import ServiceCatalog
+from gamesre.core.time import as_utc
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationInfo, field_validator, model_validator
 
-from gamesre.slo.windows import KST, parse_duration
+from gamesre.core.durations import parse_duration
+from gamesre.core.time import KST
 
 WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")  # RRULE BYDAY names, in date.weekday() order
 Weekday = Literal["MO", "TU", "WE", "TH", "FR", "SA", "SU"]

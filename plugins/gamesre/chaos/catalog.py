@@ -21,11 +21,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gamesre.deploy.config import Duration, parse_seconds
+from gamesre.core.config import SpecError, display_path, read_yaml
+from gamesre.core.durations import Duration, parse_seconds
+from gamesre.core.paths import CONFIG_DIR
+from gamesre.core.services import validation_problems
 from gamesre.integrations.chaos.base import FAULT_KINDS, FaultSpec
-from gamesre.paths import CONFIG_DIR
-from gamesre.services import validation_problems
-from gamesre.slo.spec import SpecError, display_path, read_yaml
 
 CHAOS_DIR = CONFIG_DIR / "chaos"
 ENVIRONMENTS = ("dev", "staging", "prod")
@@ -448,7 +448,7 @@ def load_catalog(directory: Path | str = CHAOS_DIR, *, cross_check: bool = True)
     services: set[str] | None = None
     slos: dict[str, str] | None = None
     if cross_check:
-        from gamesre.services import load_services
+        from gamesre.core.services import load_services
         from gamesre.slo.spec import load_slos
 
         services = set(load_services().names)

@@ -17,11 +17,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from gamesre.calendar.occurrence import as_utc
-from gamesre.deploy.gates import GateResult, page_alerts_gate
+from gamesre.core.gates import GateResult
+from gamesre.core.time import KST, as_utc
+from gamesre.deploy.gates import page_alerts_gate
 from gamesre.slo.policy import is_evening_peak, is_stale
 from gamesre.slo.spec import Policy
-from gamesre.slo.windows import KST
 
 KILL_SWITCH_ON = frozenset({"on", "true", "1", "yes", "stop", "enabled"})
 

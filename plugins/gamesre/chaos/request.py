@@ -22,7 +22,7 @@ from gamesre.chaos.catalog import (
     radius_within_cap,
     resolve_blast_radius,
 )
-from gamesre.deploy.config import parse_seconds
+from gamesre.core.durations import parse_seconds
 from gamesre.integrations.chaos.base import FaultSpec
 
 FIELDS = ("experiment", "target", "duration", "blast_radius", "environment", "dry_run", "requested_by",

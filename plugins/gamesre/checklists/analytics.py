@@ -30,6 +30,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from gamesre.core.time import KST, iso, to_epoch
 from gamesre.slo.budget import (
     Exclusion,
     Ledger,
@@ -47,7 +48,7 @@ from gamesre.slo.budget import (
 )
 from gamesre.slo.policy import severity_rank
 from gamesre.slo.spec import Slo
-from gamesre.slo.windows import KST, MINUTE, ceil_minute, floor_minute, iso, to_epoch
+from gamesre.slo.windows import MINUTE, ceil_minute, floor_minute
 
 _EPOCH = pd.Timestamp(0, tz="UTC")
 Instant = datetime | int | float

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, Field, model_validator
 
 from gamesre.checklists.registry import ParamsModel
-from gamesre.slo.windows import parse_duration
+from gamesre.core.durations import parse_duration
 
 
 def _duration(text: str) -> str:

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from gamesre.slo.windows import KST, MINUTE, TIMEZONE, iso, to_epoch
+from gamesre.core.time import KST, TIMEZONE, iso, to_epoch
+from gamesre.slo.windows import MINUTE
 
 Cadence = Literal["daily", "weekly", "monthly"]
 CADENCES: tuple[Cadence, ...] = ("daily", "weekly", "monthly")

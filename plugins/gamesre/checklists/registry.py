@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict
 
 from gamesre.checklists.inputs import INPUTS, InputData
 from gamesre.checklists.periods import Period
-from gamesre.slo.windows import iso
+from gamesre.core.time import iso
 
 VerdictStatus = Literal["pass", "warn", "fail", "manual"]
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")

@@ -16,7 +16,7 @@ from gamesre.checklists.periods import Period, checklist_period
 from gamesre.checklists.registry import CheckContext, CheckError, Registry, default_registry
 from gamesre.checklists.result import ItemResult
 from gamesre.checklists.spec import ChecklistItem
-from gamesre.slo.windows import iso, to_epoch
+from gamesre.core.time import iso, to_epoch
 
 
 def item_period(item: ChecklistItem, at: datetime | int | float) -> Period:

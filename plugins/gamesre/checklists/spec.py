@@ -19,10 +19,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gamesre.checklists.periods import CADENCES, Cadence
 from gamesre.checklists.registry import ParamsModel, Registry, default_registry
-from gamesre.contract import Contract, load_contract
-from gamesre.paths import CONFIG_DIR
-from gamesre.services import validation_problems
-from gamesre.slo.spec import SpecError, display_path, load_slos, read_yaml
+from gamesre.core.config import SpecError, display_path, read_yaml
+from gamesre.core.contract import Contract, load_contract
+from gamesre.core.paths import CONFIG_DIR
+from gamesre.core.services import validation_problems
+from gamesre.slo.spec import load_slos
 
 CHECKLISTS_PATH = CONFIG_DIR / "checklists.yaml"
 SRE_TEAM = "sre"

@@ -63,7 +63,7 @@ class Thresholds:
     @classmethod
     def from_settings(cls, settings: Mapping[str, Any], *, strictness: float = 1.0) -> Thresholds:
         """From deploy.yaml's analysis settings (AnalysisSettings); burns divided by the strictness."""
-        from gamesre.deploy.config import parse_seconds
+        from gamesre.core.durations import parse_seconds
 
         return cls(
             min_samples=int(settings["min_samples"]), alpha=float(settings["alpha"]), beta=float(settings["beta"]),

@@ -5,35 +5,22 @@ Pure: reads one YAML file. Every error raises DeployConfigError naming the file 
 """
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gamesre.core.config import SpecError, display_path, read_yaml
+from gamesre.core.durations import Duration, parse_seconds
+from gamesre.core.paths import CONFIG_DIR
+from gamesre.core.services import validation_problems
 from gamesre.deploy.plan import check_percentages
-from gamesre.paths import CONFIG_DIR
-from gamesre.services import validation_problems
-from gamesre.slo.spec import SpecError, display_path, read_yaml
 
 DEPLOY_PATH = CONFIG_DIR / "deploy.yaml"
-_SECONDS = re.compile(r"^([1-9][0-9]*)(s|m|h)$")
-_UNIT = {"s": 1, "m": 60, "h": 3600}
 
 
 class DeployConfigError(SpecError):
     """An invalid deploy.yaml; the message names the file and the field."""
-
-
-def parse_seconds(text: object) -> int:
-    """Seconds in '30s', '4m' or '1h'; ValueError otherwise."""
-    match = _SECONDS.match(text) if isinstance(text, str) else None
-    if match is None:
-        raise ValueError(f"{text!r} is not a duration like 30s, 4m or 1h")
-    return int(match.group(1)) * _UNIT[match.group(2)]
-
-
-Duration = Annotated[str, Field(pattern=_SECONDS.pattern)]
 
 
 class _Model(BaseModel):

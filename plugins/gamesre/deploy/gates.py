@@ -15,28 +15,15 @@ thing: the 50% budget freeze (state deploy_freeze). Everything else that blocks 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
-from gamesre.calendar.occurrence import as_utc
+from gamesre.core.gates import GateResult
+from gamesre.core.time import KST, as_utc
 from gamesre.slo.policy import BLOCKING_STATES, STATES, is_evening_peak, is_stale
 from gamesre.slo.spec import Policy
-from gamesre.slo.windows import KST
 
 PAGE_SEVERITIES = frozenset({"page", "critical"})
-
-
-@dataclass(frozen=True)
-class GateResult:
-    gate: str
-    passed: bool
-    reason: str
-    bypassed: bool = False  # passed only because of force
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 def lock_gate(holder: Mapping[str, Any] | None, run_id: str) -> GateResult:

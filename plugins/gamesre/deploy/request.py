@@ -11,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from gamesre.core.services import ServiceCatalog
 from gamesre.deploy.config import DeployConfig
 from gamesre.deploy.plan import STRATEGIES, check_percentages
-from gamesre.services import ServiceCatalog
 
 FIELDS = ("service", "version", "strategy", "stages", "canary_steps", "change_ticket", "requested_by", "dry_run",
           "force", "force_reason")

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 import requests
 
-from gamesre.services import Matcher
+from gamesre.core.services import Matcher
 
 MARKER = "[gamesre-window:{id}]"
 _MARKER = re.compile(r"\[gamesre-window:([A-Za-z0-9._:-]+)\]")

@@ -52,12 +52,13 @@ from packaging.utils import canonicalize_name
 
 from gamesre.checklists.inputs import INPUTS, InputData, Unavailable
 from gamesre.checklists.versions import parse_requirements
-from gamesre.contract import Contract, ContractError, load_contract
+from gamesre.core.config import SpecError
+from gamesre.core.contract import Contract, ContractError, load_contract
+from gamesre.core.paths import REPO_ROOT
 from gamesre.integrations.alertmanager import AlertmanagerClient, AlertmanagerError, AlertmanagerUnreachable
 from gamesre.integrations.prometheus import PrometheusClient, PrometheusError, PrometheusUnreachable
 from gamesre.integrations.store import SREStore, StoreError
-from gamesre.paths import REPO_ROOT
-from gamesre.slo.spec import Policy, SloCatalog, SpecError, load_policies, load_slos
+from gamesre.slo.spec import Policy, SloCatalog, load_policies, load_slos
 
 ALERTS_QUERY = 'ALERTS{alertstate="firing"}'
 GAP_SELECTOR = 'game_build_info{track="stable"}'  # every stable instance exposes it on every scrape

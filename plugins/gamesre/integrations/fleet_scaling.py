@@ -30,7 +30,7 @@ import requests
 from demo.fleet import build_command
 from demo.procs import free_port
 from demo.topology import DEFAULT_TOPOLOGY, STABLE_WEIGHT, Instance
-from gamesre.contract import Contract, load_contract
+from gamesre.core.contract import Contract, load_contract
 from gamesre.integrations.haproxy import HAProxyConnectionError, HAProxyError, HAProxyRuntime, StatRow
 
 STATE_VERSION = 1

@@ -34,21 +34,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from gamesre.calendar import load_calendar
 from gamesre.calendar.spec import WEEKDAYS, CalendarSpec, RecurringWindow
-from gamesre.contract import Contract, load_contract
-from gamesre.paths import CONFIG_DIR
-from gamesre.services import ServiceCatalog, load_services, validation_problems
+from gamesre.core.config import SpecError, display_path, read_yaml
+from gamesre.core.contract import Contract, load_contract
+from gamesre.core.paths import CONFIG_DIR
+from gamesre.core.services import ServiceCatalog, load_services, validation_problems
 from gamesre.slo.rules import ratio_error_expr
 from gamesre.slo.selectors import Selector
-from gamesre.slo.spec import (
-    GaugeCondition,
-    RatioSli,
-    SloCatalog,
-    SpecError,
-    ThresholdSli,
-    display_path,
-    load_slos,
-    read_yaml,
-)
+from gamesre.slo.spec import GaugeCondition, RatioSli, SloCatalog, ThresholdSli, load_slos
 
 ALERTING_PATH = CONFIG_DIR / "alerting.yaml"
 GAME_RULES = Path("include/prometheus/game_rules.yml")

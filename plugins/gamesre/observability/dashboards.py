@@ -19,7 +19,7 @@ from grafana_foundation_sdk.builders.dashboard import DashboardLink, QueryVariab
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
 from grafana_foundation_sdk.models import dashboard as models
 
-from gamesre.contract import Contract, load_contract
+from gamesre.core.contract import Contract, load_contract
 from gamesre.observability.dashboards_panels import (
     ALERTMANAGER_UID,
     BLUE,

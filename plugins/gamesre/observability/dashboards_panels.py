@@ -20,7 +20,7 @@ from grafana_foundation_sdk.models import dashboard as models
 from grafana_foundation_sdk.models import heatmap as heatmap_models
 from grafana_foundation_sdk.models import prometheus as prom_models
 
-from gamesre.contract import Contract
+from gamesre.core.contract import Contract
 from gamesre.slo.selectors import escape
 
 PROMETHEUS_UID = "prometheus"

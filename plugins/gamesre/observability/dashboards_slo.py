@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from gamesre.core.durations import parse_duration
 from gamesre.observability.dashboards_panels import (
     GREEN,
     ORANGE,
@@ -25,7 +26,7 @@ from gamesre.observability.dashboards_panels import (
 from gamesre.slo.rules import ERROR_RATIO, TIMESLICE_ERROR
 from gamesre.slo.selectors import Selector
 from gamesre.slo.spec import Policy, RatioSli, Slo
-from gamesre.slo.windows import ROLLING_DAYS, parse_duration
+from gamesre.slo.windows import ROLLING_DAYS
 
 # Grafana's relative panel time for each SLO window: the last N days, or this month so far (the dashboard's
 # timezone, Asia/Seoul, decides where the month starts).

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from gamesre.paths import REPO_ROOT
+from gamesre.core.paths import REPO_ROOT
 
 GENERATORS = ("scrape", "alerts", "alertmanager", "dashboards")
 
@@ -58,8 +58,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true",
                         help="write nothing; exit 1 naming each file missing or differing from a fresh generation")
     args = parser.parse_args(argv)
-    from gamesre.contract import ContractError
-    from gamesre.slo.spec import SpecError
+    from gamesre.core.config import SpecError
+    from gamesre.core.contract import ContractError
 
     try:
         files = generated_files()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import yaml
 
-from gamesre.paths import PROMETHEUS_DIR, REPO_ROOT
+from gamesre.core.paths import PROMETHEUS_DIR, REPO_ROOT
 
 DASHBOARDS_DIR = REPO_ROOT / "include" / "grafana" / "dashboards"
 SLO_RULES = PROMETHEUS_DIR / "slo_rules.yml"

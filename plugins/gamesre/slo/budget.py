@@ -38,6 +38,8 @@ from typing import Any, Literal, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 
+from gamesre.core.durations import parse_duration
+from gamesre.core.time import iso, to_epoch
 from gamesre.slo.spec import BURN_WINDOWS, Slo
 from gamesre.slo.windows import (
     MINUTE,
@@ -45,10 +47,7 @@ from gamesre.slo.windows import (
     as_timedelta,
     ceil_minute,
     floor_minute,
-    iso,
-    parse_duration,
     resolve_window,
-    to_epoch,
     window_bounds,
 )
 

@@ -22,10 +22,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from gamesre.core.time import iso
 from gamesre.slo.selectors import escape
 from gamesre.slo.slicing import SLICE, MinuteCounts, Row, Series, minute_counts, ratio_rows, row_spans
 from gamesre.slo.spec import RatioSli, Selector, Slo, ThresholdSli
-from gamesre.slo.windows import iso
 
 LOOKBACK = 300  # seconds before a chunk fetched with its samples: a series scraped at least this often needs no lookup
 SHORT_LOOKUP = 3600  # the first look-up, for the whole selector: answers every scrape gap shorter than an hour

@@ -28,8 +28,9 @@ from typing import Any
 
 import yaml
 
-from gamesre.contract import Contract
-from gamesre.slo.spec import RatioSli, Selector, Slo, SloCatalog, SpecError, ThresholdSli, parse_slos, yaml_error
+from gamesre.core.config import SpecError, yaml_error
+from gamesre.core.contract import Contract
+from gamesre.slo.spec import RatioSli, Selector, Slo, SloCatalog, ThresholdSli, parse_slos
 
 API_VERSION = "openslo/v1"
 PREFIX = "gamesre/"

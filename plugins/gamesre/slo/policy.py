@@ -24,9 +24,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 
+from gamesre.core.durations import parse_duration
+from gamesre.core.time import KST, iso, to_epoch
 from gamesre.slo.budget import SloSnapshot, burn_factor
 from gamesre.slo.spec import BurnTier, Policy
-from gamesre.slo.windows import KST, MINUTE, iso, parse_duration, to_epoch
+from gamesre.slo.windows import MINUTE
 
 State = Literal["rollback", "deploy_freeze", "fast_burn", "no_data", "slow_burn", "ticket", "normal"]
 STATES: tuple[State, ...] = ("rollback", "deploy_freeze", "fast_burn", "no_data", "slow_burn", "ticket", "normal")

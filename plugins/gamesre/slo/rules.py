@@ -29,7 +29,9 @@ from typing import Any
 
 import yaml
 
-from gamesre.paths import PROMETHEUS_DIR
+from gamesre.core.config import SpecError, display_path
+from gamesre.core.durations import parse_duration
+from gamesre.core.paths import PROMETHEUS_DIR
 from gamesre.slo.selectors import minute_increase
 from gamesre.slo.spec import (
     BURN_WINDOWS,
@@ -40,13 +42,11 @@ from gamesre.slo.spec import (
     RatioSli,
     Selector,
     Slo,
-    SpecError,
     ThresholdSli,
-    display_path,
     load_policies,
     load_slos,
 )
-from gamesre.slo.windows import MINUTE, nominal_window_seconds, parse_duration
+from gamesre.slo.windows import MINUTE, nominal_window_seconds
 
 RULES_FILE = "slo_rules.yml"
 RULES_PATH = PROMETHEUS_DIR / RULES_FILE

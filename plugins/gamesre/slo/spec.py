@@ -21,9 +21,8 @@ import re
 from collections.abc import Iterator, Sequence
 from fractions import Fraction
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -35,10 +34,12 @@ from pydantic import (
     model_validator,
 )
 
-from gamesre.contract import Contract, load_contract
-from gamesre.paths import CONFIG_DIR, REPO_ROOT
+from gamesre.core.config import SpecError, display_path, header_problems, read_yaml
+from gamesre.core.contract import Contract, load_contract
+from gamesre.core.durations import parse_duration
+from gamesre.core.paths import CONFIG_DIR
 from gamesre.slo.selectors import Selector, minute_increase, promql_number, selector_problems
-from gamesre.slo.windows import WINDOWS, WindowName, parse_duration
+from gamesre.slo.windows import WINDOWS, WindowName
 
 SLOS_PATH = CONFIG_DIR / "slos.yaml"
 POLICIES_PATH = CONFIG_DIR / "policies.yaml"
@@ -60,10 +61,6 @@ Description = Annotated[str, Field(pattern=r"^[^\x00-\x08\x0b-\x1f\x7f-\x9f\u202
 # One line of text (an owner, a team): no control characters at all, no Unicode line separators. YAML would
 # turn them into other characters (U+0085 is a line break to it), so a spec would not survive a round trip.
 OneLine = Annotated[str, Field(min_length=1, pattern=r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$")]
-
-
-class SpecError(ValueError):
-    """An invalid spec; the message names the file, the SLO (or policy item) and the field path."""
 
 
 class _Model(BaseModel):
@@ -398,14 +395,6 @@ def _compare(value: float, op: str, bound: float) -> bool:
     return {"<": value < bound, "<=": value <= bound, ">": value > bound, ">=": value >= bound}[op]
 
 
-def display_path(path: Path | str) -> str:
-    path = Path(path)
-    try:
-        return str(path.resolve().relative_to(REPO_ROOT.resolve()))
-    except ValueError:
-        return str(path)
-
-
 def _format_loc(loc: tuple[int | str, ...]) -> str:
     out = ""
     previous: int | str | None = None
@@ -432,31 +421,6 @@ def _pydantic_problems(exc: ValidationError) -> list[tuple[str, str]]:
             loc, message = (*loc, field.group(1)), field.group(2)
         problems.append((_format_loc(loc), message))
     return problems
-
-
-def read_yaml(path: Path | str, source: str | None = None) -> Any:
-    """Parse a YAML file; a syntax error names the file, line and column."""
-    source = source or display_path(path)
-    try:
-        text = Path(path).read_text()
-    except OSError as exc:
-        raise SpecError(f"{source}: cannot read: {exc.strerror or exc}") from exc
-    return parse_yaml_text(text, source)
-
-
-def yaml_error(exc: yaml.YAMLError, source: str) -> SpecError:
-    """A YAML parse error as a SpecError naming the file, line and column."""
-    mark = getattr(exc, "problem_mark", None)
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    problem = getattr(exc, "problem", None) or str(exc)
-    return SpecError(f"{source}: {where}YAML syntax error: {problem}")
-
-
-def parse_yaml_text(text: str, source: str) -> Any:
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise yaml_error(exc, source) from exc
 
 
 def contract_problems(slo: Slo, contract: Contract) -> list[tuple[str, str]]:
@@ -487,17 +451,6 @@ def contract_problems(slo: Slo, contract: Contract) -> list[tuple[str, str]]:
 def _item_label(item: object, index: int) -> str:
     name = item.get("name") if isinstance(item, dict) else None
     return f"slo {name!r}" if isinstance(name, str) and name else f"slo #{index}"
-
-
-def header_problems(raw: dict[str, Any], source: str, key: str) -> list[str]:
-    """Problems with a spec document's top level: fields besides `version` and `key`, a version other than 1."""
-    lines: list[str] = []
-    unknown = sorted(set(raw) - {"version", key})
-    if unknown:
-        lines.append(f"{source}: {', '.join(unknown)}: unknown field")
-    if raw.get("version") != 1:
-        lines.append(f"{source}: version: must be 1, got {raw.get('version')!r}")
-    return lines
 
 
 def parse_slos(raw: object, source: str = "slos.yaml", contract: Contract | None = None) -> SloCatalog:

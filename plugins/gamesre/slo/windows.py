@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Literal
-from zoneinfo import ZoneInfo
+
+from gamesre.core.durations import parse_duration
+from gamesre.core.time import KST, to_epoch
 
 MINUTE = 60
-TIMEZONE = "Asia/Seoul"
-KST = ZoneInfo(TIMEZONE)
 
 WindowName = Literal["rolling-28d", "rolling-30d", "calendar-month"]
 WINDOWS: tuple[WindowName, ...] = ("rolling-28d", "rolling-30d", "calendar-month")
@@ -18,35 +17,6 @@ ROLLING_DAYS = {"rolling-28d": 28, "rolling-30d": 30}
 # The short names the CLI accepts (`--window 30d|28d|month`).
 WINDOW_ALIASES: dict[str, WindowName] = {"28d": "rolling-28d", "30d": "rolling-30d", "month": "calendar-month"}
 
-_DURATION = re.compile(r"^([1-9][0-9]*)(m|h|d)$")
-_UNIT_SECONDS = {"m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> int:
-    """Seconds in a duration written as PromQL writes whole ones: '5m', '1h', '3d'."""
-    match = _DURATION.match(text)
-    if not match:
-        raise ValueError(f"{text!r} is not a duration like 5m, 1h or 3d")
-    return int(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-
-
-def format_duration(seconds: int) -> str:
-    """The shortest whole-unit spelling of a duration: 3600 -> '1h', 5400 -> '90m'."""
-    if seconds <= 0 or seconds % MINUTE:
-        raise ValueError(f"{seconds} s is not a positive whole number of minutes")
-    for unit in ("d", "h", "m"):
-        if seconds % _UNIT_SECONDS[unit] == 0:
-            return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
-    raise AssertionError("unreachable: minutes always divide")
-
-
-def to_epoch(at: datetime | int | float) -> int:
-    """Whole epoch seconds of an instant; a datetime must be timezone-aware (storage is UTC, people are KST)."""
-    if isinstance(at, datetime):
-        if at.tzinfo is None:
-            raise ValueError(f"{at.isoformat()} has no timezone; pass an aware datetime (UTC or Asia/Seoul)")
-        return int(at.timestamp() // 1)
-    return int(at // 1)
 
 
 def floor_minute(epoch: int) -> int:
@@ -114,11 +84,6 @@ def nominal_window_seconds(name: str) -> int:
     if window == "calendar-month":
         raise ValueError("a calendar month has no fixed length")
     return ROLLING_DAYS[window] * 86400
-
-
-def iso(epoch: int) -> str:
-    """An epoch as an ISO 8601 UTC string with a Z, as stored and reported."""
-    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 def as_timedelta(value: timedelta | str | int | float) -> timedelta:

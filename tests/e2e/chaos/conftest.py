@@ -22,11 +22,11 @@ import yaml
 
 from demo.airflow_env import Endpoints
 from demo.procs import ProcessGroup, free_port
+from gamesre.core.paths import CONFIG_DIR
+from gamesre.core.time import KST
 from gamesre.integrations.haproxy import HAProxyRuntime
 from gamesre.integrations.store import SREStore
-from gamesre.paths import CONFIG_DIR
 from gamesre.slo.spec import load_slos
-from gamesre.slo.windows import KST
 from tests.airflow_api import AirflowAPI, RestartableAlertmanager, airflow_standalone
 from tests.conftest import LiveStack, _start_live_stack, fleet_document
 from tests.databases import postgres_database, postgres_reachable

@@ -51,15 +51,16 @@ from gamesre.checklists import (
 )
 from gamesre.checklists.inputs import INPUTS, shape_problem
 from gamesre.checklists.periods import Period, checklist_period, kst_month, kst_week, months_before
+from gamesre.core.paths import PROMETHEUS_DIR, REPO_ROOT
+from gamesre.core.time import iso
 from gamesre.integrations.alertmanager import AlertmanagerClient
 from gamesre.integrations.checklist_sources import MAX_POINTS, fetch_inputs, needs
 from gamesre.integrations.prometheus import PrometheusClient
 from gamesre.integrations.store import SREStore, policy_state_history
-from gamesre.paths import PROMETHEUS_DIR, REPO_ROOT
 from gamesre.slo.ingest import ingest_all
 from gamesre.slo.policy import BLOCKING_STATES, severity_rank
 from gamesre.slo.spec import RatioSli, Slo, load_slos
-from gamesre.slo.windows import iso, window_bounds
+from gamesre.slo.windows import window_bounds
 
 pytestmark = pytest.mark.integration
 
@@ -659,7 +660,7 @@ def test_daily_alerts_firing_now_and_resolved_in_the_last_day(world: World) -> N
 
 
 def test_daily_freshness_of_every_contract_series_and_dashboard_selector(world: World) -> None:
-    from gamesre.contract import load_contract
+    from gamesre.core.contract import load_contract
     from gamesre.observability.panel_queries import load_dashboards, panel_queries
 
     at = world.at["daily"]

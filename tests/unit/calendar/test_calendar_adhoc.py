@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from gamesre.calendar import check_adhoc_window, check_cancellation, load_calendar
-from gamesre.slo.windows import KST
+from gamesre.core.time import KST
 
 CAL = load_calendar()
 NOW = datetime(2026, 12, 2, 10, 0, tzinfo=KST)  # a Wednesday; the next Tuesday window is 2026-12-08 02:00

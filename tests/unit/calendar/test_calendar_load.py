@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from gamesre.calendar import CALENDAR_PATH, CalendarError, load_calendar, parse_calendar
-from gamesre.services import load_services
+from gamesre.core.services import load_services
 
 SERVICES = load_services()
 SOURCE = "include/config/calendar.yaml"

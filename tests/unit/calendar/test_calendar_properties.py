@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from gamesre.calendar import Calendar, expand, parse_calendar
-from gamesre.services import load_services
-from gamesre.slo.windows import KST
+from gamesre.core.services import load_services
+from gamesre.core.time import KST
 
 SERVICES = load_services()
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

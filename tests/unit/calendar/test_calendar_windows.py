@@ -7,8 +7,9 @@ from typing import Any
 import pytest
 
 from gamesre.calendar import Calendar, load_calendar, parse_calendar
-from gamesre.services import load_services
-from gamesre.slo.windows import KST, kst_month_bounds, window_bounds
+from gamesre.core.services import load_services
+from gamesre.core.time import KST
+from gamesre.slo.windows import kst_month_bounds, window_bounds
 
 SERVICES = load_services()
 

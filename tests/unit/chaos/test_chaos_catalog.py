@@ -27,9 +27,10 @@ from gamesre.chaos.catalog import (
     radius_within_cap,
     resolve_blast_radius,
 )
+from gamesre.core.config import display_path
+from gamesre.core.services import load_services
 from gamesre.integrations.chaos.base import FAULT_KINDS
-from gamesre.services import load_services
-from gamesre.slo.spec import display_path, load_slos
+from gamesre.slo.spec import load_slos
 
 GAME_SERVER = "include/config/chaos/game-server.yaml"
 MATCHMAKING = "include/config/chaos/matchmaking.yaml"

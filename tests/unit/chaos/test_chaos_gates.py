@@ -14,8 +14,8 @@ from gamesre.chaos.gates import (
     kill_switch_gate,
     kill_switch_on,
 )
+from gamesre.core.time import KST
 from gamesre.slo.spec import Policy, load_policies
-from gamesre.slo.windows import KST
 
 
 @pytest.fixture(scope="module")

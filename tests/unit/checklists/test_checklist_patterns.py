@@ -16,8 +16,8 @@ from gamesre.checklists.analytics import (
 from gamesre.checklists.inputs import InputData
 from gamesre.checklists.runner import run_item
 from gamesre.checklists.spec import ChecklistSpec
+from gamesre.core.time import KST
 from gamesre.slo.spec import SloCatalog
-from gamesre.slo.windows import KST
 from tests.unit.checklists.conftest import AT, flat_ledger, with_bad
 
 

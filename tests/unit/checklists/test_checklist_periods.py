@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gamesre.checklists.periods import Period, checklist_period, kst_month, months_before
-from gamesre.slo.windows import KST
+from gamesre.core.time import KST
 
 
 def kst(*args: int) -> int:

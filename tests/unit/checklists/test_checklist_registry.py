@@ -104,7 +104,7 @@ def test_the_example_in_the_docs_registers_and_runs(monkeypatch: pytest.MonkeyPa
     from gamesre.checklists import registry as registry_module
     from gamesre.checklists.runner import run_item
     from gamesre.checklists.spec import ChecklistItem
-    from gamesre.paths import REPO_ROOT
+    from gamesre.core.paths import REPO_ROOT
 
     docs = (REPO_ROOT / "docs" / "checklists.md").read_text()
     snippet = next(block for block in re.findall(r"```python\n(.*?)```", docs, re.S) if "@evaluator(" in block)

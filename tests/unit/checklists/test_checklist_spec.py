@@ -11,7 +11,7 @@ import yaml
 
 from gamesre.checklists.registry import default_registry
 from gamesre.checklists.spec import CHECKLISTS_PATH, ChecklistError, ChecklistSpec, load_checklists, parse_checklists
-from gamesre.paths import REPO_ROOT
+from gamesre.core.paths import REPO_ROOT
 
 SOURCE = "include/config/checklists.yaml"
 KNOWN = {"slos": ["availability", "latency", "matchmaking-success"], "services": ["game-server", "matchmaking"]}

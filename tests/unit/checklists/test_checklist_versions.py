@@ -6,7 +6,7 @@ import pytest
 from gamesre.checklists.runner import run_item
 from gamesre.checklists.spec import ChecklistSpec
 from gamesre.checklists.versions import check_pin, compare_version, parse_requirements
-from gamesre.paths import REPO_ROOT
+from gamesre.core.paths import REPO_ROOT
 from tests.unit.checklists.conftest import AT
 
 

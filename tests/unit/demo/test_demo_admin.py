@@ -14,7 +14,7 @@ from demo.admin import (
     parse_build_update,
     parse_fault_update,
 )
-from gamesre.contract import load_contract
+from gamesre.core.contract import load_contract
 
 
 @pytest.mark.parametrize(

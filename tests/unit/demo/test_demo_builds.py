@@ -11,7 +11,7 @@ from demo.admin import Build, Faults
 from demo.builds import BuildCatalog, BuildCatalogError, effective_faults, load_catalog, parse_catalog
 from demo.fleet import FleetApp
 from demo.topology import DEFAULT_TOPOLOGY
-from gamesre.contract import Contract, load_contract
+from gamesre.core.contract import Contract, load_contract
 
 
 @pytest.fixture

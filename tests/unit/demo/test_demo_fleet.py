@@ -13,7 +13,7 @@ from demo.admin import AdminValidationError, Build, Faults
 from demo.fleet import FleetApp, build_command
 from demo.gameplay import plan_request
 from demo.topology import DEFAULT_TOPOLOGY
-from gamesre.contract import Contract, load_contract
+from gamesre.core.contract import Contract, load_contract
 
 
 @pytest.fixture

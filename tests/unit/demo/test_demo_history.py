@@ -25,7 +25,7 @@ from demo.history import (
     write_openmetrics,
 )
 from demo.topology import DEFAULT_TOPOLOGY
-from gamesre.contract import Contract, load_contract
+from gamesre.core.contract import Contract, load_contract
 
 END = datetime(2025, 6, 4, 12, 0, tzinfo=KST)  # a Wednesday noon; the 35 days before it hold the incidents
 INCIDENTS = plan_incidents(END)

@@ -10,7 +10,7 @@ import pytest
 from demo import model
 from demo.curve import load_factor_at_hour
 from demo.loadgen import SERVICE_KINDS, LoadGenerator, SessionPlanner, SimClock, SteadySessions, TrafficMix, parse_args
-from gamesre.contract import load_contract
+from gamesre.core.contract import load_contract
 
 
 def test_mix_follows_the_model_shares_and_uses_contract_values() -> None:

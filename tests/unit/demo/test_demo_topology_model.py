@@ -7,7 +7,7 @@ import pytest
 
 from demo import model
 from demo.topology import DEFAULT_TOPOLOGY, Instance, by_name, haproxy_names, session_capacity, validate_topology
-from gamesre.contract import load_contract
+from gamesre.core.contract import load_contract
 
 
 def test_default_topology_is_valid_and_complete() -> None:

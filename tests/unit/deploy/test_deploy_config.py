@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from gamesre.deploy.config import DEPLOY_PATH, DeployConfigError, load_deploy_config, parse_deploy_config, parse_seconds
+from gamesre.core.durations import parse_seconds
+from gamesre.deploy.config import DEPLOY_PATH, DeployConfigError, load_deploy_config, parse_deploy_config
 
 SOURCE = "include/config/deploy.yaml"
 

@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from gamesre.deploy.gates import GateResult, blocked, budget_gate, calendar_gate, lock_gate, page_alerts_gate
+from gamesre.core.gates import GateResult
+from gamesre.core.time import KST
+from gamesre.deploy.gates import blocked, budget_gate, calendar_gate, lock_gate, page_alerts_gate
 from gamesre.slo.policy import STATES
 from gamesre.slo.spec import load_policies
-from gamesre.slo.windows import KST
 
 POLICY = load_policies()
 NOW = datetime(2026, 3, 20, 3, 0, tzinfo=KST)  # 03:00 KST, off peak

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 import yaml
 
+from gamesre.core.services import SERVICES_PATH, load_services, parse_services
 from gamesre.deploy.config import load_deploy_config
 from gamesre.deploy.request import DeployRequest, InvalidDeployRequest, parse_request, parse_version
-from gamesre.services import SERVICES_PATH, load_services, parse_services
 
 SERVICES = load_services()
 CONFIG = load_deploy_config()

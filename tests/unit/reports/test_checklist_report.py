@@ -12,6 +12,7 @@ from gamesre.checklists.inputs import InputData, Unavailable
 from gamesre.checklists.result import ItemResult
 from gamesre.checklists.runner import run_item
 from gamesre.checklists.spec import load_checklists
+from gamesre.core.time import KST
 from gamesre.reports.checklist_report import (
     SLACK_MAX_CHARS,
     attainment_chart,
@@ -22,7 +23,6 @@ from gamesre.reports.checklist_report import (
     slack_summary,
 )
 from gamesre.slo.spec import load_slos
-from gamesre.slo.windows import KST
 from tests.unit.checklists.conftest import AT, deployments, flat_ledger, with_bad
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from gamesre.core.time import KST
 from gamesre.slo.budget import (
     Ledger,
     budget_consumed,
@@ -21,7 +22,7 @@ from gamesre.slo.budget import (
     sli,
 )
 from gamesre.slo.spec import BURN_WINDOWS, Slo, load_slos
-from gamesre.slo.windows import KST, window_bounds
+from gamesre.slo.windows import window_bounds
 
 AT = datetime(2026, 3, 20, 0, 0, tzinfo=UTC)
 END = int(AT.timestamp())

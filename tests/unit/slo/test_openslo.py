@@ -10,9 +10,10 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gamesre.contract import load_contract
+from gamesre.core.config import SpecError
+from gamesre.core.contract import load_contract
 from gamesre.slo.openslo import from_openslo_yaml, parse_ratio_query, parse_selector, to_openslo, to_openslo_yaml
-from gamesre.slo.spec import Selector, Slo, SpecError, load_slos, parse_slos
+from gamesre.slo.spec import Selector, Slo, load_slos, parse_slos
 
 CONTRACT = load_contract()
 

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
+from gamesre.core.time import KST
 from gamesre.slo.budget import Ledger, compute_snapshot
 from gamesre.slo.policy import (
     BLOCKING_STATES,
@@ -21,7 +22,6 @@ from gamesre.slo.policy import (
     worst,
 )
 from gamesre.slo.spec import Slo, load_policies, load_slos
-from gamesre.slo.windows import KST
 
 POLICY = load_policies()
 CATALOG = load_slos()

@@ -172,7 +172,7 @@ def test_recording_rules_follow_the_budgeting_method(generated: dict[str, Any]) 
 
 
 def test_every_metric_in_the_rules_is_in_the_contract(generated: dict[str, Any]) -> None:
-    from gamesre.contract import load_contract
+    from gamesre.core.contract import load_contract
 
     series = set(load_contract().series_index())
     text = yaml.safe_dump(generated)

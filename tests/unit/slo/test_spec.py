@@ -9,17 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from gamesre.contract import load_contract
-from gamesre.slo.spec import (
-    POLICIES_PATH,
-    SLOS_PATH,
-    Selector,
-    SpecError,
-    load_policies,
-    load_slos,
-    parse_policies,
-    parse_slos,
-)
+from gamesre.core.config import SpecError
+from gamesre.core.contract import load_contract
+from gamesre.slo.spec import POLICIES_PATH, SLOS_PATH, Selector, load_policies, load_slos, parse_policies, parse_slos
 
 SOURCE = "slos.yaml"
 

@@ -9,9 +9,9 @@ import pandas as pd
 
 from gamesre.checklists.analytics import ledger_frame
 from gamesre.checklists.registry import CheckContext, CheckError
+from gamesre.core.time import KST, iso
 from gamesre.slo.budget import Exclusion
 from gamesre.slo.spec import Slo
-from gamesre.slo.windows import KST, iso
 
 # Evidence lists are capped so a stored result stays small; the totals are always given.
 MAX_ROWS = 50

@@ -34,10 +34,12 @@ from gamesre.checklists.evaluators._common import (
 from gamesre.checklists.params import Share, SloScope
 from gamesre.checklists.periods import DAY, Period, months_before
 from gamesre.checklists.registry import CheckContext, CheckError, ParamsModel, Verdict, combine, evaluator
+from gamesre.core.durations import parse_duration
+from gamesre.core.time import iso
 from gamesre.slo.budget import compute_snapshot
 from gamesre.slo.policy import BLOCKING_STATES, severity_rank
 from gamesre.slo.spec import Slo
-from gamesre.slo.windows import iso, parse_duration, window_bounds
+from gamesre.slo.windows import window_bounds
 
 
 def _selected(ctx: CheckContext, scope: SloScope) -> list[Slo]:

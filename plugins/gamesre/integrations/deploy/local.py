@@ -41,9 +41,9 @@ from typing import Any
 
 import requests
 
+from gamesre.core.paths import REPO_ROOT
 from gamesre.integrations.deploy.base import BackendStatus, Cohorts, DeployBackend, DeployBackendError
 from gamesre.integrations.haproxy import HAProxyError, HAProxyRuntime
-from gamesre.paths import REPO_ROOT
 
 TOTAL_WEIGHT = 256  # HAProxy's maximum server weight: the finest split of the traffic
 SMOKE_RPS = 20.0

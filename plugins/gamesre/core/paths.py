@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(os.environ.get("GAMESRE_REPO", Path(__file__).resolve().parents[2]))
+REPO_ROOT = Path(os.environ.get("GAMESRE_REPO", Path(__file__).resolve().parents[3]))
 CONFIG_DIR = Path(os.environ.get("GAMESRE_CONFIG_DIR") or REPO_ROOT / "include" / "config")
 PROMETHEUS_DIR = REPO_ROOT / "include" / "prometheus"
 ALERTMANAGER_DIR = REPO_ROOT / "include" / "alertmanager"

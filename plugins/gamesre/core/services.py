@@ -17,9 +17,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from gamesre.contract import Contract, load_contract
-from gamesre.paths import CONFIG_DIR
-from gamesre.slo.spec import SpecError, display_path, header_problems, read_yaml
+from gamesre.core.config import SpecError, display_path, header_problems, read_yaml
+from gamesre.core.contract import Contract, load_contract
+from gamesre.core.paths import CONFIG_DIR
 
 SERVICES_PATH = CONFIG_DIR / "services.yaml"
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from gamesre.paths import METRICS_CONTRACT
+from gamesre.core.paths import METRICS_CONTRACT
 
 METRIC_TYPES = ("counter", "gauge", "histogram")
 
