@@ -199,15 +199,10 @@ def check_gates(run_doc: Mapping[str, Any], run_id: str) -> list[dict[str, Any]]
 
 def _page_gate() -> Any:
     from gamesre.airflow.hooks.alertmanager import AlertmanagerHook
-    from gamesre.chaos.gates import page_gate
-    from gamesre.core.gates import GateResult
-    from gamesre.integrations.alertmanager import AlertmanagerError
+    from gamesre.app.facts import read_alerts
+    from gamesre.core.gates import page_alerts_gate
 
-    try:
-        alerts = AlertmanagerHook().get_conn().alerts()
-    except AlertmanagerError as exc:
-        return GateResult("page_alerts", False, f"cannot read the firing alerts (fail safe: refused): {exc}")
-    return page_gate({"labels": a.labels, "state": a.state, "starts_at": a.starts_at.isoformat()} for a in alerts)
+    return page_alerts_gate(read_alerts(AlertmanagerHook().get_conn()), refusal="refused")
 
 
 # --- steady state ---------------------------------------------------------------------------------------------

@@ -176,16 +176,10 @@ def check_gates(request_doc: dict[str, Any], stage: str, run_id: str) -> dict[st
 
 def _page_alerts_gate(spec: ServiceSpec) -> Any:
     from gamesre.airflow.hooks.alertmanager import AlertmanagerHook
-    from gamesre.core.gates import GateResult
-    from gamesre.deploy.gates import page_alerts_gate
-    from gamesre.integrations.alertmanager import AlertmanagerError
+    from gamesre.app.facts import read_alerts
+    from gamesre.core.gates import page_alerts_gate
 
-    try:
-        alerts = AlertmanagerHook().get_conn().alerts(spec.matchers)
-    except AlertmanagerError as exc:
-        return GateResult("page_alerts", False, f"cannot read the firing alerts (fail safe: blocked): {exc}")
-    return page_alerts_gate({"labels": a.labels, "state": a.state, "starts_at": a.starts_at.isoformat()}
-                            for a in alerts)
+    return page_alerts_gate(read_alerts(AlertmanagerHook().get_conn(), spec.matchers), scope="the service")
 
 
 # --- backends ------------------------------------------------------------------------------------------------

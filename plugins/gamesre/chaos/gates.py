@@ -19,7 +19,6 @@ from typing import Any
 
 from gamesre.core.gates import GateResult
 from gamesre.core.time import KST, as_utc
-from gamesre.deploy.gates import page_alerts_gate
 from gamesre.slo.policy import is_evening_peak, is_stale
 from gamesre.slo.spec import Policy
 
@@ -91,12 +90,6 @@ def budget_gate(service: str, slo_rows: Mapping[str, Mapping[str, Any] | None], 
     worst, worst_slo = min(remaining_all)
     return GateResult("budget", True, f"worst budget remaining {worst:.1%} ({worst_slo}), above the floor "
                       f"{floor:.0%}", evidence=evidence)
-
-
-def page_gate(alerts: Iterable[Mapping[str, Any]]) -> GateResult:
-    result = page_alerts_gate(alerts)
-    reason = "no page alert is firing" if result.passed else result.reason.replace(" for the service", "")
-    return GateResult("page_alerts", result.passed, reason, evidence=result.evidence)
 
 
 def incident_gate(open_incidents: Iterable[Mapping[str, Any]]) -> GateResult:

@@ -14,41 +14,27 @@ thing: the 50% budget freeze (state deploy_freeze). Everything else that blocks 
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from gamesre.core.gates import GateResult
+from gamesre.core.gates import GateResult, json_safe
 from gamesre.core.time import KST, as_utc
 from gamesre.slo.policy import BLOCKING_STATES, STATES, is_evening_peak, is_stale
 from gamesre.slo.spec import Policy
-
-PAGE_SEVERITIES = frozenset({"page", "critical"})
 
 
 def lock_gate(holder: Mapping[str, Any] | None, run_id: str) -> GateResult:
     """holder: the lock row of the service ({run_id, version, acquired_at, ...}) or None."""
     if holder is None or holder.get("run_id") == run_id:
         return GateResult("lock", True, "no other deploy of the service is running",
-                          evidence={"holder": None if holder is None else _json(holder)})
+                          evidence={"holder": None if holder is None else json_safe(holder)})
     since = holder.get("acquired_at")
     since_text = as_utc(since).astimezone(KST).strftime("%Y-%m-%d %H:%M %Z") if since else "an unknown time"
     return GateResult("lock", False,
                       f"{holder.get('service')} is being deployed by run {holder.get('run_id')!r} (version "
                       f"{holder.get('version')}, since {since_text}); one deploy per service at a time: wait for "
-                      "it to finish, then trigger again", evidence={"holder": _json(holder)})
-
-
-def page_alerts_gate(alerts: Iterable[Mapping[str, Any]]) -> GateResult:
-    """alerts: the service's alerts from Alertmanager as {labels, state, ...}; only active pages block."""
-    firing = [a for a in alerts if a.get("state") == "active"
-              and str(a.get("labels", {}).get("severity", "")).lower() in PAGE_SEVERITIES]
-    if not firing:
-        return GateResult("page_alerts", True, "no page alert of the service is firing",
-                          evidence={"firing": []})
-    names = ", ".join(sorted({str(a["labels"].get("alertname", "?")) for a in firing}))
-    return GateResult("page_alerts", False, f"page alert(s) firing for the service: {names}",
-                      evidence={"firing": [_json(a) for a in firing]})
+                      "it to finish, then trigger again", evidence={"holder": json_safe(holder)})
 
 
 def budget_gate(state_row: Mapping[str, Any] | None, now: datetime, policy: Policy, *, force: bool,
@@ -59,7 +45,7 @@ def budget_gate(state_row: Mapping[str, Any] | None, now: datetime, policy: Poli
                           "error_budget_report DAG has published one", evidence={"state": None})
     state = str(state_row.get("state"))
     computed_at = state_row.get("computed_at")
-    evidence = {"state": state, "computed_at": _json(computed_at),
+    evidence = {"state": state, "computed_at": json_safe(computed_at),
                 "slo_states": dict((state_row.get("details") or {}).get("slo_states") or {})}
     if state not in STATES or computed_at is None:
         return GateResult("budget", False, f"unknown error-budget state {state!r}: blocked", evidence=evidence)
@@ -108,11 +94,3 @@ def blocked(results: Sequence[GateResult]) -> list[GateResult]:
     return [r for r in results if not r.passed]
 
 
-def _json(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return as_utc(value).isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): _json(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json(v) for v in value]
-    return value

@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 import requests
 
+from gamesre.core.errors import OutsideSystemError
 from gamesre.core.services import Matcher
 
 MARKER = "[gamesre-window:{id}]"
@@ -27,7 +28,7 @@ LIVE_STATES = ("active", "pending")
 EnsureAction = Literal["created", "reused", "updated", "replaced"]
 
 
-class AlertmanagerError(RuntimeError):
+class AlertmanagerError(OutsideSystemError):
     """Alertmanager answered with an error; `message` is Alertmanager's own text."""
 
     def __init__(self, message: str, *, status: int | None = None, url: str = ""):

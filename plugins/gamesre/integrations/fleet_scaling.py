@@ -31,12 +31,13 @@ from demo.fleet import build_command
 from demo.procs import free_port
 from demo.topology import DEFAULT_TOPOLOGY, STABLE_WEIGHT, Instance
 from gamesre.core.contract import Contract, load_contract
+from gamesre.core.errors import OutsideSystemError
 from gamesre.integrations.haproxy import HAProxyConnectionError, HAProxyError, HAProxyRuntime, StatRow
 
 STATE_VERSION = 1
 
 
-class FleetScalingError(RuntimeError):
+class FleetScalingError(OutsideSystemError):
     """An extra instance could not be started, added, drained or stopped; the message says which and why."""
 
 

@@ -14,6 +14,8 @@ import socket
 import time
 from dataclasses import dataclass, field
 
+from gamesre.core.errors import OutsideSystemError
+
 SERVER_STATES = ("ready", "drain", "maint")
 MAX_WEIGHT = 256
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # also keeps ';' and newlines (command separators) out
@@ -22,7 +24,7 @@ _WEIGHT_ANSWER = re.compile(r"^(\d+) \(initial (\d+)\)$")
 _STAT_TYPES = {"0": "frontend", "1": "backend", "2": "server", "3": "listener"}
 
 
-class HAProxyError(RuntimeError):
+class HAProxyError(OutsideSystemError):
     """HAProxy refused or failed a runtime API command."""
 
     def __init__(self, message: str, command: str):

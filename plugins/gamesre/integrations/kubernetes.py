@@ -25,11 +25,13 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from gamesre.core.errors import OutsideSystemError
+
 SCALING_ANNOTATION = "gamesre.io/event-scaling"
 MERGE_PATCH = "application/merge-patch+json"
 
 
-class KubernetesError(RuntimeError):
+class KubernetesError(OutsideSystemError):
     """The Kubernetes API refused or failed a request (or could not be reached: status None)."""
 
     def __init__(self, action: str, status: int | None, reason: str, message: str):

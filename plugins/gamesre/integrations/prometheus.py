@@ -20,8 +20,10 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
+from gamesre.core.errors import OutsideSystemError
 
-class PrometheusError(RuntimeError):
+
+class PrometheusError(OutsideSystemError):
     """Prometheus answered with an error; `query` is the PromQL that was sent."""
 
     def __init__(self, message: str, query: str | None = None):

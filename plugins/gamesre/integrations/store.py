@@ -16,6 +16,8 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from gamesre.core.errors import OutsideSystemError
+
 SLICE_SECONDS = 60
 DAY_SECONDS = 86_400
 
@@ -303,7 +305,7 @@ MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _m
                                                    _migration_5]
 
 
-class StoreError(RuntimeError):
+class StoreError(OutsideSystemError):
     """The store cannot be reached or used; the message names the database (without its password)."""
 
 

@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
-from gamesre.core.gates import GateResult
+from gamesre.core.gates import AlertsRead, GateResult
+from gamesre.core.gates import page_alerts_gate as core_page_alerts_gate
 from gamesre.core.time import KST
-from gamesre.deploy.gates import blocked, budget_gate, calendar_gate, lock_gate, page_alerts_gate
+from gamesre.deploy.gates import blocked, budget_gate, calendar_gate, lock_gate
 from gamesre.slo.policy import STATES
 from gamesre.slo.spec import load_policies
 
@@ -62,6 +63,10 @@ def test_a_lock_without_a_start_time_still_blocks() -> None:
 def alert(name: str, severity: str, state: str = "active") -> dict[str, Any]:
     return {"labels": {"alertname": name, "severity": severity, "service": "game-server"}, "state": state,
             "startsAt": "2026-03-19T17:50:00Z"}
+
+
+def page_alerts_gate(alerts: list[dict[str, Any]]) -> GateResult:
+    return core_page_alerts_gate(AlertsRead(tuple(alerts)), scope="the service")
 
 
 def test_no_alerts_pass() -> None:
@@ -230,3 +235,10 @@ def test_blocked_lists_the_failed_gates() -> None:
     results = [lock_gate(None, RUN), page_alerts_gate([alert("SloFastBurn", "page")]), budget(None)]
     assert [r.gate for r in blocked(results)] == ["page_alerts", "budget"]
     assert blocked([lock_gate(None, RUN)]) == []
+
+
+def test_alerts_that_cannot_be_read_block_and_say_why() -> None:
+    down = "Alertmanager at http://am is unreachable"
+    result = core_page_alerts_gate(AlertsRead(error=down), scope="the service")
+    assert not result.passed
+    assert result.reason == f"cannot read the firing alerts (fail safe: blocked): {down}"

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from gamesre.core.errors import OutsideSystemError
+
 # The faults of the catalog (include/config/chaos/*.yaml). Parameters per kind (all optional unless noted):
 #   pod_delete         -                                   (kill the instance / delete the pod)
 #   cpu_hog            cpu_load (0..1 of a core, local) / cpu_cores (kubernetes), default 0.9
@@ -36,7 +38,7 @@ FAULT_KINDS = ("pod_delete", "cpu_hog", "memory_hog", "network_latency", "networ
                "disk_fill", "db_failure", "db_latency")
 
 
-class ChaosBackendError(RuntimeError):
+class ChaosBackendError(OutsideSystemError):
     """The backend could not do what was asked; the message names the backend, the object and the cause."""
 
 

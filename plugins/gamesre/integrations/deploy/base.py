@@ -24,8 +24,10 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any
 
+from gamesre.core.errors import OutsideSystemError
 
-class DeployBackendError(RuntimeError):
+
+class DeployBackendError(OutsideSystemError):
     """The backend could not do what was asked; the message names the backend, the object and the cause."""
 
 
