@@ -124,6 +124,8 @@ def airflow_env(
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
             "GAMESRE_REPO": str(REPO_ROOT),
             "PYTHONPATH": os.pathsep.join([str(REPO_ROOT / "plugins"), str(REPO_ROOT)]),
+            # the demo's local backend pieces (fleet processes for event scaling, smoke traffic), by kind
+            "GAMESRE_EXTENSIONS": "demo.backends",
             "NO_PROXY": "*",
         }
     )

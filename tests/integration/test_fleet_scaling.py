@@ -13,10 +13,10 @@ import pytest
 import requests
 
 from demo.fleet import build_command
+from demo.fleet_scaling import LocalFleetScaler, instance_alive
 from demo.haproxy_config import render
 from demo.procs import ManagedProcess, ProcessGroup, check_config, free_port, http_ok, port_in_use, require_binary
 from demo.topology import by_name
-from gamesre.integrations.fleet_scaling import LocalFleetScaler, instance_alive
 from gamesre.integrations.haproxy import HAProxyRuntime
 
 pytestmark = pytest.mark.integration

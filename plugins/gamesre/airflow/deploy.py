@@ -22,10 +22,10 @@ from gamesre.airflow.notify import post_file, post_message
 
 if TYPE_CHECKING:
     from gamesre.core.services import ServiceCatalog, ServiceSpec
+    from gamesre.deploy.backend import DeployBackend
     from gamesre.deploy.config import DeployConfig
     from gamesre.deploy.plan import RolloutPlan
     from gamesre.deploy.request import DeployRequest
-    from gamesre.integrations.deploy.base import DeployBackend
     from gamesre.integrations.store import SREStore
 
 log = logging.getLogger(__name__)

@@ -146,6 +146,11 @@ class ImageSettings(_Model):
             raise ValueError("anchor the pattern with ^ and $ so a tag matches it whole")
         return pattern
 
+    @property
+    def repo(self) -> str:
+        """registry/repository, the image reference without its tag."""
+        return f"{self.registry}/{self.repository}"
+
     def reference(self, tag: str) -> str:
         """The full image reference for a tag; ValueError when the tag does not match tag_pattern."""
         if not re.fullmatch(self.tag_pattern, tag):

@@ -25,7 +25,10 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError as Urllib3Error
 
+from gamesre.calendar.occurrence import ServiceScaling
+from gamesre.calendar.scaling import EVENT_SCALERS, EventScaler, ScaleChange
 from gamesre.core.errors import OutsideSystemError
+from gamesre.core.services import ServiceCatalog
 
 SCALING_ANNOTATION = "gamesre.io/event-scaling"
 MERGE_PATCH = "application/merge-patch+json"
@@ -226,3 +229,29 @@ def restore_hpa(api_client: client.ApiClient, namespace: str, name: str, *, prev
     return HpaChange(namespace, name, state.bounds, target, True, False,
                      f"{namespace}/{name}: restored minReplicas {state.bounds.min_replicas} -> {target.min_replicas}, "
                      f"maxReplicas {state.bounds.max_replicas} -> {target.max_replicas}")
+
+
+class HpaEventScaler(EventScaler):
+    """Event scaling on Kubernetes: the service's HPA minReplicas raised for the event, then restored."""
+
+    def __init__(self, services: ServiceCatalog, api_client: client.ApiClient):
+        self.services = services
+        self.api_client = api_client
+
+    def _hpa(self, service: str) -> tuple[str, str]:
+        coords = self.services.get(service).kubernetes
+        assert coords is not None and coords.hpa is not None  # services.yaml validation guarantees both
+        return coords.namespace, coords.hpa
+
+    def scale_up(self, event_id: str, scaling: ServiceScaling) -> ScaleChange:
+        change = set_hpa_min_replicas(self.api_client, *self._hpa(scaling.service), scaling.min_replicas,
+                                      event_id=event_id)
+        return ScaleChange(change.changed, change.message)
+
+    def scale_back(self, event_id: str, scaling: ServiceScaling) -> ScaleChange:
+        change = restore_hpa(self.api_client, *self._hpa(scaling.service), event_id=event_id)
+        return ScaleChange(change.changed, change.message)
+
+
+EVENT_SCALERS.register("kubernetes", lambda services, connections: HpaEventScaler(services,
+                                                                                  connections.kubernetes()))

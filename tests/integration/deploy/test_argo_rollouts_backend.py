@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
+from gamesre.deploy.backend import Cohorts, DeployBackendError
 from gamesre.deploy.plan import build_plan
 from gamesre.integrations.deploy.argo_rollouts import ArgoRolloutsBackend
-from gamesre.integrations.deploy.base import Cohorts, DeployBackendError
 from tests.fakes.kube_api import MERGE_PATCH, FakeKubeAPI
 
 pytestmark = pytest.mark.integration

@@ -15,8 +15,8 @@ import pytest
 from kubernetes import client
 
 from demo.procs import free_port
+from gamesre.deploy.backend import Cohorts, DeployBackendError
 from gamesre.deploy.plan import build_plan
-from gamesre.integrations.deploy.base import Cohorts, DeployBackendError
 from gamesre.integrations.deploy.kubernetes import (
     RECORD_ANNOTATION,
     KubernetesDeployBackend,

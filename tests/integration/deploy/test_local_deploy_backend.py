@@ -26,8 +26,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from demo.procs import free_port
 from demo.topology import DEFAULT_TOPOLOGY
+from gamesre.deploy.backend import Cohorts, DeployBackendError
 from gamesre.deploy.plan import build_plan
-from gamesre.integrations.deploy.base import Cohorts, DeployBackendError
 from gamesre.integrations.deploy.local import TOTAL_WEIGHT, LocalDeployBackend
 from gamesre.integrations.haproxy import HAProxyRuntime
 from tests.conftest import LiveStack, fleet_document

@@ -56,8 +56,8 @@ from typing import Any
 
 import requests
 
+from gamesre.deploy.backend import DeployBackendError
 from gamesre.integrations.chaos.base import FAULT_KINDS, ChaosBackend, ChaosBackendError, FaultSpec, Injection, Recovery
-from gamesre.integrations.deploy.base import DeployBackendError
 from gamesre.integrations.deploy.local import load_fleet
 from gamesre.integrations.haproxy import HAProxyError, HAProxyRuntime
 

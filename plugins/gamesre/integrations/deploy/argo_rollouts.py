@@ -47,11 +47,15 @@ from __future__ import annotations
 import copy
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubernetes import client
 
-from gamesre.integrations.deploy.base import BackendStatus, Cohorts, DeployBackend, DeployBackendError
+from gamesre.deploy.backend import DEPLOY_BACKENDS, BackendStatus, Cohorts, DeployBackend, DeployBackendError
+
+if TYPE_CHECKING:
+    from gamesre.core.connections import Connections
+    from gamesre.core.services import ServiceSpec
 from gamesre.integrations.deploy.kubernetes import MERGE_PATCH, container_index, image_tag, kube_call
 
 log = logging.getLogger(__name__)
@@ -337,3 +341,13 @@ class ArgoRolloutsBackend(DeployBackend):
         baseline = ({"version": status.stable_version}
                     if status.stable_version and status.stable_version != candidate else None)
         return Cohorts({"version": candidate}, baseline)
+
+
+def _argo_rollouts(spec: ServiceSpec, stage: str, connections: Connections) -> ArgoRolloutsBackend:
+    k8s = spec.kubernetes
+    assert k8s is not None  # services.yaml requires the Kubernetes coordinates for this backend
+    return ArgoRolloutsBackend(connections.kubernetes(), namespace=spec.deploy.environments[stage].namespace
+                               or k8s.namespace, rollout=str(k8s.rollout), image_repo=spec.deploy.image.repo)
+
+
+DEPLOY_BACKENDS.register("argo-rollouts", _argo_rollouts)

@@ -57,11 +57,15 @@ import json
 import math
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kubernetes import client
 
-from gamesre.integrations.deploy.base import BackendStatus, Cohorts, DeployBackend, DeployBackendError
+from gamesre.deploy.backend import DEPLOY_BACKENDS, BackendStatus, Cohorts, DeployBackend, DeployBackendError
+
+if TYPE_CHECKING:
+    from gamesre.core.connections import Connections
+    from gamesre.core.services import ServiceSpec
 from gamesre.integrations.kubernetes import json_call
 
 RECORD_ANNOTATION = "gamesre.io/deploy"
@@ -798,3 +802,15 @@ class KubernetesDeployBackend(DeployBackend):
                              {"strategy": "rolling", "record": record, "replicas": replicas, "updated": updated,
                               "ready": ready_pods, "paused": bool(_spec(obj).get("paused")),
                               "baseline_serving": not on_image or updated < replicas})
+
+
+def _kubernetes(spec: ServiceSpec, stage: str, connections: Connections) -> KubernetesDeployBackend:
+    k8s = spec.kubernetes
+    assert k8s is not None  # services.yaml requires the Kubernetes coordinates for this backend
+    return KubernetesDeployBackend(connections.kubernetes(), namespace=spec.deploy.environments[stage].namespace
+                                   or k8s.namespace, deployment=str(k8s.deployment),
+                                   service=str(k8s.service or k8s.deployment), image_repo=spec.deploy.image.repo,
+                                   strategy=spec.deploy.strategy)
+
+
+DEPLOY_BACKENDS.register("kubernetes", _kubernetes)

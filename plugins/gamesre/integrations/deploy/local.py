@@ -37,13 +37,24 @@ import signal
 import subprocess
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
 from gamesre.core.paths import REPO_ROOT
-from gamesre.integrations.deploy.base import BackendStatus, Cohorts, DeployBackend, DeployBackendError
+from gamesre.deploy.backend import (
+    DEPLOY_BACKENDS,
+    SMOKE_TRAFFIC,
+    BackendStatus,
+    Cohorts,
+    DeployBackend,
+    DeployBackendError,
+)
 from gamesre.integrations.haproxy import HAProxyError, HAProxyRuntime
+
+if TYPE_CHECKING:
+    from gamesre.core.connections import Connections
+    from gamesre.core.services import ServiceSpec
 
 TOTAL_WEIGHT = 256  # HAProxy's maximum server weight: the finest split of the traffic
 SMOKE_RPS = 20.0
@@ -245,9 +256,8 @@ class LocalDeployBackend(DeployBackend):
                        {"version": state["stable_version"], "track": "stable"})
 
     def synthetic_traffic(self, seconds: float) -> bool:
-        """Smoke traffic straight at the canary instance (demo/loadgen.py --service), detached."""
-        from demo.services import smoke_command
-
+        """Smoke traffic straight at the canary instance (the demo's load generator), detached."""
+        smoke_command = SMOKE_TRAFFIC.create("local")
         state = self._require_state()
         self._stop_smoke(state)
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -279,3 +289,12 @@ def load_fleet(path: str | Path | None = None) -> tuple[dict[str, Any], Path]:
         return dict(json.loads(Path(path).read_text())), Path(path)
     except (OSError, ValueError) as exc:
         raise DeployBackendError(f"local backend: cannot read the demo fleet description {path}: {exc}") from None
+
+
+def _local(spec: ServiceSpec, stage: str, connections: Connections) -> LocalDeployBackend:
+    fleet, fleet_file = load_fleet()
+    return LocalDeployBackend(fleet, connections.haproxy(), spec.name, fleet_file=fleet_file,
+                              synthetic=spec.deploy.environments[stage].traffic == "synthetic")
+
+
+DEPLOY_BACKENDS.register("local", _local)

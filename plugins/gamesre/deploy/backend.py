@@ -1,7 +1,7 @@
 """The one interface every deploy backend implements: how a new version gets traffic and how it loses it.
 
-A deploy is driven step by step by the Airflow layer (gamesre.airflow.deploy); between steps it runs the
-statistical analysis. A backend only moves traffic and versions; it never judges. Every method is
+A deploy is driven step by step by the use case (gamesre.app.deploy); between steps it runs the statistical
+analysis. A backend only moves traffic and versions; it never judges. Every method is
 idempotent: it reads the current state before acting, so a retried task or a re-run does the right thing.
 
 The strategies map onto the methods like this (`plan` is a gamesre.deploy.plan.RolloutPlan):
@@ -21,10 +21,16 @@ the version it is compared with (baseline, None when nothing of the old version 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gamesre.core.errors import OutsideSystemError
+from gamesre.core.registry import Registry
+
+if TYPE_CHECKING:
+    from gamesre.core.connections import Connections
+    from gamesre.core.services import ServiceSpec
 
 
 class DeployBackendError(OutsideSystemError):
@@ -92,3 +98,14 @@ class DeployBackend(ABC):
         players). The base implementation offers none: the environment's own traffic is what is judged.
         """
         return False
+
+
+# A backend for one service in one stage's environment: factory(spec, stage, connections), by services.yaml's
+# deploy.backend. The product's kinds register in gamesre.integrations.deploy.*.
+BackendFactory = Callable[["ServiceSpec", str, "Connections"], DeployBackend]
+DEPLOY_BACKENDS: Registry[DeployBackend] = Registry("deploy")
+
+# Smoke traffic for a candidate no player reaches: a command line (base_url, service, seconds, rps) -> argv.
+# The demo registers the `local` kind (its load generator); no other environment offers synthetic traffic.
+SmokeCommand = Callable[[str, str, float, float], list[str]]
+SMOKE_TRAFFIC: Registry[SmokeCommand] = Registry("synthetic traffic")
