@@ -53,7 +53,8 @@ def error_budget_report():
 
     @task.short_circuit(ignore_downstream_trigger_rules=False)
     def is_daily_report_hour(data_interval_start=None, data_interval_end=None, dag_run=None, params=None) -> bool:
-        from gamesre.airflow.slo import is_daily_report_time, run_interval
+        from gamesre.airflow.slo import run_interval
+        from gamesre.app.slo import is_daily_report_time
 
         choice = params["daily_report"]
         at = run_interval(data_interval_start, data_interval_end, dag_run, HOUR)[1]

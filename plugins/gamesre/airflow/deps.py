@@ -1,14 +1,19 @@
 """The one place that builds the use cases' ports from Airflow hooks and connections (gamesre.app.*)."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gamesre.airflow import notify
 from gamesre.app.ports import utcnow
 
+log = logging.getLogger(__name__)
+
 if TYPE_CHECKING:
+    from gamesre.app.checklists import ChecklistPorts
     from gamesre.app.maintenance import MaintenancePorts
+    from gamesre.app.slo import SloPorts
     from gamesre.integrations.alertmanager import AlertmanagerClient
     from gamesre.integrations.prometheus import PrometheusClient
     from gamesre.integrations.store import SREStore
@@ -69,3 +74,40 @@ def maintenance_ports() -> MaintenancePorts:
     return MaintenancePorts(store=store(), silences=alertmanager(), notifier=SlackNotifier(), clock=utcnow,
                             scaler=lambda kind: EVENT_SCALERS.create(kind, services, connections),
                             services=services, calendar=load_calendar(services=services))
+
+
+def checklist_ports() -> ChecklistPorts:
+    """The checklists read Prometheus and Alertmanager through their inputs: a client that cannot be built
+    (no connection) makes its inputs Unavailable with the reason, never fails the run."""
+    from gamesre.app.checklists import ChecklistPorts
+    from gamesre.checklists import load_checklists
+    from gamesre.core.paths import report_root
+    from gamesre.integrations.checklist_sources import fetch_inputs
+
+    the_store = store()
+    clients: dict[str, Any] = {}
+    missing: dict[str, str] = {}
+    for name, build in (("prometheus", prometheus), ("alertmanager", alertmanager)):
+        try:
+            clients[name] = build()
+        except Exception as exc:  # no connection: its inputs are Unavailable with this reason
+            missing[name] = f"{type(exc).__name__}: {exc}"
+            log.warning("%s unavailable for this checklist: %s", name, missing[name])
+
+    def fetch(plan: Any, at: int) -> Any:
+        return fetch_inputs(plan, at, prometheus=clients.get("prometheus"), alertmanager=clients.get("alertmanager"),
+                            store=the_store)
+
+    return ChecklistPorts(store=the_store, fetch_inputs=fetch, notifier=SlackNotifier(), clock=utcnow,
+                          checklists=load_checklists(), report_dir=report_root())
+
+
+def slo_ports() -> SloPorts:
+    import os
+
+    from gamesre.app.slo import SloPorts
+    from gamesre.slo.spec import load_policies, load_slos
+
+    return SloPorts(store=store(), prometheus=prometheus, notifier=SlackNotifier(), clock=utcnow, slos=load_slos(),
+                    policy=load_policies(),
+                    report_channel_id=os.environ.get("GAMESRE_REPORT_CHANNEL", "C0SREREPORTS"))

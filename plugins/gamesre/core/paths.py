@@ -14,3 +14,8 @@ PROMETHEUS_DIR = REPO_ROOT / "include" / "prometheus"
 ALERTMANAGER_DIR = REPO_ROOT / "include" / "alertmanager"
 HAPROXY_DIR = REPO_ROOT / "include" / "haproxy"
 METRICS_CONTRACT = CONFIG_DIR / "metrics.yaml"
+
+
+def report_root() -> Path:
+    """Where the workflows write their reports: GAMESRE_REPORT_DIR, else $AIRFLOW_HOME/reports."""
+    return Path(os.environ.get("GAMESRE_REPORT_DIR") or Path(os.environ.get("AIRFLOW_HOME", ".")) / "reports")
