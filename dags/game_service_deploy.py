@@ -64,33 +64,24 @@ STAGES = ("dev", "staging", "prod")  # include/config/deploy.yaml stages (checke
 def game_service_deploy():
     @task
     def validate(params=None, dag_run=None) -> dict:
-        from airflow.sdk.exceptions import AirflowFailException
-
         from gamesre.airflow.context import requester
         from gamesre.airflow.deploy import validate as validate_request
-        from gamesre.deploy.request import InvalidDeployRequest
 
         conf = {k: v for k, v in dict(params).items() if v not in ("", [], None) or k in ("dry_run", "force")}
-        try:
-            return validate_request(conf, dag_run.run_id, requester({}, dag_run))
-        except InvalidDeployRequest as exc:
-            raise AirflowFailException(str(exc)) from None
+        return validate_request(conf, dag_run.run_id, requester({}, dag_run))
 
     request = validate()
     previous = request
     for stage in STAGES:
         @task(task_id=f"gates_{stage}", trigger_rule="none_failed")
         def gates(request: dict, stage: str = stage, dag_run=None) -> dict:
-            from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+            from airflow.sdk.exceptions import AirflowSkipException
 
-            from gamesre.airflow.deploy import DeployBlocked, check_gates
+            from gamesre.airflow.deploy import check_gates
 
             if stage not in request["stages"]:
                 raise AirflowSkipException(f"stage {stage} is not in this deploy's stages {request['stages']}")
-            try:
-                return check_gates(request, stage, dag_run.run_id)
-            except DeployBlocked as exc:
-                raise AirflowFailException(str(exc)) from None
+            return check_gates(request, stage, dag_run.run_id)
 
         gate = gates(request)
         rollout = StageRolloutOperator(task_id=f"rollout_{stage}", stage=stage, request=request, gates=gate,

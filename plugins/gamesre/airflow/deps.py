@@ -12,6 +12,7 @@ log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from gamesre.app.checklists import ChecklistPorts
+    from gamesre.app.deploy import DeployPorts
     from gamesre.app.maintenance import MaintenancePorts
     from gamesre.app.slo import SloPorts
     from gamesre.integrations.alertmanager import AlertmanagerClient
@@ -111,3 +112,26 @@ def slo_ports() -> SloPorts:
     return SloPorts(store=store(), prometheus=prometheus, notifier=SlackNotifier(), clock=utcnow, slos=load_slos(),
                     policy=load_policies(),
                     report_channel_id=os.environ.get("GAMESRE_REPORT_CHANNEL", "C0SREREPORTS"))
+
+
+def deploy_ports() -> DeployPorts:
+    import gamesre.integrations.backends  # noqa: F401  (registers the product's deploy backend kinds)
+    from gamesre.airflow.links import run_url
+    from gamesre.app.deploy import DeployConfigs, DeployPorts
+    from gamesre.calendar import load_calendar
+    from gamesre.core.services import load_services
+    from gamesre.deploy.backend import DEPLOY_BACKENDS
+    from gamesre.deploy.config import load_deploy_config
+    from gamesre.slo.spec import load_policies, load_slos
+
+    services = load_services()
+    configs = DeployConfigs(services=services, deploy=load_deploy_config(), policy=load_policies(), slos=load_slos(),
+                            calendar=load_calendar(services=services))
+    connections = AirflowConnections()
+
+    def backend(service: str, stage: str) -> Any:
+        spec = services.get(service)
+        return DEPLOY_BACKENDS.create(spec.deploy.backend, spec, stage, connections)
+
+    return DeployPorts(store=store(), alertmanager=alertmanager(), backend=backend, notifier=SlackNotifier(),
+                       clock=utcnow, configs=configs, run_url=lambda run_id: run_url("game_service_deploy", run_id))

@@ -15,10 +15,11 @@ thing: the 50% budget freeze (state deploy_freeze). Everything else that blocks 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from gamesre.core.gates import GateResult, json_safe
+from gamesre.core.gates import AlertsRead, GateResult, json_safe, page_alerts_gate
 from gamesre.core.time import KST, as_utc
 from gamesre.slo.policy import BLOCKING_STATES, STATES, is_evening_peak, is_stale
 from gamesre.slo.spec import Policy
@@ -92,5 +93,36 @@ def calendar_gate(maintenance_allowed: bool, maintenance_reason: str, now: datet
 
 def blocked(results: Sequence[GateResult]) -> list[GateResult]:
     return [r for r in results if not r.passed]
+
+
+@dataclass(frozen=True)
+class GateFacts:
+    """What one stage's gates judge, gathered before any is judged (only the stage's own gates are read)."""
+
+    now: datetime
+    lock_holder: Mapping[str, Any] | None = None  # the service's deploy lock after trying to take it
+    alerts: AlertsRead = field(default_factory=AlertsRead)  # the service's alerts from Alertmanager
+    service_state: Mapping[str, Any] | None = None  # the published error-budget state of the service
+    maintenance: tuple[bool, str] = (True, "")  # the calendar: deploys allowed now, and why (not)
+
+
+def judge_gates(gates: Sequence[str], facts: GateFacts, policy: Policy, *, run_id: str, force: bool,
+                force_reason: str, peak_mode: str, strictest: bool) -> tuple[list[GateResult], float]:
+    """Every gate of the stage, in deploy.yaml's order, judged from the facts; and the analysis strictness."""
+    results: list[GateResult] = []
+    strictness = 1.0
+    for gate in gates:
+        if gate == "lock":
+            results.append(lock_gate(facts.lock_holder, run_id))
+        elif gate == "page_alerts":
+            results.append(page_alerts_gate(facts.alerts, scope="the service"))
+        elif gate == "budget":
+            results.append(budget_gate(facts.service_state, facts.now, policy, force=force,
+                                       force_reason=force_reason))
+        elif gate == "calendar":
+            result, strictness = calendar_gate(*facts.maintenance, facts.now, policy, peak_mode=peak_mode,
+                                               strictest=strictest)
+            results.append(result)
+    return results, strictness
 
 

@@ -159,7 +159,7 @@ def prometheus() -> Iterator[FakePrometheus]:
 
 
 def make_spec(*, since_ago_s: float = 0.0) -> dict[str, Any]:
-    """Shaped like gamesre.airflow.deploy.analysis_spec; the step starts now, the stage since_ago_s earlier."""
+    """Shaped like gamesre.app.deploy.analysis_spec; the step starts now, the stage since_ago_s earlier."""
     now = time.time()
     return {"service": "game-server", "stage": "prod", "step": 1, "step_label": "canary 25%",
             "slis": [s.to_dict() for s in (AVAILABILITY, LATENCY)], "not_judged": NOT_JUDGED,

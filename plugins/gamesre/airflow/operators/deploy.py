@@ -39,32 +39,33 @@ class StageRolloutOperator(BaseOperator):
         return str(context["dag_run"].run_id)
 
     def execute(self, context: Context) -> Any:
-        from gamesre.airflow.deploy import stage_plan, start_stage
+        from gamesre.airflow.deps import deploy_ports
+        from gamesre.app import deploy
         from gamesre.deploy.request import DeployRequest
 
         request = DeployRequest.from_dict(self.request)
         if self.stage not in request.stages:
             raise AirflowSkipException(f"stage {self.stage} is not in this deploy's stages {list(request.stages)}")
+        ports = deploy_ports()
         if request.dry_run:
-            plan = stage_plan(request, self.stage)
+            plan = deploy.stage_plan(ports, request, self.stage)
             self.log.info("dry run: %s would go through %s", self.stage, [s.label for s in plan.steps])
             return {"stage": self.stage, "dry_run": True, "plan": plan.to_dict()}
-        state = start_stage(self.request, self.stage, self._run_id(context))
-        return self._defer(state)
+        state = deploy.start_stage(ports, request, self.stage, self._run_id(context))
+        return self._defer(ports, request, state)
 
-    def _defer(self, state: dict[str, Any]) -> Any:
-        from gamesre.airflow.deploy import analysis_spec, make_backend
+    def _defer(self, ports: Any, request: Any, state: dict[str, Any]) -> Any:
         from gamesre.airflow.triggers.analysis import CanaryAnalysisTrigger
+        from gamesre.app import deploy
         from gamesre.deploy.plan import RolloutPlan
-        from gamesre.deploy.request import DeployRequest
 
-        request = DeployRequest.from_dict(self.request)
         plan = RolloutPlan.from_dict(state["plan"])
         index = int(state["step"])
         label = plan.steps[index].label if index < len(plan.steps) else "scale-down delay"
-        spec = analysis_spec(request, self.stage, index, label, make_backend(request.service, self.stage),
-                             since=float(state["since"]), strictness=float(self.gates.get("strictness", 1.0)),
-                             min_duration_s=state.get("hold_s"))
+        spec = deploy.analysis_spec(ports, request, self.stage, index, label,
+                                    ports.backend(request.service, self.stage), since=float(state["since"]),
+                                    strictness=float(self.gates.get("strictness", 1.0)),
+                                    min_duration_s=state.get("hold_s"))
         deadline = float(spec["thresholds"]["max_duration_s"])
         self.log.info("%s %s: analysing %s against %s (deadline %.0fs)", self.stage, label,
                       spec["cohorts"]["candidate"], spec["cohorts"]["baseline"], deadline)
@@ -73,12 +74,17 @@ class StageRolloutOperator(BaseOperator):
                    timeout=timedelta(seconds=deadline + 300))
 
     def step_done(self, context: Context, state: dict[str, Any], event: Any = None) -> Any:
-        from gamesre.airflow.deploy import DeployRolledBack, step_verdict
+        from gamesre.airflow.deps import deploy_ports
+        from gamesre.app import deploy
+        from gamesre.deploy.request import DeployRequest
 
+        request = DeployRequest.from_dict(self.request)
+        ports = deploy_ports()
         try:
-            following = step_verdict(self.request, self.stage, self._run_id(context), state, dict(event or {}))
-        except DeployRolledBack as exc:
+            following = deploy.step_verdict(ports, request, self.stage, self._run_id(context), state,
+                                            dict(event or {}))
+        except deploy.DeployRolledBack as exc:
             raise AirflowFailException(str(exc)) from None  # rolled back: retrying would deploy again
         if following is None:
             return {"stage": self.stage, "outcome": "promoted"}
-        return self._defer(following)
+        return self._defer(ports, request, following)

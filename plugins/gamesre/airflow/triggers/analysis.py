@@ -107,7 +107,7 @@ class PrometheusSpecTrigger(BaseTrigger):
 
 
 class CanaryAnalysisTrigger(PrometheusSpecTrigger):
-    """Judge one step: `spec` is built by gamesre.airflow.deploy.analysis_spec (JSON-safe)."""
+    """Judge one step: `spec` is built by gamesre.app.deploy.analysis_spec (JSON-safe)."""
 
     classpath = CLASSPATH
 

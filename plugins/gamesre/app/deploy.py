@@ -1,0 +1,422 @@
+"""Guarded deploys of a game service: validate, gates, the staged rollout step by step, rollback, and the end.
+
+The DAG (dags/game_service_deploy.py) and its StageRolloutOperator run these with the ports that
+gamesre.airflow.deps builds. Every step is idempotent (DESIGN.md, decision 9): backends read before they act, the
+record is an upsert by run id, and a verdict is an upsert by (run, stage, step).
+
+The deployment record (SRE store table `deployment`, one row per run) is kept complete for DORA metrics and
+incident timelines: request, gates, per-stage plan and steps, timings (requested, first traffic, finished,
+rolled back), outcome and reason. Each step's verdict with its evidence is a `deploy_verdict` row.
+"""
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Protocol
+
+from gamesre.app.facts import AlertsPort, read_alerts
+from gamesre.app.ports import Clock, Notifier
+from gamesre.calendar import Calendar
+from gamesre.core.services import ServiceCatalog
+from gamesre.deploy.analysis import Thresholds, slis_for
+from gamesre.deploy.backend import DeployBackend
+from gamesre.deploy.config import DeployConfig
+from gamesre.deploy.gates import GateFacts, blocked, judge_gates
+from gamesre.deploy.outcome import OUTCOMES_OK, decide_outcome, left_half_done
+from gamesre.deploy.plan import RolloutPlan, build_plan
+from gamesre.deploy.request import DeployRequest, InvalidDeployRequest, parse_request
+from gamesre.slo.spec import Policy, SloCatalog
+
+log = logging.getLogger(__name__)
+
+LOCK_STALE_AFTER_S = 6 * 3600  # a lock this old belongs to a run that died without releasing it
+EMOJI = {"promoted": ":white_check_mark:", "rolled_back": ":rewind:", "blocked": ":no_entry:",
+         "timed_out": ":hourglass:", "invalid": ":x:", "failed": ":boom:", "dry_run": ":memo:"}
+
+
+class DeployBlocked(RuntimeError):
+    """A gate refused the stage; the message lists every failed gate with its reason."""
+
+
+class DeployRolledBack(RuntimeError):
+    """The analysis failed or timed out and the stage was rolled back; the message is the verdict."""
+
+
+class DeployStore(Protocol):
+    def upsert_deployment(self, record: dict[str, Any]) -> None: ...
+
+    def update_deployment(self, deployment_id: str, **fields: Any) -> None: ...
+
+    def deployment(self, deployment_id: str) -> dict[str, Any] | None: ...
+
+    def deploy_lock(self, service: str) -> dict[str, Any] | None: ...
+
+    def acquire_deploy_lock(self, service: str, run_id: str, version: str, *,
+                            stale_after_s: float) -> dict[str, Any] | None: ...
+
+    def release_deploy_lock(self, service: str, run_id: str) -> bool: ...
+
+    def current_state(self, scope: str, name: str) -> dict[str, Any] | None: ...
+
+    def windows(self, start: datetime | None = None, end: datetime | None = None, *,
+                include_cancelled: bool = False) -> list[dict[str, Any]]: ...
+
+    def record_verdict(self, deployment_id: str, stage: str, step: int, step_label: str, decision: str,
+                       reason: str, evidence: dict[str, Any], *, decided_at: datetime | None = None) -> None: ...
+
+    def verdicts(self, deployment_id: str) -> list[dict[str, Any]]: ...
+
+
+@dataclass(frozen=True)
+class DeployConfigs:
+    """The declarative files a deploy reads, parsed once per task."""
+
+    services: ServiceCatalog
+    deploy: DeployConfig
+    policy: Policy
+    slos: SloCatalog
+    calendar: Calendar  # include/config/calendar.yaml, without the registered windows
+
+
+@dataclass
+class DeployPorts:
+    store: DeployStore
+    alertmanager: AlertsPort
+    backend: Callable[[str, str], DeployBackend]  # (service, stage) -> the service's backend in that environment
+    notifier: Notifier
+    clock: Clock
+    configs: DeployConfigs
+    run_url: Callable[[str], str]  # a run id -> the run's page in the Airflow UI
+    sleep: Callable[[float], None] = field(default=time.sleep)
+    monotonic: Callable[[], float] = field(default=time.monotonic)
+
+
+# --- validation -----------------------------------------------------------------------------------------------
+
+def validate(ports: DeployPorts, conf: Mapping[str, Any] | None, run_id: str, default_requester: str) -> DeployRequest:
+    """The validated request; InvalidDeployRequest (naming every bad field) otherwise.
+
+    Nothing is changed for an invalid request except its deployment record (outcome `invalid`), so the
+    attempt is on record; a valid one gets a record with outcome `running`.
+    """
+    raw = dict(conf or {})
+    now = ports.clock()
+    try:
+        request = parse_request(raw, ports.configs.services, ports.configs.deploy, default_requester=default_requester)
+    except InvalidDeployRequest as exc:
+        ports.store.upsert_deployment({
+            "id": run_id, "service": str(raw.get("service") or "")[:128],
+            "version": str(raw.get("version") or "")[:128],
+            "image": "", "strategy": str(raw.get("strategy") or "")[:32], "stages": [], "backend": "",
+            "change_ticket": str(raw.get("change_ticket") or "")[:128],
+            "requested_by": str(raw.get("requested_by") or default_requester)[:128], "dry_run": False,
+            "forced": False, "force_reason": "", "outcome": "invalid", "reason": str(exc),
+            "requested_at": now, "finished_at": now, "run_url": ports.run_url(run_id)})
+        raise
+    spec = ports.configs.services.get(request.service)
+    ports.store.upsert_deployment({
+        "id": run_id, "service": request.service, "version": request.version, "image": request.image,
+        "strategy": request.strategy, "stages": list(request.stages), "backend": spec.deploy.backend,
+        "change_ticket": request.change_ticket, "requested_by": request.requested_by, "dry_run": request.dry_run,
+        "forced": request.force, "force_reason": request.force_reason, "outcome": "running", "reason": "",
+        "requested_at": now, "run_url": ports.run_url(run_id)})
+    return request
+
+
+# --- the stage log in the record ------------------------------------------------------------------------------
+
+def _update_stage(ports: DeployPorts, run_id: str, stage: str, **fields: Any) -> dict[str, Any]:
+    record = ports.store.deployment(run_id) or {}
+    stage_log = list(record.get("stage_log") or [])
+    entry = next((e for e in stage_log if e.get("stage") == stage), None)
+    if entry is None:
+        entry = {"stage": stage, "steps": []}
+        stage_log.append(entry)
+    for key, value in fields.items():
+        if key == "step":
+            entry["steps"] = [s for s in entry["steps"] if s.get("index") != value.get("index")] + [value]
+        else:
+            entry[key] = value.isoformat() if isinstance(value, datetime) else value
+    ports.store.update_deployment(run_id, stage_log=stage_log)
+    return entry
+
+
+# --- gates: gather every fact, then judge once -------------------------------------------------------------------
+
+def gather_gate_facts(ports: DeployPorts, request: DeployRequest, stage: str, run_id: str) -> GateFacts:
+    """Read what the stage's gates need, each from its one source. The lock gate takes the service's deploy lock
+    (kept until finalize); a dry run only looks at it. Alertmanager down is a fact too: it blocks."""
+    gates = ports.configs.deploy.stages[stage].gates
+    now = ports.clock()
+    facts = GateFacts(now=now)
+    if "lock" in gates:
+        holder = (ports.store.deploy_lock(request.service) if request.dry_run else
+                  ports.store.acquire_deploy_lock(request.service, run_id, request.version,
+                                                  stale_after_s=LOCK_STALE_AFTER_S))
+        facts = replace(facts, lock_holder=holder)
+    if "page_alerts" in gates:
+        spec = ports.configs.services.get(request.service)
+        facts = replace(facts, alerts=read_alerts(ports.alertmanager, spec.matchers))
+    if "budget" in gates:
+        facts = replace(facts, service_state=ports.store.current_state("service", request.service))
+    if "calendar" in gates:
+        calendar = ports.configs.calendar.with_store_rows(ports.store.windows(now, now, include_cancelled=True))
+        verdict = calendar.deploy_allowed(now, request.service)
+        facts = replace(facts, maintenance=(verdict.allowed, verdict.reason))
+    return facts
+
+
+def check_gates(ports: DeployPorts, request: DeployRequest, stage: str, run_id: str) -> dict[str, Any]:
+    """Evaluate the stage's gates; DeployBlocked when any refuses. Returns {"strictness", "gates"}."""
+    settings = ports.configs.deploy.stages[stage]
+    facts = gather_gate_facts(ports, request, stage, run_id)
+    results, strictness = judge_gates(settings.gates, facts, ports.configs.policy, run_id=run_id,
+                                      force=request.force, force_reason=request.force_reason,
+                                      peak_mode=ports.configs.deploy.peak, strictest=settings.strictest)
+    docs = [r.to_dict() for r in results]
+    _update_stage(ports, run_id, stage, gates=docs, gates_at=facts.now, strictness=strictness)
+    for r in results:
+        log.info("gate %s: %s%s: %s", r.gate, "passed" if r.passed else "BLOCKED",
+                 " (bypassed by force)" if r.bypassed else "", r.reason)
+    refused = blocked(results)
+    if refused:
+        reason = f"stage {stage} blocked: " + "; ".join(f"{r.gate}: {r.reason}" for r in refused)
+        ports.store.update_deployment(run_id, outcome="blocked", reason=reason)
+        raise DeployBlocked(reason)
+    return {"strictness": strictness, "gates": docs}
+
+
+# --- the rollout ---------------------------------------------------------------------------------------------
+
+def stage_plan(ports: DeployPorts, request: DeployRequest, stage: str) -> RolloutPlan:
+    config = ports.configs.deploy
+    env = ports.configs.services.get(request.service).deploy.environments[stage]
+    return build_plan(request.strategy, canary_steps=request.canary_steps,
+                      rolling_batches=config.strategies.rolling.batches,
+                      scale_down_delay_s=config.strategies.blue_green.scale_down_delay_s,
+                      synthetic=env.traffic == "synthetic")
+
+
+def analysis_spec(ports: DeployPorts, request: DeployRequest, stage: str, step_index: int, step_label: str,
+                  backend: DeployBackend, *, since: float, strictness: float,
+                  min_duration_s: float | None = None) -> dict[str, Any]:
+    """What the CanaryAnalysisTrigger needs (JSON-safe): SLIs, cohorts, thresholds and times."""
+    judged, skipped = slis_for(ports.configs.slos.for_service(request.service))
+    t = Thresholds.from_settings(ports.configs.deploy.analysis.model_dump(), strictness=strictness)
+    if min_duration_s is not None:
+        t = replace(t, min_duration_s=min_duration_s, max_duration_s=min_duration_s + t.max_duration_s)
+    cohorts = backend.cohorts()
+    return {"service": request.service, "stage": stage, "step": step_index, "step_label": step_label,
+            "slis": [s.to_dict() for s in judged], "not_judged": skipped,
+            "cohorts": {"candidate": cohorts.candidate, "baseline": cohorts.baseline},
+            "thresholds": asdict(t), "since": since, "step_started": ports.clock().timestamp()}
+
+
+def start_stage(ports: DeployPorts, request: DeployRequest, stage: str, run_id: str) -> dict[str, Any]:
+    """Prepare the new version in the stage's environment and carry out the plan's first step.
+
+    Returns the state the operator defers with: {"plan", "step", "since"}.
+    """
+    plan = stage_plan(ports, request, stage)
+    backend = ports.backend(request.service, stage)
+    before = backend.status()
+    record = ports.store.deployment(run_id) or {}
+    if not record.get("previous_version"):
+        ports.store.update_deployment(run_id, previous_version=before.stable_version)
+    _update_stage(ports, run_id, stage, plan=plan.to_dict(), backend=backend.kind, started_at=ports.clock(),
+                  before=before.to_dict(), outcome="running")
+    first = 0
+    try:
+        backend.prepare(request.version, plan)
+        if plan.steps[0].kind == "preview":
+            smoke = backend.synthetic_traffic(ports.configs.deploy.analysis.synthetic_traffic_s)
+            _update_stage(ports, run_id, stage, synthetic_traffic=smoke)
+            if not smoke:  # a blue-green preview nobody sends traffic to: judged by readiness, SLIs after the switch
+                first = _preview_by_readiness(ports, backend, run_id, stage)
+        _apply_step(backend, plan, first)
+    except Exception as exc:
+        rollback(ports, request, stage, run_id, f"the rollout failed at its first step: {exc}")
+        raise
+    now = ports.clock()
+    if not record.get("started_at"):
+        ports.store.update_deployment(run_id, started_at=now)
+    _update_stage(ports, run_id, stage, traffic_at=now)
+    return {"plan": plan.to_dict(), "step": first, "since": now.timestamp()}
+
+
+def _preview_by_readiness(ports: DeployPorts, backend: DeployBackend, run_id: str, stage: str,
+                          timeout_s: float = 300) -> int:
+    """A preview without traffic (Kubernetes blue-green): wait until it is ready; its SLIs are judged after the switch.
+
+    Returns the index of the next step (the switch). Not ready in time raises, which rolls back.
+    """
+    deadline = ports.monotonic() + timeout_s
+    status = backend.status()
+    while not status.ready:
+        if ports.monotonic() > deadline:
+            raise RuntimeError(f"the preview is not ready after {timeout_s:.0f}s: {status.detail}")
+        ports.sleep(5)
+        status = backend.status()
+    reason = (f"preview ready ({status.detail}); no traffic reaches a preview on the {backend.kind} backend, so its "
+              "SLIs are judged after the switch, with an instant switch back")
+    ports.store.record_verdict(run_id, stage, 0, "preview", "pass", reason, {"status": status.to_dict()})
+    _update_stage(ports, run_id, stage, step={"index": 0, "label": "preview", "decision": "pass", "reason": reason,
+                                              "at": ports.clock().isoformat()})
+    return 1
+
+
+def _apply_step(backend: DeployBackend, plan: RolloutPlan, index: int) -> None:
+    step = plan.steps[index]
+    if step.shift_index is not None:
+        backend.shift(step.shift_index)
+    log.info("step %d (%s) applied: %s", index, step.label, backend.status().detail)
+
+
+def step_verdict(ports: DeployPorts, request: DeployRequest, stage: str, run_id: str, state: Mapping[str, Any],
+                 event: Mapping[str, Any]) -> dict[str, Any] | None:
+    """Record a step's verdict; roll back on fail/timed_out (DeployRolledBack); else the next state or None.
+
+    None means the stage is done: the new version was promoted in this environment.
+    """
+    plan = RolloutPlan.from_dict(state["plan"])
+    index = int(state["step"])
+    hold = index >= len(plan.steps)  # the blue-green scale-down delay, watched like a step
+    label = "scale-down delay" if hold else plan.steps[index].label
+    decision = str(event.get("decision", "error"))
+    reason = str(event.get("reason", "the analysis ended without a verdict"))
+    ports.store.record_verdict(run_id, stage, index, label, decision, reason, dict(event),
+                               decided_at=datetime.fromisoformat(event["decided_at"]) if event.get("decided_at")
+                               else None)
+    _update_stage(ports, run_id, stage, step={"index": index, "label": label, "decision": decision,
+                                              "reason": reason, "at": ports.clock().isoformat()})
+    log.info("%s %s: %s: %s", stage, label, decision, reason)
+    if decision != "pass":
+        outcome = "timed_out" if decision == "timed_out" else "rolled_back"
+        what = "analysis inconclusive at the deadline" if outcome == "timed_out" else "regression"
+        why = f"{stage} {label}: {what}: {reason}"
+        rollback(ports, request, stage, run_id, why, outcome=outcome)
+        raise DeployRolledBack(why)
+    backend = ports.backend(request.service, stage)
+    nxt = index + 1
+    if nxt < len(plan.steps):
+        try:
+            _apply_step(backend, plan, nxt)
+        except Exception as exc:
+            rollback(ports, request, stage, run_id, f"{stage} {plan.steps[nxt].label} failed: {exc}")
+            raise
+        return {**state, "step": nxt}
+    if plan.strategy == "blue-green" and plan.scale_down_delay_s and not hold:
+        return {**state, "step": nxt, "hold_s": plan.scale_down_delay_s}
+    try:
+        backend.promote()
+    except Exception as exc:
+        rollback(ports, request, stage, run_id, f"{stage} promotion failed: {exc}")
+        raise
+    _update_stage(ports, run_id, stage, outcome="promoted", finished_at=ports.clock(),
+                  after=backend.status().to_dict())
+    return None
+
+
+def rollback(ports: DeployPorts, request: DeployRequest, stage: str, run_id: str, reason: str, *,
+             outcome: str = "failed") -> None:
+    """Traffic back on stable at once, the new version scaled down; recorded with the reason."""
+    backend = ports.backend(request.service, stage)
+    backend.rollback(reason)
+    now = ports.clock()
+    ports.store.update_deployment(run_id, outcome=outcome, reason=reason, rolled_back_at=now)
+    _update_stage(ports, run_id, stage, outcome="rolled_back", finished_at=now, rolled_back_at=now,
+                  after=backend.status().to_dict())
+    log.warning("rolled back %s in %s: %s", request.service, stage, reason)
+
+
+# --- the end --------------------------------------------------------------------------------------------------
+
+def finalize(ports: DeployPorts, request: DeployRequest | None, run_id: str) -> dict[str, Any]:
+    """Decide the outcome, make sure nothing is left half-rolled-out, release the lock, record and notify.
+
+    `request` is None when the run never got a valid request (validation failed or crashed).
+    """
+    record = ports.store.deployment(run_id)
+    if record is None:  # validation itself crashed before recording
+        record = {"id": run_id, "outcome": "failed", "reason": "the run failed before its request was recorded",
+                  "service": "", "version": "", "stages": [], "stage_log": []}
+        ports.store.upsert_deployment({**record, "image": "", "strategy": "", "backend": "", "change_ticket": "",
+                                       "requested_by": "", "dry_run": False, "forced": False,
+                                       "requested_at": ports.clock(), "run_url": ports.run_url(run_id)})
+    outcome, reason = decide_outcome(record, stages=request.stages if request else None,
+                                     version=request.version if request else "",
+                                     dry_run=bool(request and request.dry_run))
+    if request is not None:
+        for stage in left_half_done(record, outcome, dry_run=request.dry_run):  # the safety net
+            try:
+                rollback(ports, request, stage, run_id, reason, outcome=outcome)
+            except Exception as exc:
+                reason += f" (the safety rollback of {stage} failed too: {exc}; check by hand)"
+        if not request.dry_run:
+            ports.store.release_deploy_lock(request.service, run_id)
+    ports.store.update_deployment(run_id, outcome=outcome, reason=reason, finished_at=ports.clock())
+    record = ports.store.deployment(run_id) or record
+    result = {"outcome": outcome, "reason": reason, "service": record.get("service"),
+              "version": record.get("version"), "stages": record.get("stages"), "run_url": record.get("run_url"),
+              "previous_version": record.get("previous_version")}
+    _notify(ports, record, ports.store.verdicts(run_id), result)
+    return result
+
+
+def succeeded(result: Mapping[str, Any]) -> bool:
+    """The run fails unless the deploy was promoted (or was a dry run): CI and the UI see the outcome."""
+    return result["outcome"] in OUTCOMES_OK
+
+
+def evidence_markdown(record: Mapping[str, Any], verdicts: list[dict[str, Any]]) -> str:
+    """The deploy's evidence for people: gates, then every step's verdict with queries and statistics."""
+    lines = [f"# Deploy {record.get('service')} {record.get('version')}: {record.get('outcome')}", "",
+             f"- reason: {record.get('reason')}", f"- run: {record.get('run_url')}",
+             f"- strategy: {record.get('strategy')}, backend: {record.get('backend')}, stages: "
+             f"{', '.join(record.get('stages') or [])}",
+             f"- requested by {record.get('requested_by')} (ticket {record.get('change_ticket')})"
+             + (f", forced: {record.get('force_reason')}" if record.get("forced") else ""), ""]
+    for entry in record.get("stage_log") or []:
+        lines += [f"## Stage {entry.get('stage')}: {entry.get('outcome', 'not started')}", ""]
+        for gate in entry.get("gates") or []:
+            mark = "bypassed" if gate.get("bypassed") else ("passed" if gate.get("passed") else "BLOCKED")
+            lines.append(f"- gate {gate.get('gate')}: {mark}: {gate.get('reason')}")
+        lines.append("")
+        for v in (v for v in verdicts if v["stage"] == entry.get("stage")):
+            lines += [f"### {v['step_label']}: {v['decision']}", "", v["reason"], ""]
+            evidence = v.get("evidence") or {}
+            for sli in evidence.get("slis", []):
+                stat = sli.get("statistic") or {}
+                lines.append(f"- {sli['slo']}: {sli['decision']} ({sli['rule']}): candidate {sli.get('candidate')}, "
+                             f"baseline {sli.get('baseline')}, LLR {stat.get('llr', float('nan')):.2f} "
+                             f"(p0 {stat.get('p0', float('nan')):.4%}, p1 {stat.get('p1', float('nan')):.4%})")
+                for cohort, queries in (sli.get("queries") or {}).items():
+                    for name, q in queries.items():
+                        lines.append(f"  - {cohort} {name}: `{q}`")
+            for skipped in evidence.get("not_judged", []):
+                lines.append(f"- {skipped['slo']}: not judged: {skipped['reason']}")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def _notify(ports: DeployPorts, record: Mapping[str, Any], verdicts: list[dict[str, Any]],
+            result: Mapping[str, Any]) -> None:
+    """The outcome in the service's channel, the evidence as a file; a notification failure never fails the run."""
+    outcome = str(result["outcome"])
+    text = (f"{EMOJI.get(outcome, '')} Deploy {record.get('service') or '?'} {record.get('version') or '?'}: "
+            f"*{outcome}*. {result['reason']}\nRun and evidence: {record.get('run_url')}")
+    service = str(record.get("service") or "")
+    spec = ports.configs.services.get(service) if service in ports.configs.services.names else None
+    ports.notifier.message(text, channel=spec.slack.channel if spec else None)
+    if spec is not None and spec.slack.channel_id and verdicts:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"deploy-evidence-{record.get('service')}-{record.get('version')}.md"
+            path.write_text(evidence_markdown(record, verdicts))
+            ports.notifier.file(path, channel_id=spec.slack.channel_id, title=f"Deploy evidence: "
+                                f"{record.get('service')} {record.get('version')} ({outcome})")
+

@@ -1,0 +1,210 @@
+"""The deploy use case with in-memory ports: validation, gates gathered then judged, the rollout, and the end
+(including the safety net that rolls back a stage left half done)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from gamesre.app.deploy import (
+    DeployBlocked,
+    DeployConfigs,
+    DeployPorts,
+    DeployRolledBack,
+    check_gates,
+    finalize,
+    start_stage,
+    step_verdict,
+    succeeded,
+    validate,
+)
+from gamesre.calendar import load_calendar
+from gamesre.core.errors import OutsideSystemError
+from gamesre.core.services import load_services
+from gamesre.deploy.backend import BackendStatus, Cohorts, DeployBackend, DeployBackendError
+from gamesre.deploy.config import load_deploy_config
+from gamesre.deploy.request import InvalidDeployRequest
+from gamesre.slo.spec import load_policies, load_slos
+from tests.fakes.memory_store import memory_store
+from tests.fakes.notifier import RecordingNotifier
+
+NOW = datetime(2026, 3, 18, 2, 0, tzinfo=UTC)  # Wednesday 11:00 KST: no maintenance, no evening peak
+RUN = "manual__deploy-1"
+
+
+@dataclass
+class FakeBackend(DeployBackend):
+    """Traffic moves in memory; `fail` names a method that raises like a backend that cannot act."""
+
+    kind: str = "fake"
+    stable: str = "1.5.0"
+    candidate: str | None = None
+    weight: int = 0
+    calls: list[str] = field(default_factory=list)
+    fail: str = ""
+
+    def _do(self, what: str) -> None:
+        self.calls.append(what)
+        if self.fail and what.startswith(self.fail):
+            raise DeployBackendError(f"fake backend: {what} failed")
+
+    def status(self) -> BackendStatus:
+        return BackendStatus(self.stable, self.candidate, self.weight, True, f"weight {self.weight}")
+
+    def prepare(self, version: str, plan: Any) -> None:
+        self._do(f"prepare {version}")
+        self.candidate = version
+
+    def shift(self, step: int) -> None:
+        self._do(f"shift {step}")
+        self.weight = [10, 25, 50, 100][step]
+
+    def promote(self) -> None:
+        self._do("promote")
+        self.stable, self.candidate, self.weight = str(self.candidate), None, 0
+
+    def rollback(self, reason: str) -> None:
+        self._do("rollback")
+        self.candidate, self.weight = None, 0
+
+    def cohorts(self) -> Cohorts:
+        return Cohorts({"version": str(self.candidate)}, {"version": self.stable})
+
+    def synthetic_traffic(self, seconds: float) -> bool:
+        self.calls.append(f"smoke {seconds:g}")
+        return True
+
+
+@dataclass
+class FakeAlertmanager:
+    alerts_now: list[Any] = field(default_factory=list)
+    down: bool = False
+
+    def alerts(self, filter: Any = ()) -> list[Any]:
+        if self.down:
+            raise OutsideSystemError("Alertmanager at http://am is unreachable: ConnectionError")
+        return self.alerts_now
+
+
+@pytest.fixture
+def ports() -> DeployPorts:
+    services = load_services()
+    configs = DeployConfigs(services=services, deploy=load_deploy_config(), policy=load_policies(),
+                            slos=load_slos(), calendar=load_calendar(services=services))
+    backends: dict[tuple[str, str], FakeBackend] = {}
+    built = DeployPorts(store=memory_store(), alertmanager=FakeAlertmanager(),
+                        backend=lambda service, stage: backends.setdefault((service, stage), FakeBackend()),
+                        notifier=RecordingNotifier(), clock=lambda: NOW, configs=configs,
+                        run_url=lambda run_id: f"http://airflow/runs/{run_id}", sleep=lambda s: None)
+    built.store.publish_state("service", "game-server", "normal", NOW - timedelta(minutes=20), [], {})
+    return built
+
+
+def conf(**changes: Any) -> dict[str, Any]:
+    return {"service": "game-server", "version": "1.5.1", "stages": ["prod"], "change_ticket": "CHG-1",
+            **changes}
+
+
+def test_an_invalid_request_is_recorded_and_changes_nothing_else(ports) -> None:
+    with pytest.raises(InvalidDeployRequest, match="version"):
+        validate(ports, conf(version="not a tag!"), RUN, "ci")
+    record = ports.store.deployment(RUN)
+    assert record["outcome"] == "invalid" and "version" in record["reason"]
+    assert ports.store.deploy_lock("game-server") is None
+
+
+def test_gates_pass_take_the_lock_and_are_recorded_with_their_evidence(ports) -> None:
+    request = validate(ports, conf(), RUN, "ci")
+    result = check_gates(ports, request, "prod", RUN)
+    assert [g["gate"] for g in result["gates"]] == ["lock", "page_alerts", "budget", "calendar"]
+    assert all(g["passed"] for g in result["gates"]) and result["strictness"] == 1.0
+    assert ports.store.deploy_lock("game-server")["run_id"] == RUN
+    assert ports.store.deployment(RUN)["stage_log"][0]["gates"] == result["gates"]
+
+
+def test_a_second_deploy_and_alertmanager_down_block_with_every_reason(ports) -> None:
+    check_gates(ports, validate(ports, conf(), RUN, "ci"), "prod", RUN)
+    ports.alertmanager.down = True  # type: ignore[attr-defined]
+    other = validate(ports, conf(version="1.5.2"), "manual__deploy-2", "ci")
+    with pytest.raises(DeployBlocked) as blocked:
+        check_gates(ports, other, "prod", "manual__deploy-2")
+    text = str(blocked.value)
+    assert "lock: game-server is being deployed by run 'manual__deploy-1'" in text
+    assert "page_alerts: cannot read the firing alerts (fail safe: blocked): Alertmanager at http://am" in text
+    assert ports.store.deployment("manual__deploy-2")["outcome"] == "blocked"
+
+
+def test_a_stale_or_missing_budget_state_blocks(ports) -> None:
+    ports.store.publish_state("service", "game-server", "normal", NOW - timedelta(hours=3), [], {})
+    with pytest.raises(DeployBlocked, match=r"budget: .*stale"):
+        check_gates(ports, validate(ports, conf(), RUN, "ci"), "prod", RUN)
+
+
+def test_a_canary_passes_every_step_and_is_promoted(ports) -> None:
+    request = validate(ports, conf(), RUN, "ci")
+    check_gates(ports, request, "prod", RUN)
+    state: dict[str, Any] | None = start_stage(ports, request, "prod", RUN)
+    backend = ports.backend("game-server", "prod")
+    assert backend.calls == ["prepare 1.5.1", "shift 0"] and state["step"] == 0
+    steps = 0
+    while state is not None:
+        state = step_verdict(ports, request, "prod", RUN, state, {"decision": "pass", "reason": "ok"})
+        steps += 1
+    assert steps == 4 and backend.calls[-1] == "promote" and backend.stable == "1.5.1"
+    result = finalize(ports, request, RUN)
+    assert result["outcome"] == "promoted" and succeeded(result)
+    assert result["previous_version"] == "1.5.0"
+    assert ports.store.deploy_lock("game-server") is None
+    message = ports.notifier.messages[-1]
+    assert message["channel"] == "#game-server" and "*promoted*" in message["text"]
+    evidence = ports.notifier.files[-1]
+    assert evidence["channel_id"] and b"### canary 10%: pass" in evidence["content"]
+
+
+def test_a_failing_step_rolls_back_at_once(ports) -> None:
+    request = validate(ports, conf(), RUN, "ci")
+    check_gates(ports, request, "prod", RUN)
+    state = start_stage(ports, request, "prod", RUN)
+    with pytest.raises(DeployRolledBack, match="prod canary 10%: regression: availability breached"):
+        step_verdict(ports, request, "prod", RUN, state, {"decision": "fail", "reason": "availability breached"})
+    assert ports.backend("game-server", "prod").calls[-1] == "rollback"
+    result = finalize(ports, request, RUN)
+    assert result["outcome"] == "rolled_back" and not succeeded(result)
+
+
+def test_the_safety_net_rolls_back_a_stage_left_half_done(ports) -> None:
+    request = validate(ports, conf(), RUN, "ci")
+    check_gates(ports, request, "prod", RUN)
+    start_stage(ports, request, "prod", RUN)  # then the rollout task dies: the stage stays `running`
+    backend = ports.backend("game-server", "prod")
+    assert backend.weight == 10
+    result = finalize(ports, request, RUN)
+    assert result["outcome"] == "failed" and "ended before every stage was promoted" in result["reason"]
+    assert backend.calls[-1] == "rollback" and backend.weight == 0
+    assert ports.store.deployment(RUN)["stage_log"][0]["outcome"] == "rolled_back"
+    assert ports.store.deploy_lock("game-server") is None
+
+
+def test_a_safety_rollback_that_fails_is_said_in_the_outcome(ports) -> None:
+    request = validate(ports, conf(), RUN, "ci")
+    check_gates(ports, request, "prod", RUN)
+    start_stage(ports, request, "prod", RUN)
+    ports.backend("game-server", "prod").fail = "rollback"
+    result = finalize(ports, request, RUN)
+    assert "the safety rollback of prod failed too" in result["reason"] and "check by hand" in result["reason"]
+
+
+def test_a_dry_run_looks_at_the_lock_but_never_takes_it(ports) -> None:
+    request = validate(ports, conf(dry_run=True), RUN, "ci")
+    check_gates(ports, request, "prod", RUN)
+    assert ports.store.deploy_lock("game-server") is None
+    result = finalize(ports, request, RUN)
+    assert result["outcome"] == "dry_run" and succeeded(result)
+
+
+def test_a_run_whose_validation_crashed_is_recorded_as_failed(ports) -> None:
+    result = finalize(ports, None, RUN)
+    assert result["outcome"] == "failed"
+    assert ports.store.deployment(RUN)["reason"] == "the run failed before its request was recorded"
