@@ -1,14 +1,11 @@
-"""`python -m gamesre ...`: the SRE workflows' numbers at a terminal, the same numbers the reports show.
-
-Commands:
-  budget   error budgets, burn rates and policy state per SLO, from the ledger
-  ingest   (re)fill the ledger from Prometheus for a time range
-  rules    generate or check the Prometheus rules from the SLO spec
-  observability
-           generate or check the scrape configuration, alert rules, Alertmanager routing and Grafana dashboards
+"""`python -m gamesre`: the command line for error budgets, the ledger and the generated monitoring files.
 
 The store defaults to $GAMESRE_STORE_URL, else the demo's SQLite file (.airflow/sre.db); Prometheus to
 $GAMESRE_PROMETHEUS_URL, else the demo's Prometheus (http://127.0.0.1:19090).
+
+Exit status: 0 done; 1 a --check found a stale file, or the store or Prometheus failed; 2 bad input: an
+unknown command or option, a bad option value or an unknown SLO (one line on stderr names it), or an
+invalid spec (each problem on a line).
 """
 from __future__ import annotations
 
@@ -17,11 +14,21 @@ import json
 import os
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from pathlib import Path
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
 
 from gamesre.core.paths import REPO_ROOT
 
 WINDOWS = {"30d": "rolling-30d", "28d": "rolling-28d", "month": "calendar-month"}
+PROG = "python -m gamesre"
+
+
+class OneLineErrorParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line naming the problem, exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}; see `{self.prog} --help`\n")
 
 
 def default_store_url() -> str:
@@ -40,6 +47,44 @@ def parse_instant(text: str) -> datetime:
     if value.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{text!r} has no UTC offset; add one, e.g. +09:00 or Z")
     return value
+
+
+def parse_store_url(text: str) -> str:
+    """A database URL SQLAlchemy can open with an installed driver; the message leaves the URL out (it may hold
+    a password)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(text).get_dialect().import_dbapi()
+    except ArgumentError as exc:
+        raise argparse.ArgumentTypeError(
+            f"not a database URL SQLAlchemy can use ({exc}), e.g. sqlite:///path/to/sre.db") from None
+    except ImportError as exc:
+        raise argparse.ArgumentTypeError(f"its database driver is not installed ({exc})") from None
+    return text
+
+
+def parse_http_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an http(s) URL (e.g. http://127.0.0.1:19090)")
+    return text
+
+
+def existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: {'not a file' if path.exists() else 'no such file'}")
+    return path
+
+
+def directory(text: str) -> Path:
+    """A directory to write into: it need not exist yet, but it cannot be a file."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: not a directory")
+    return path
 
 
 def budget_json(snapshot: Any, state: str) -> dict[str, Any]:
@@ -122,55 +167,119 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m gamesre", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
-                                     epilog=__doc__.split("\n\n", 1)[1])
-    sub = parser.add_subparsers(dest="command", required=True)
+def cmd_rules(args: argparse.Namespace) -> int:
+    from gamesre.core.config import display_path
+    from gamesre.slo.rules import RULES_FILE, generate_from_files
 
-    b = sub.add_parser("budget", help="error budgets, burn rates and policy state per SLO")
+    text = generate_from_files(args.slos, args.policies)
+    target = args.out / RULES_FILE
+    if args.check:
+        current = target.read_text() if target.exists() else None
+        if current != text:
+            state = "missing" if current is None else "out of date"
+            print(f"{display_path(target)} is {state}: run `PYTHONPATH=plugins {PROG} rules`", file=sys.stderr)
+            return 1
+        print(f"{display_path(target)} is up to date")
+        return 0
+    args.out.mkdir(parents=True, exist_ok=True)
+    target.write_text(text)
+    print(f"wrote {display_path(target)}")
+    return 0
+
+
+def cmd_observability(args: argparse.Namespace) -> int:
+    from gamesre.core.config import SpecError
+    from gamesre.core.contract import ContractError
+    from gamesre.observability.generate import GenerationError, generated_files, stale, write_changed
+
+    try:
+        files = generated_files()
+    except (SpecError, ContractError, GenerationError, ValueError) as exc:
+        print(f"cannot generate: {exc}", file=sys.stderr)
+        return 2
+    if args.check:
+        problems = stale(files, REPO_ROOT)
+        for line in problems:
+            print(f"{line}: run `{PROG} observability`", file=sys.stderr)
+        return 1 if problems else 0
+    for path in write_changed(files, REPO_ROOT):
+        print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from gamesre.core.config import display_path
+    from gamesre.core.paths import PROMETHEUS_DIR
+    from gamesre.slo.rules import RULES_FILE
+    from gamesre.slo.spec import POLICIES_PATH, SLOS_PATH
+
+    summary, details = (__doc__ or "").split("\n\n", 1)
+    parser = OneLineErrorParser(prog=PROG, description=summary, epilog=details,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(title="commands (each has --help)", dest="command", metavar="COMMAND",
+                                required=True)
+    store_help = "SQLAlchemy URL of the SRE store (default: $GAMESRE_STORE_URL, else the demo's .airflow/sre.db)"
+
+    about = "Error budgets, burn rates and policy state per SLO, from the ledger: the numbers the reports show."
+    b = sub.add_parser("budget", help="error budgets, burn rates and policy state per SLO", description=about)
     b.add_argument("--slo", action="append", metavar="NAME", help="only this SLO (repeatable)")
     b.add_argument("--window", choices=sorted(WINDOWS), help="override each SLO's own window")
     b.add_argument("--at", type=parse_instant, metavar="ISO_TIME", help="evaluate at this instant (default: now)")
     b.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    b.add_argument("--store", default=default_store_url(), help="SQLAlchemy URL of the SRE store")
+    b.add_argument("--store", type=parse_store_url, default=default_store_url(), metavar="URL", help=store_help)
     b.set_defaults(func=cmd_budget)
 
-    i = sub.add_parser("ingest", help="(re)fill the ledger from Prometheus for [--start, --end)")
-    i.add_argument("--start", type=parse_instant, required=True, metavar="ISO_TIME")
-    i.add_argument("--end", type=parse_instant, required=True, metavar="ISO_TIME")
+    about = ("(Re)fill the ledger from Prometheus for [--start, --end), both rounded down to the minute; rows "
+             "already written are rewritten identically. Exit 1 when an SLO could not be written in full: "
+             "the same command again writes the rest.")
+    i = sub.add_parser("ingest", help="(re)fill the ledger from Prometheus for [--start, --end)", description=about)
+    i.add_argument("--start", type=parse_instant, required=True, metavar="ISO_TIME", help="first minute (included)")
+    i.add_argument("--end", type=parse_instant, required=True, metavar="ISO_TIME", help="end (excluded)")
     i.add_argument("--slo", action="append", metavar="NAME", help="only this SLO (repeatable)")
-    i.add_argument("--prometheus", default=default_prometheus_url(), help="Prometheus base URL")
-    i.add_argument("--store", default=default_store_url(), help="SQLAlchemy URL of the SRE store")
+    i.add_argument("--prometheus", type=parse_http_url, default=default_prometheus_url(), metavar="URL",
+                   help="Prometheus base URL (default: $GAMESRE_PROMETHEUS_URL, else http://127.0.0.1:19090)")
+    i.add_argument("--store", type=parse_store_url, default=default_store_url(), metavar="URL", help=store_help)
     i.set_defaults(func=cmd_ingest)
 
-    # `rules` hands its arguments to the generator (python -m gamesre.slo.rules); listed here for --help
-    sub.add_parser("rules", help="generate or check the Prometheus rules (python -m gamesre rules --help)",
-                   add_help=False)
-    sub.add_parser("observability", add_help=False,
-                   help="generate or check the scrape configuration, alert rules, Alertmanager configuration and "
-                        "Grafana dashboards (python -m gamesre observability --help)")
+    about = (f"Generate the Prometheus SLO recording rules and multiwindow multi-burn-rate alerts ({RULES_FILE}) "
+             "from the SLO specs and the error-budget policy.")
+    r = sub.add_parser("rules", help=f"generate or check the Prometheus SLO rules ({RULES_FILE})", description=about)
+    r.add_argument("--out", type=directory, default=PROMETHEUS_DIR, metavar="DIR",
+                   help=f"directory of {RULES_FILE} (default: {display_path(PROMETHEUS_DIR)})")
+    r.add_argument("--check", action="store_true",
+                   help=f"write nothing; exit 1 if DIR/{RULES_FILE} is missing or differs from a fresh generation")
+    r.add_argument("--slos", type=existing_file, default=SLOS_PATH, metavar="FILE",
+                   help=f"SLO specs (default: {display_path(SLOS_PATH)})")
+    r.add_argument("--policies", type=existing_file, default=POLICIES_PATH, metavar="FILE",
+                   help=f"error-budget policy (default: {display_path(POLICIES_PATH)})")
+    r.set_defaults(func=cmd_rules)
+
+    about = ("Generate the Prometheus scrape configuration and alert rules, the Alertmanager configuration and the "
+             "Grafana dashboards from include/config/ (SLO specs, metric contract, alerting.yaml); only files "
+             f"whose text changes are written. The SLO rules are `{PROG} rules`.")
+    o = sub.add_parser("observability", description=about,
+                       help="generate or check the scrape configuration, alert rules, Alertmanager configuration "
+                            "and Grafana dashboards")
+    o.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 naming each file missing or differing from a fresh generation")
+    o.set_defaults(func=cmd_observability)
+    for command in sub.choices.values():  # for main: argparse names the top parser for a command's extra words
+        command.set_defaults(command_parser=command)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     from gamesre.core.config import SpecError
-    from gamesre.integrations.prometheus import PrometheusError
-    from gamesre.integrations.store import StoreError
-    from gamesre.slo.ingest import IngestError
+    from gamesre.core.errors import OutsideSystemError
 
-    argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["rules"]:
-        from gamesre.slo import rules
-
-        return int(rules.main(argv[1:]) or 0)
-    if argv[:1] == ["observability"]:
-        from gamesre.observability import generate
-
-        return generate.main(argv[1:])
-    args = build_parser().parse_args(argv)
+    args, extra = build_parser().parse_known_args(argv)
+    if extra:
+        args.command_parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args))
-    except (SpecError, StoreError, PrometheusError, IngestError) as exc:
+    except SpecError as exc:
+        print(f"invalid spec:\n{exc}", file=sys.stderr)
+        return 2
+    except OutsideSystemError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -160,7 +160,7 @@ def promtool() -> str:
 
 
 def test_generated_rules_are_current_and_pass_promtool_check(promtool: str) -> None:
-    assert RULES.read_text() == rules.generate_from_files(), "run: PYTHONPATH=plugins python -m gamesre.slo.rules"
+    assert RULES.read_text() == rules.generate_from_files(), "run: PYTHONPATH=plugins python -m gamesre rules"
     result = subprocess.run([promtool, "check", "rules", str(RULES)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "SUCCESS" in result.stdout + result.stderr

@@ -1,15 +1,19 @@
-"""`python -m gamesre`: the budget JSON the issue specifies, clear errors for bad input, rules --check."""
+"""`python -m gamesre`: the budget JSON the issue specifies, one-line errors for bad input, rules and observability
+(write, --check, exit codes), and --help at every level."""
 from __future__ import annotations
 
-import contextlib
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from gamesre import cli
 from gamesre.cli import main
 from gamesre.integrations.store import SREStore
+from gamesre.observability import generate
+from gamesre.slo import rules
 
 AT = datetime(2026, 11, 26, 9, 0, tzinfo=UTC)
 
@@ -44,18 +48,108 @@ def test_window_override_and_table_output(store_url: str, capsys) -> None:
     assert "| availability |" in text and "calendar-month" in text
 
 
+def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    """Exit status, stdout and stderr of `python -m gamesre ARGS`, whether argparse exits or main returns."""
+    try:
+        code = main(args)
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+INGEST = ["ingest", "--start", "2026-11-26T08:00Z", "--end", "2026-11-26T09:00Z"]
+
+
 @pytest.mark.parametrize("args, message", [
+    ([], "python -m gamesre: error: the following arguments are required: COMMAND"),
+    (["nope"], "argument COMMAND: invalid choice: 'nope'"),
     (["budget", "--slo", "nope"], "unknown SLO(s): nope"),
     (["budget", "--at", "yesterday"], "not an ISO 8601 time"),
     (["budget", "--at", "2026-11-26T09:00"], "has no UTC offset"),
+    (["budget", "--window", "1y"], "python -m gamesre budget: error: argument --window: invalid choice: '1y'"),
+    (["budget", "--store", "not-a-url"], "argument --store: not a database URL"),
+    (["budget", "--store", "nosuchdb://host/db"], "argument --store: not a database URL"),
+    (["budget", "--bogus"], "python -m gamesre budget: error: unrecognized arguments: --bogus"),
+    ([*INGEST, "--slo", "nope"], "unknown SLO(s): nope"),
+    ([*INGEST, "--prometheus", "localhost:9090"], "argument --prometheus: 'localhost:9090' is not an http(s) URL"),
+    (["ingest", "--start", "2026-11-26T08:00Z"], "the following arguments are required: --end"),
+    (["rules", "--slos", "no/such/slos.yaml"], "python -m gamesre rules: error: argument --slos: no/such/slos.yaml: "
+                                               "no such file"),
+    (["rules", "--out", str(rules.RULES_PATH)], f"argument --out: {rules.RULES_PATH}: not a directory"),
+    (["rules", "--bogus"], "python -m gamesre rules: error: unrecognized arguments: --bogus"),
+    (["observability", "extra"], "python -m gamesre observability: error: unrecognized arguments: extra"),
 ])
-def test_bad_input_is_a_clear_error(store_url: str, capsys, args: list[str], message: str) -> None:
-    with pytest.raises(SystemExit) if "--at" in args else contextlib.nullcontext():
-        code = main([*args, "--store", store_url])
-        assert code == 2
-    assert message in capsys.readouterr().err
+def test_bad_input_is_one_line_naming_it_and_exit_2(capsys, args: list[str], message: str) -> None:
+    code, out, err = run(args, capsys)
+    assert code == 2
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not out
 
 
 def test_rules_check_passes_on_the_committed_rules(capsys) -> None:
     assert main(["rules", "--check"]) == 0
+    assert capsys.readouterr().out == "include/prometheus/slo_rules.yml is up to date\n"
 
+
+def test_rules_check_fails_on_a_stale_or_missing_file_and_out_writes_it(tmp_path: Path, capsys) -> None:
+    assert main(["rules", "--check", "--out", str(tmp_path)]) == 1
+    assert "missing: run `PYTHONPATH=plugins python -m gamesre rules`" in capsys.readouterr().err
+    assert main(["rules", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / rules.RULES_FILE).read_text() == rules.generate_from_files()
+    assert main(["rules", "--check", "--out", str(tmp_path)]) == 0
+    (tmp_path / rules.RULES_FILE).write_text((tmp_path / rules.RULES_FILE).read_text() + "# edited\n")
+    assert main(["rules", "--check", "--out", str(tmp_path)]) == 1
+    assert "out of date" in capsys.readouterr().err
+
+
+def test_rules_with_an_invalid_spec_exits_2_naming_the_field(tmp_path: Path, capsys) -> None:
+    bad = tmp_path / "slos.yaml"
+    bad.write_text(rules.SLOS_PATH.read_text().replace('code: "200"', 'code: "201"'))
+    assert main(["rules", "--slos", str(bad), "--out", str(tmp_path)]) == 2
+    assert "slo 'availability': sli.good[0].matchers.code: value '201' not in contract" in capsys.readouterr().err
+    assert not (tmp_path / rules.RULES_FILE).exists()
+
+
+def test_observability_check_passes_on_the_committed_files(capsys) -> None:
+    assert run(["observability", "--check"], capsys) == (0, "", "")
+
+
+def test_observability_writes_what_is_missing_or_changed_and_check_names_each_stale_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    monkeypatch.setattr(cli, "REPO_ROOT", tmp_path)
+    files = sorted(str(path) for path in generate.generated_files())
+    code, _, err = run(["observability", "--check"], capsys)
+    assert code == 1
+    assert err.splitlines() == [f"{path}: missing: run `python -m gamesre observability`" for path in files]
+    assert run(["observability"], capsys) == (0, "".join(f"wrote {path}\n" for path in files), "")
+    assert run(["observability", "--check"], capsys) == (0, "", "")
+    edited = tmp_path / files[0]
+    edited.write_text(edited.read_text() + "# edited\n")
+    code, _, err = run(["observability", "--check"], capsys)
+    assert (code, err) == (1, f"{files[0]}: out of date: run `python -m gamesre observability`\n")
+    assert run(["observability"], capsys) == (0, f"wrote {files[0]}\n", "")  # only the changed file
+
+
+def test_observability_that_cannot_generate_exits_2_saying_why(monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    def clash() -> dict[Path, str]:
+        raise generate.GenerationError("include/prometheus/x.yml is generated by both alerts and scrape")
+
+    monkeypatch.setattr(generate, "generated_files", clash)
+    assert run(["observability"], capsys) == (
+        2, "", "cannot generate: include/prometheus/x.yml is generated by both alerts and scrape\n")
+
+
+@pytest.mark.parametrize("command, options", [
+    ([], ["budget", "ingest", "rules", "observability", "Exit status"]),
+    (["budget"], ["--slo NAME", "--window {28d,30d,month}", "--at ISO_TIME", "--json", "--store URL"]),
+    (["ingest"], ["--start ISO_TIME", "--end ISO_TIME", "--slo NAME", "--prometheus URL", "--store URL"]),
+    (["rules"], ["--out DIR", "--check", "--slos FILE", "--policies FILE", "include/prometheus"]),
+    (["observability"], ["--check"]),
+])
+def test_help_at_every_level_names_the_command_and_its_options(
+        capsys, command: list[str], options: list[str]) -> None:
+    code, out, _ = run([*command, "--help"], capsys)
+    assert code == 0
+    assert out.startswith(f"usage: {' '.join(['python -m gamesre', *command])} [-h]")
+    assert all(option in out for option in options), out

@@ -1,15 +1,13 @@
-"""`python -m gamesre observability`: write (or check) every generated observability file at once.
+"""Every generated observability file at once: what they should say, which are stale, writing the changed ones.
 
-The generators: scrape configuration, alert rules and Alertmanager routing (include/prometheus/,
-include/alertmanager/) and the Grafana dashboards with their provisioning (include/grafana/). Each module's
-`generate()` returns repository-relative path -> file text; nothing here knows what the files contain.
+`python -m gamesre observability [--check]` (gamesre/cli.py) runs these functions. The generators: scrape
+configuration, alert rules and Alertmanager routing (include/prometheus/, include/alertmanager/) and the Grafana
+dashboards with their provisioning (include/grafana/). Each module's `generate()` returns repository-relative
+path -> file text; nothing here knows what the files contain.
 """
 from __future__ import annotations
 
-import argparse
 import importlib
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from gamesre.core.paths import REPO_ROOT
@@ -37,44 +35,26 @@ def generated_files() -> dict[Path, str]:
     return files
 
 
+def _difference(target: Path, text: str) -> str | None:
+    """'missing', 'out of date', or None when the file on disk already says `text`."""
+    if not target.exists():
+        return "missing"
+    return "out of date" if target.read_text() != text else None
+
+
 def stale(files: dict[Path, str], root: Path = REPO_ROOT) -> list[str]:
     """Each generated file that is missing or differs from what is committed, as 'path: missing|out of date'."""
-    problems = []
+    return [f"{path}: {diff}" for path, text in sorted(files.items()) if (diff := _difference(root / path, text))]
+
+
+def write_changed(files: dict[Path, str], root: Path = REPO_ROOT) -> list[Path]:
+    """Write each generated file that is missing or differs (an unchanged file keeps its modification time);
+    return the paths written."""
+    written = []
     for path, text in sorted(files.items()):
         target = root / path
-        if not target.exists():
-            problems.append(f"{path}: missing")
-        elif target.read_text() != text:
-            problems.append(f"{path}: out of date")
-    return problems
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m gamesre observability",
-        description="Generate the Prometheus scrape configuration and alert rules, the Alertmanager configuration "
-                    "and the Grafana dashboards from include/config/ (SLO specs, metric contract, alerting.yaml).",
-    )
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 naming each file missing or differing from a fresh generation")
-    args = parser.parse_args(argv)
-    from gamesre.core.config import SpecError
-    from gamesre.core.contract import ContractError
-
-    try:
-        files = generated_files()
-    except (SpecError, ContractError, GenerationError, ValueError) as exc:
-        print(f"cannot generate: {exc}", file=sys.stderr)
-        return 2
-    if args.check:
-        problems = stale(files)
-        for line in problems:
-            print(f"{line}: run `python -m gamesre observability`", file=sys.stderr)
-        return 1 if problems else 0
-    for path, text in sorted(files.items()):
-        target = REPO_ROOT / path
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if not target.exists() or target.read_text() != text:
+        if _difference(target, text):
+            target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(text)
-            print(f"wrote {path}")
-    return 0
+            written.append(path)
+    return written
