@@ -1,0 +1,455 @@
+"""The SRE store's database: the engine, the tables and the numbered migrations, and what every part shares.
+
+Every part of the store (ledger, policy, maintenance, deploys, chaos, incidents, checklists) stands on
+`StoreDatabase`: one engine, the schema brought up to date on first use, the upsert per dialect, lock rows, and
+values stored the same on SQLite and PostgreSQL (UTC datetimes, JSON-safe documents).
+
+Schema changes are numbered migrations applied on first use, so a new database and an old one converge.
+Times are stored in UTC: ledger minutes as epoch seconds, everything else as timezone-aware timestamps.
+"""
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine, RowMapping
+
+from gamesre.core.errors import OutsideSystemError
+
+metadata = sa.MetaData()
+
+store_meta = sa.Table(
+    "store_meta", metadata,
+    sa.Column("key", sa.String(64), primary_key=True),
+    sa.Column("value", sa.String(256), nullable=False),
+)
+
+# One row per SLO per one-minute slice: the minute (t-60s, t] is keyed by its start t-60s. A row after a scrape
+# gap carries the gap's events and covers the gap's minutes too: `span` minutes in all (docs/slo.md).
+slo_ledger = sa.Table(
+    "slo_ledger", metadata,
+    sa.Column("slo", sa.String(128), primary_key=True),
+    sa.Column("minute", sa.BigInteger, primary_key=True),  # slice start, epoch seconds UTC, minute-aligned
+    sa.Column("good", sa.Float, nullable=False),
+    sa.Column("total", sa.Float, nullable=False),
+    sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("span", sa.Integer, nullable=False, server_default="1"),  # migration 5
+)
+
+# A packed copy of each SLO's ledger per UTC day, rebuilt from slo_ledger in the same transaction as every
+# upsert: reports read ~31 rows per SLO for a 30-day window instead of 43,200 (see benchmarks/README.md).
+slo_ledger_day = sa.Table(
+    "slo_ledger_day", metadata,
+    sa.Column("slo", sa.String(128), primary_key=True),
+    sa.Column("day", sa.BigInteger, primary_key=True),  # epoch seconds of the UTC day's start
+    sa.Column("minutes", sa.LargeBinary, nullable=False),  # int64 slice starts
+    sa.Column("good", sa.LargeBinary, nullable=False),  # float64
+    sa.Column("total", sa.LargeBinary, nullable=False),  # float64
+    sa.Column("span", sa.LargeBinary, nullable=True),  # int64; migration 5 (days packed before it: all 1)
+)
+
+slo_snapshot = sa.Table(
+    "slo_snapshot", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("slo", sa.String(128), nullable=False, index=True),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("window", sa.String(32), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.UniqueConstraint("slo", "at", "window", name="uq_snapshot_slo_at_window"),
+)
+
+# The latest published policy state per scope ("slo" or "service") and name; gates read this table.
+policy_state = sa.Table(
+    "policy_state", metadata,
+    sa.Column("scope", sa.String(16), primary_key=True),
+    sa.Column("name", sa.String(128), primary_key=True),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+)
+
+policy_state_history = sa.Table(
+    "policy_state_history", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("scope", sa.String(16), nullable=False),
+    sa.Column("name", sa.String(128), nullable=False),
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("computed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reasons", sa.JSON, nullable=False),
+    sa.Index("ix_policy_history_name_time", "scope", "name", "computed_at"),
+)
+
+
+# Maintenance windows, live-ops events and game-days: the record of planned work. Windows with
+# excludes_budget are subtracted from the SLO budgets of their services (raw figures are kept too).
+maintenance_window = sa.Table(
+    "maintenance_window", metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("kind", sa.String(16), nullable=False),  # recurring | one-off | adhoc | event | gameday
+    sa.Column("start", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("end", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("services", sa.JSON, nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("ticket", sa.String(128), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # scheduled | active | completed | cancelled
+    sa.Column("excludes_budget", sa.Boolean, nullable=False),
+    sa.Column("silence_ids", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("created_by", sa.String(128), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("cancelled_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("cancelled_by", sa.String(128), nullable=True),
+)
+
+
+# Deploys: one row per game_service_deploy run (the source of DORA metrics and of incident timelines), the
+# verdict of every analysis step, and the lock that keeps one deploy per service at a time.
+deployment = sa.Table(
+    "deployment", metadata,
+    sa.Column("id", sa.String(250), primary_key=True),  # the DAG run id
+    sa.Column("service", sa.String(128), nullable=False, index=True),
+    sa.Column("version", sa.String(128), nullable=False),
+    sa.Column("image", sa.String(512), nullable=False),
+    sa.Column("previous_version", sa.String(128), nullable=True),
+    sa.Column("strategy", sa.String(32), nullable=False),
+    sa.Column("stages", sa.JSON, nullable=False),  # requested stages, in order
+    sa.Column("backend", sa.String(32), nullable=False),
+    sa.Column("change_ticket", sa.String(128), nullable=False),
+    sa.Column("requested_by", sa.String(128), nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("forced", sa.Boolean, nullable=False),
+    sa.Column("force_reason", sa.Text, nullable=False),
+    # running | promoted | rolled_back | blocked | timed_out | invalid | failed | dry_run
+    sa.Column("outcome", sa.String(32), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("stage_log", sa.JSON, nullable=False),  # per stage: gates, started/finished, steps, outcome
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=True),  # first change to the service
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("rolled_back_at", sa.DateTime(timezone=True), nullable=True),  # traffic back on stable
+    sa.Column("run_url", sa.String(1024), nullable=False),
+)
+
+deploy_verdict = sa.Table(
+    "deploy_verdict", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("deployment_id", sa.String(250), nullable=False, index=True),
+    sa.Column("stage", sa.String(32), nullable=False),
+    sa.Column("step", sa.Integer, nullable=False),
+    sa.Column("step_label", sa.String(64), nullable=False),
+    sa.Column("decision", sa.String(16), nullable=False),  # pass | fail | timed_out | error
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("evidence", sa.JSON, nullable=False),  # queries, values, statistics, thresholds per SLI
+    sa.UniqueConstraint("deployment_id", "stage", "step", name="uq_verdict_step"),
+)
+
+deploy_lock = sa.Table(
+    "deploy_lock", metadata,
+    sa.Column("service", sa.String(128), primary_key=True),
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("version", sa.String(128), nullable=False),
+    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+# Chaos game-days: one row per experiment run (refused, dry and skipped runs too: a refusal records why), one
+# per game-day, the lock that keeps one game-day at a time, and open incidents (read by the chaos gate; the
+# incident workflow will write them).
+chaos_run = sa.Table(
+    "chaos_run", metadata,
+    sa.Column("id", sa.String(250), primary_key=True),  # the experiment run id (a DAG run id, or <gameday>/<n>)
+    sa.Column("experiment", sa.String(128), nullable=False, index=True),
+    sa.Column("title", sa.String(256), nullable=False),
+    sa.Column("service", sa.String(128), nullable=False, index=True),
+    sa.Column("backend", sa.String(32), nullable=False),
+    sa.Column("environment", sa.String(16), nullable=False),
+    sa.Column("gameday_id", sa.String(250), nullable=True, index=True),
+    sa.Column("fault", sa.JSON, nullable=False),
+    sa.Column("targets", sa.JSON, nullable=False),
+    sa.Column("blast_radius", sa.JSON, nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False),
+    sa.Column("requested_by", sa.String(128), nullable=False),
+    # running | pass | fail | aborted | error | invalid | refused | skipped | dry_run
+    sa.Column("verdict", sa.String(16), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("score", sa.Float, nullable=True),
+    sa.Column("weight", sa.Float, nullable=False),
+    sa.Column("gates", sa.JSON, nullable=False),
+    sa.Column("steady_before", sa.JSON, nullable=True),
+    sa.Column("steady_after", sa.JSON, nullable=True),
+    sa.Column("probes", sa.JSON, nullable=False),  # per probe: query, tolerance, samples, success %
+    sa.Column("abort", sa.JSON, nullable=True),
+    sa.Column("injection", sa.JSON, nullable=True),  # the backend's Injection (what to undo), once injected
+    sa.Column("recovery", sa.JSON, nullable=True),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("injected_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("aborted_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("recovered_at", sa.DateTime(timezone=True), nullable=True),  # recovery confirmed
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("run_url", sa.String(1024), nullable=False),
+)
+
+chaos_gameday = sa.Table(
+    "chaos_gameday", metadata,
+    sa.Column("id", sa.String(250), primary_key=True),  # the chaos_gameday DAG run id
+    sa.Column("suite", sa.String(128), nullable=False),
+    sa.Column("experiments", sa.JSON, nullable=False),  # the suite's experiment ids, in order
+    sa.Column("verdict", sa.String(16), nullable=False),  # running | pass | fail | refused | error
+    sa.Column("score", sa.Float, nullable=True),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False, index=True),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("run_url", sa.String(1024), nullable=False),
+)
+
+chaos_lock = sa.Table(
+    "chaos_lock", metadata,
+    sa.Column("name", sa.String(32), primary_key=True),  # always "gameday": one game-day at a time
+    sa.Column("run_id", sa.String(250), nullable=False),
+    sa.Column("experiment", sa.String(128), nullable=False),
+    sa.Column("acquired_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+incident = sa.Table(
+    "incident", metadata,
+    sa.Column("id", sa.String(128), primary_key=True),
+    sa.Column("severity", sa.String(8), nullable=False),  # sev0 | sev1 | sev2 | sev3
+    sa.Column("title", sa.Text, nullable=False),
+    sa.Column("services", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),  # open | mitigated | resolved
+    sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("details", sa.JSON, nullable=False),
+)
+
+
+# SLO checklists: one row per checklist run (daily, weekly, monthly) and one per item result with its evidence.
+checklist_run = sa.Table(
+    "checklist_run", metadata,
+    sa.Column("id", sa.String(250), primary_key=True),  # the DAG run id
+    sa.Column("cadence", sa.String(16), nullable=False, index=True),  # daily | weekly | monthly
+    sa.Column("period_start", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("period_end", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),  # the instant judged
+    sa.Column("status", sa.String(16), nullable=False),  # the worst item status, or running
+    sa.Column("counts", sa.JSON, nullable=False),  # status -> number of items
+    sa.Column("report", sa.JSON, nullable=False),  # where the report went: files, Slack delivery
+    sa.Column("run_url", sa.String(1024), nullable=False),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
+)
+
+checklist_result = sa.Table(
+    "checklist_result", metadata,
+    sa.Column("run_id", sa.String(250), primary_key=True),
+    sa.Column("item_id", sa.String(128), primary_key=True),
+    sa.Column("title", sa.String(256), nullable=False),
+    sa.Column("cadence", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False, index=True),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("evidence", sa.JSON, nullable=False),
+    sa.Column("owner", sa.String(128), nullable=False),
+    sa.Column("checked_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+def _migration_1(conn: Connection) -> None:
+    for table in (slo_ledger, slo_ledger_day, slo_snapshot, policy_state, policy_state_history, maintenance_window):
+        table.create(conn, checkfirst=True)
+
+
+def _migration_2(conn: Connection) -> None:
+    for table in (deployment, deploy_verdict, deploy_lock):
+        table.create(conn, checkfirst=True)
+
+
+def _migration_3(conn: Connection) -> None:
+    for table in (chaos_run, chaos_gameday, chaos_lock, incident):
+        table.create(conn, checkfirst=True)
+
+
+def _migration_4(conn: Connection) -> None:
+    for table in (checklist_run, checklist_result):
+        table.create(conn, checkfirst=True)
+
+
+def _add_column(conn: Connection, table: sa.Table, name: str) -> None:
+    """Add a column of the table's current definition, unless migration 1 just created the table with it."""
+    if name in {c["name"] for c in sa.inspect(conn).get_columns(table.name)}:
+        return
+    column = table.c[name]
+    ddl = f"ALTER TABLE {table.name} ADD COLUMN {name} {column.type.compile(dialect=conn.dialect)}"
+    if column.server_default is not None:
+        ddl += f" DEFAULT {column.server_default.arg}"  # type: ignore[attr-defined]
+    if not column.nullable:
+        ddl += " NOT NULL"
+    conn.execute(sa.text(ddl))
+
+
+def _migration_5(conn: Connection) -> None:
+    """Ledger rows carry the minutes they cover (`span`); existing rows cover their own minute."""
+    _add_column(conn, slo_ledger, "span")
+    _add_column(conn, slo_ledger_day, "span")
+
+
+# Append only: a migration, once released, never changes.
+MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3, _migration_4,
+                                                   _migration_5]
+
+
+class StoreError(OutsideSystemError):
+    """The store cannot be reached or used; the message names the database (without its password)."""
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(value: datetime) -> datetime:
+    """SQLite returns naive datetimes; everything stored is UTC, so make that explicit again."""
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def with_utc(row: RowMapping, *names: str) -> dict[str, Any]:
+    """The row as a dict, its datetime fields `names` made aware (None where they are empty)."""
+    return {**row, **{k: aware(row[k]) if row[k] else None for k in names}}
+
+
+def parse_time(value: datetime | str) -> datetime:
+    if isinstance(value, datetime):
+        return aware(value)
+    return aware(datetime.fromisoformat(value.replace("Z", "+00:00")))
+
+
+def json_safe_row(row: dict[str, Any]) -> dict[str, Any]:
+    return {k: (json_safe(v) if isinstance(v, list | dict) else v) for k, v in row.items()}
+
+
+def json_safe(value: Any) -> Any:
+    """Round-trip through JSON so numpy scalars and datetimes are stored the same on every database."""
+    return json.loads(json.dumps(value, default=_json_default))
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot store {type(value).__name__} as JSON")
+
+
+class StoreDatabase:
+    """The one engine under every part of the store; create with a SQLAlchemy URL. Migrates on first use."""
+
+    _lock = threading.Lock()
+
+    def __init__(self, url: str, *, engine: Engine | None = None):
+        self.url = url
+        self.engine = engine or sa.create_engine(url, future=True, pool_pre_ping=True)
+        self.dialect = self.engine.dialect.name
+        self._ensure_schema()
+
+    @property
+    def safe_url(self) -> str:
+        return self.engine.url.render_as_string(hide_password=True)
+
+    def _ensure_schema(self) -> None:
+        with self._lock:
+            try:
+                with self.engine.begin() as conn:
+                    store_meta.create(conn, checkfirst=True)
+                    version_q = sa.select(store_meta.c.value).where(store_meta.c.key == "schema_version")
+                    row = conn.execute(version_q).first()
+                    version = int(row[0]) if row else 0
+                    for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
+                        migration(conn)
+                        self._set_meta(conn, "schema_version", str(number))
+            except sa.exc.OperationalError as exc:
+                raise StoreError(f"cannot open the SRE store {self.safe_url}: {exc.orig}") from exc
+
+    def _set_meta(self, conn: Connection, key: str, value: str) -> None:
+        self._upsert(conn, store_meta, [{"key": key, "value": value}], ["key"], ["value"])
+
+    def schema_version(self) -> int:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(store_meta.c.value).where(store_meta.c.key == "schema_version")).first()
+        return int(row[0]) if row else 0
+
+    def _upsert(
+        self, conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], keys: list[str], update: list[str]
+    ) -> None:
+        if not rows:
+            return
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+            stmt = pg_insert(table)
+        elif self.dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            stmt = sqlite_insert(table)  # type: ignore[assignment]
+        else:
+            raise StoreError(f"the SRE store supports SQLite and PostgreSQL, not {self.dialect}")
+        stmt = stmt.on_conflict_do_update(index_elements=keys, set_={c: stmt.excluded[c] for c in update})
+        for start in range(0, len(rows), 5000):
+            conn.execute(stmt, list(rows[start : start + 5000]))
+
+    def _upsert_record(self, table: sa.Table, record: dict[str, Any], defaults: dict[str, Any]) -> None:
+        """Insert a whole record, or replace the fields it gives of the row with its id.
+
+        `defaults` fill the fields a new record does not give; they never overwrite a stored row.
+        """
+        update = [c for c in record if c != "id"]
+        with self.engine.begin() as conn:
+            self._upsert(conn, table, [json_safe_row({**defaults, **record})], ["id"], update)
+
+    def _update_record(self, table: sa.Table, record_id: str, fields: dict[str, Any], what: str) -> None:
+        """Change some fields of the row with this id; KeyError naming `what` if there is none."""
+        with self.engine.begin() as conn:
+            result = conn.execute(sa.update(table).where(table.c.id == record_id).values(**json_safe_row(fields)))
+        if result.rowcount == 0:
+            raise KeyError(f"no {what} {record_id!r} in the SRE store")
+
+    # --- lock rows (deploys, game-days) ------------------------------------------------------------------------
+
+    def _take_lock(self, table: sa.Table, key: sa.ColumnElement[bool], row: dict[str, Any],
+                   stale_after_s: float) -> dict[str, Any] | None:
+        """Insert the lock row (one INSERT: two racing runs cannot both win); None when taken, else the holder.
+
+        The holder's row is taken over when it is older than `stale_after_s` (its run crashed).
+        """
+        for _attempt in range(2):
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(sa.insert(table), [row])
+                return None
+            except sa.exc.IntegrityError:
+                current = self._lock_holder(table, key)
+                if current is None:
+                    continue  # released in between: try again
+                if current["run_id"] == row["run_id"]:
+                    return None
+                if (row["acquired_at"] - current["acquired_at"]).total_seconds() <= stale_after_s:
+                    return current
+                with self.engine.begin() as conn:  # stale: take it over only if it is still that stale row
+                    conn.execute(sa.delete(table).where(key, table.c.run_id == current["run_id"]))
+        return self._lock_holder(table, key)
+
+    def _lock_holder(self, table: sa.Table, key: sa.ColumnElement[bool]) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(sa.select(table).where(key)).mappings().first()
+        return None if row is None else with_utc(row, "acquired_at")
+
+    def _release_lock(self, table: sa.Table, key: sa.ColumnElement[bool], run_id: str) -> bool:
+        """Delete the lock row if this run holds it; True when it did."""
+        with self.engine.begin() as conn:
+            result = conn.execute(sa.delete(table).where(key, table.c.run_id == run_id))
+        return bool(result.rowcount)
