@@ -10,19 +10,32 @@ left injected unnoticed.
 """
 from __future__ import annotations
 
-import base64
-import html
-import io
 import math
 import re
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from gamesre.reports import document
+from gamesre.reports.charts import chart_text, figure_png
+from gamesre.reports.document import (
+    Block,
+    BulletList,
+    Chart,
+    Document,
+    Heading,
+    Link,
+    Paragraph,
+    Span,
+    Strong,
+    Table,
+    Tone,
+    safe_url,
+)
 from gamesre.reports.text import as_text, one_line
 
 KST = ZoneInfo("Asia/Seoul")
@@ -220,12 +233,6 @@ def _run_seconds(run: Run) -> float:
     return max((end - start).total_seconds(), 0.0) if start and end else 0.0
 
 
-def _safe_url(url: object) -> str | None:
-    """The URL when it is http(s) and plain; anything else (javascript:, data:, quotes, <>) is not linked."""
-    s = as_text(url).strip()
-    return s if re.match(r"^https?://[^\s<>\"'`|]+$", s, re.IGNORECASE) else None
-
-
 def _probe_counts(probe: Mapping[str, Any]) -> tuple[int, int, int]:
     """(samples, failed, no data) for one probe."""
     samples = [s for s in probe.get("samples") or [] if isinstance(s, list | tuple) and len(s) >= 2]
@@ -256,21 +263,7 @@ def probe_bounds(probe: Mapping[str, Any]) -> tuple[float | None, float | None]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Charts (matplotlib Figure + Agg canvas directly: no pyplot, so no global figure state)
-
-
-def _mpl_text(value: object) -> str:
-    """Text for matplotlib: `$` would start mathtext (and a stray one raises), so it is escaped."""
-    return one_line(value, 120).replace("$", r"\$")
-
-
-def _png(fig: Any) -> bytes:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+# Charts
 
 
 def _fault_window(run: Run) -> tuple[datetime, datetime] | None:
@@ -334,8 +327,8 @@ def timeline_chart(run: Run) -> bytes:
         for t, label, color in markers:
             if t is not None:
                 ax.axvline(mdates.date2num(t), color=color, linewidth=1.2, label=label if first else None)
-        name = _mpl_text(probe.get("name") or "no probes recorded")
-        tolerance = _mpl_text(probe.get("tolerance") or "")
+        name = chart_text(probe.get("name") or "no probes recorded")
+        tolerance = chart_text(probe.get("tolerance") or "")
         ax.set_title(f"{name}  ({tolerance})" if tolerance else name, fontsize=9, loc="left")
         if not samples:
             ax.text(0.5, 0.5, "no samples", transform=ax.transAxes, ha="center", va="center", color="grey")
@@ -346,9 +339,9 @@ def timeline_chart(run: Run) -> bytes:
         if first and ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="lower right")
     axes[-1].set_xlabel("time (KST)")
-    fig.suptitle(_mpl_text(f"{run.get('experiment') or '?'}: {_verdict(run)}"), fontsize=11)
+    fig.suptitle(chart_text(f"{run.get('experiment') or '?'}: {_verdict(run)}"), fontsize=11)
     fig.tight_layout()
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _is_gameday_entry(entry: Mapping[str, Any]) -> bool:
@@ -378,7 +371,7 @@ def score_trend_chart(history: Iterable[Mapping[str, Any]], *, gameday: Mapping[
         if name == "game day":
             ax.plot(xs, ys, color="black", linestyle="--", marker="*", markersize=10, label="game day")
         else:
-            ax.plot(xs, ys, marker="o", markersize=4, linewidth=1.4, label=_mpl_text(name))
+            ax.plot(xs, ys, marker="o", markersize=4, linewidth=1.4, label=chart_text(name))
         bad = [(x, y) for x, y, v in points if v in _PROBLEM_VERDICTS]
         if bad:
             ax.plot([x for x, _ in bad], [y for _, y in bad], linestyle="none", marker="x", color="tab:red",
@@ -395,55 +388,15 @@ def score_trend_chart(history: Iterable[Mapping[str, Any]], *, gameday: Mapping[
     ax.set_title("Resilience score per run (failed, aborted, error crossed)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    return _png(fig)
+    return figure_png(fig)
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The report as a small document, rendered to Markdown and to HTML (so both always say the same)
+# The report as one document, written as Markdown and HTML (so both always say the same)
 
-
-@dataclass(frozen=True)
-class _Heading:
-    level: int
-    text: str
-
-
-@dataclass(frozen=True)
-class _Para:
-    text: str
-    loud: bool = False  # bold in Markdown, a red alert box in HTML
-
-
-@dataclass(frozen=True)
-class _Bullets:
-    title: str
-    items: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class _Table:
-    header: tuple[str, ...]
-    rows: tuple[tuple[str, ...], ...]
-    row_verdicts: tuple[str, ...] = ()  # HTML colours rows by verdict
-
-
-@dataclass(frozen=True)
-class _Link:
-    label: str
-    url: str | None
-
-
-@dataclass(frozen=True)
-class _Chart:
-    """Only in HTML (Markdown has nowhere to put the image)."""
-
-    kind: Literal["timeline", "trend"]
-    run: Run | None = None
-    history: tuple[Mapping[str, Any], ...] = field(default_factory=tuple)
-    gameday: Mapping[str, Any] | None = None
-
-
-_Block = _Heading | _Para | _Bullets | _Table | _Link | _Chart
+# A row's colour in HTML; a verdict not listed here is shown like a failure (an unknown outcome is never good news).
+VERDICT_TONE: dict[str, Tone] = {"fail": "fail", "aborted": "fail", "error": "fail", "invalid": "", "refused": "warn",
+                                 "pass": "pass", "dry_run": "muted", "skipped": "muted"}
 
 
 def _summary_line(runs: Sequence[Run], gameday: Mapping[str, Any] | None) -> str:
@@ -490,28 +443,28 @@ def _history_line(run: Run, history: Sequence[Mapping[str, Any]]) -> str | None:
     return "Score history: " + " → ".join([*steps, f"{_score(run.get('score'))} (this run)"])
 
 
-def _steady_table(steady: Mapping[str, Any]) -> _Table:
+def _steady_table(steady: Mapping[str, Any]) -> Table:
     rows = tuple((as_text(p.get("name")), _value(p.get("value")), as_text(p.get("tolerance")) or "-",
                   _result(p.get("passed")))
                  for p in steady.get("probes") or [] if isinstance(p, Mapping))
-    return _Table(("probe", "value", "tolerance", "result"), rows)
+    return Table(("probe", "value", "tolerance", "result"), rows)
 
 
-def _run_blocks(run: Run, history: Sequence[Mapping[str, Any]]) -> list[_Block]:
+def _run_blocks(run: Run, history: Sequence[Mapping[str, Any]]) -> list[Block]:
     verdict = _verdict(run)
-    blocks: list[_Block] = [_Heading(2, f"{as_text(run.get('experiment')) or '?'}: {verdict.upper()}")]
+    blocks: list[Block] = [Heading(2, f"{as_text(run.get('experiment')) or '?'}: {verdict.upper()}")]
     facts = [as_text(run.get("title")), f"service {as_text(run.get('service')) or '-'}",
              f"backend {as_text(run.get('backend')) or '-'}", f"environment {as_text(run.get('environment')) or '-'}",
              f"requested by {as_text(run.get('requested_by')) or '-'}"]
     if run.get("dry_run"):
         facts.append("dry run")
-    blocks.append(_Para(" · ".join(f for f in facts if f)))
-    blocks.append(_Para(f"Verdict {verdict}, score {_score(run.get('score'))} (weight "
-                        f"{_weight(run.get('weight'))}): {one_line(run.get('reason')) or 'no reason recorded'}"))
+    blocks.append(Paragraph(" · ".join(f for f in facts if f)))
+    blocks.append(Paragraph(f"Verdict {verdict}, score {_score(run.get('score'))} (weight "
+                            f"{_weight(run.get('weight'))}): {one_line(run.get('reason')) or 'no reason recorded'}"))
     if loud := _loud_recovery(run):
-        blocks.append(_Para(loud, loud=True))
+        blocks.append(Paragraph(loud, "alert"))
     if line := _history_line(run, history):
-        blocks.append(_Para(line))
+        blocks.append(Paragraph(line))
 
     gates = sorted((g for g in run.get("gates") or [] if isinstance(g, Mapping)), key=lambda g: g.get("passed") is True)
     if gates:
@@ -522,46 +475,46 @@ def _run_blocks(run: Run, history: Sequence[Mapping[str, Any]]) -> list[_Block]:
             tail = f"; evidence: {one_line(evidence, 200)}" if evidence else ""
             state = "passed" if g.get("passed") is True else "refused"
             items.append(f"{state}: {reason} (gate {as_text(g.get('gate'))}){tail}")
-        blocks.append(_Bullets("Gates", tuple(items)))
+        blocks.append(BulletList("Gates", items))
 
     timeline = run.get("timeline") or {}
     steps = tuple(f"{label}: {_kst(timeline.get(key))}" for key, label in
                   (("requested_at", "requested"), ("injected_at", "injected"), ("aborted_at", "aborted"),
                    ("recovered_at", "recovered"), ("finished_at", "finished")) if timeline.get(key))
     targets = ", ".join(as_text(t) for t in run.get("targets") or []) or "-"
-    blocks.append(_Bullets("Fault", (f"fault: {_fault(run)}", f"targets: {targets}",
-                                     f"blast radius: {_blast_radius(run)}", *steps)))
+    blocks.append(BulletList("Fault", (f"fault: {_fault(run)}", f"targets: {targets}",
+                                       f"blast radius: {_blast_radius(run)}", *steps)))
 
     before, after = run.get("steady_before"), run.get("steady_after")
     if isinstance(before, Mapping):
-        blocks.append(_Para(f"Steady state before: {_result(before.get('passed'))}"))
+        blocks.append(Paragraph(f"Steady state before: {_result(before.get('passed'))}"))
         blocks.append(_steady_table(before))
     else:
-        blocks.append(_Para("Steady state before: not checked"))
+        blocks.append(Paragraph("Steady state before: not checked"))
     if isinstance(after, Mapping):
         within, allowed = _float(after.get("recovered_within_s")), after.get("recovery_time_s")
         back = (f"back to steady state after {_duration(within)} (allowed {_duration(allowed)})" if within is not None
                 else f"not back to steady state within {_duration(allowed)}")
-        blocks.append(_Para(f"Steady state after: {_result(after.get('passed'))}, {back}"))
+        blocks.append(Paragraph(f"Steady state after: {_result(after.get('passed'))}, {back}"))
         blocks.append(_steady_table(after))
     else:
-        blocks.append(_Para("Steady state after: not checked"))
+        blocks.append(Paragraph("Steady state after: not checked"))
 
     abort = run.get("abort")
     if isinstance(abort, Mapping):
         at = abort.get("at") or timeline.get("aborted_at")
-        blocks.append(_Para(f"Aborted by rule {as_text(abort.get('rule')) or '?'} at {_kst(at)}: "
-                            f"{one_line(abort.get('reason')) or 'no reason recorded'}"))
+        blocks.append(Paragraph(f"Aborted by rule {as_text(abort.get('rule')) or '?'} at {_kst(at)}: "
+                                f"{one_line(abort.get('reason')) or 'no reason recorded'}"))
 
     state = recovery_state(run)
     recovery = run.get("recovery") or {}
     if state == "recovered":
         attempts = recovery.get("attempts")
         detail = one_line(recovery.get("detail"))
-        blocks.append(_Para("Recovery: recovered" + (f" after {attempts} attempt{'' if attempts == 1 else 's'}"
-                                                     if attempts else "") + (f": {detail}" if detail else "")))
+        blocks.append(Paragraph("Recovery: recovered" + (f" after {attempts} attempt{'' if attempts == 1 else 's'}"
+                                                         if attempts else "") + (f": {detail}" if detail else "")))
     elif state == "not_needed":
-        blocks.append(_Para("Recovery: nothing was injected"))
+        blocks.append(Paragraph("Recovery: nothing was injected"))
     # "failed" and "unknown" were already said loudly above
 
     probes = [p for p in run.get("probes") or [] if isinstance(p, Mapping)]
@@ -571,17 +524,18 @@ def _run_blocks(run: Run, history: Sequence[Mapping[str, Any]]) -> list[_Block]:
             n, failed, no_data = _probe_counts(p)
             rows.append((as_text(p.get("name")), as_text(p.get("tolerance")) or "-", _weight(p.get("weight")), str(n),
                          str(failed), str(no_data), _pct(p.get("success_pct"))))
-        blocks.append(_Para("Probes during the experiment"))
-        blocks.append(_Table(("probe", "tolerance", "weight", "samples", "failed", "no data", "success"),
-                             tuple(rows)))
+        blocks.append(Paragraph("Probes during the experiment"))
+        blocks.append(Table(("probe", "tolerance", "weight", "samples", "failed", "no data", "success"), rows))
     if probes or timeline.get("injected_at"):
-        blocks.append(_Chart("timeline", run=run))
-    blocks.append(_Link("Airflow run", _safe_url(run.get("run_url"))))
+        blocks.append(Chart(f"probe values over time for {as_text(run.get('experiment'))}",
+                            partial(timeline_chart, run)))
+    url = safe_url(run.get("run_url"))
+    blocks.append(Paragraph((Link("Airflow run", url),) if url else "Airflow run: no link recorded"))
     return blocks
 
 
 def _document(runs: Iterable[Run], gameday: Mapping[str, Any] | None,
-              history: Iterable[Mapping[str, Any]]) -> tuple[str, list[_Block]]:
+              history: Iterable[Mapping[str, Any]]) -> Document:
     ordered = order_runs(runs)
     past = tuple(history)
     if gameday:
@@ -592,115 +546,38 @@ def _document(runs: Iterable[Run], gameday: Mapping[str, Any] | None,
         started = min((t for t in (_parse_time((r.get("timeline") or {}).get("requested_at")) for r in ordered)
                        if t is not None), default=None)
         title = "Chaos experiments" + (f": {_kst(started, '%Y-%m-%d %H:%M')}" if started else "")
-    blocks: list[_Block] = [_Heading(1, " ".join(title.split())), _Para(_summary_line(ordered, gameday))]
+    blocks: list[Block] = [Paragraph(_summary_line(ordered, gameday))]
     if gameday:
-        blocks.append(_Para(f"Game day {as_text(gameday.get('id'))}: {_kst(gameday.get('started_at'))} to "
-                            f"{_kst(gameday.get('finished_at'))}"))
-    blocks.extend(_Para(loud, loud=True) for loud in (_loud_recovery(r) for r in ordered) if loud)
-    blocks.append(_Table(
+        blocks.append(Paragraph(f"Game day {as_text(gameday.get('id'))}: {_kst(gameday.get('started_at'))} to "
+                                f"{_kst(gameday.get('finished_at'))}"))
+    blocks.extend(Paragraph(loud, "alert") for loud in (_loud_recovery(r) for r in ordered) if loud)
+    blocks.append(Table(
         ("experiment", "verdict", "score", "fault", "targets", "blast radius", "reason"),
-        tuple((as_text(r.get("experiment")), _verdict(r), _score(r.get("score")), _fault(r),
-               ", ".join(as_text(t) for t in r.get("targets") or []) or "-", _blast_radius(r),
-               one_line(r.get("reason"), 200)) for r in ordered),
-        tuple(_verdict(r) for r in ordered)))
+        [(as_text(r.get("experiment")), _verdict(r), _score(r.get("score")), _fault(r),
+          ", ".join(as_text(t) for t in r.get("targets") or []) or "-", _blast_radius(r),
+          one_line(r.get("reason"), 200)) for r in ordered],
+        row_tones=[VERDICT_TONE.get(_verdict(r), "fail") for r in ordered]))
     known = {h.get("id") for h in past}
     current = tuple({"id": r.get("id"), "experiment": r.get("experiment"), "verdict": r.get("verdict"),
                      "score": r.get("score"), "finished_at": (r.get("timeline") or {}).get("finished_at")}
                     for r in ordered if r.get("id") not in known)
     if past or gameday:
-        blocks.append(_Chart("trend", history=past + current, gameday=gameday))
+        blocks.append(Chart("resilience score trend", partial(score_trend_chart, past + current, gameday=gameday)))
     for run in ordered:
         blocks.extend(_run_blocks(run, past))
-    return " ".join(title.split()), blocks
-
-
-def _md(text: object, limit: int = 2000) -> str:
-    """One line of Markdown text; `<` is written as an entity so stored text cannot smuggle in raw HTML."""
-    return one_line(text, limit).replace("<", "&lt;")
-
-
-def _md_cell(text: str) -> str:
-    return _md(text).replace("|", "\\|") or " "
+    return Document(" ".join(title.split()), blocks)
 
 
 def render_markdown(runs: Iterable[Run], *, gameday: Mapping[str, Any] | None = None,
                     history: Iterable[Mapping[str, Any]] = ()) -> str:
     """The report as Markdown: summary, a table of experiments, then one section per experiment, problems first."""
-    _, blocks = _document(runs, gameday, history)
-    out: list[str] = []
-    for b in blocks:
-        if isinstance(b, _Heading):
-            out.append(f"{'#' * b.level} {_md(b.text)}")
-        elif isinstance(b, _Para):
-            text = _md(b.text)
-            out.append(f"**{text}**" if b.loud else text)
-        elif isinstance(b, _Bullets):
-            out.append(f"{b.title}:\n\n" + "\n".join(f"- {_md(i)}" for i in b.items))
-        elif isinstance(b, _Table):
-            lines = ["| " + " | ".join(_md_cell(h) for h in b.header) + " |", "|" + "---|" * len(b.header)]
-            lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in b.rows]
-            out.append("\n".join(lines))
-        elif isinstance(b, _Link):
-            out.append(f"[{b.label}]({b.url})" if b.url else f"{b.label}: no link recorded")
-    return "\n\n".join(out) + "\n"
-
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1100px;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1em}th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;
-vertical-align:top;font-size:.92em}th{background:#f3f3f3}
-tr.v-fail td,tr.v-aborted td,tr.v-error td,tr.v-unknown td{background:#fde8e8}tr.v-pass td{background:#eaf7ea}
-tr.v-refused td{background:#fff4dc}tr.v-skipped td,tr.v-dry_run td{color:#777}
-.alert{background:#b00020;color:#fff;padding:.6em 1em;border-radius:4px;font-weight:bold}
-img{max-width:100%;border:1px solid #ddd}h2{border-top:1px solid #ddd;padding-top:1em}
-"""
-
-
-def _img(png: bytes, alt: str) -> str:
-    return (f'<img alt="{html.escape(alt)}" src="data:image/png;base64,'
-            f'{base64.b64encode(png).decode("ascii")}">')
-
-
-def _html_chart(chart: _Chart) -> str:
-    try:
-        if chart.kind == "timeline" and chart.run is not None:
-            name = as_text(chart.run.get("experiment"))
-            return _img(timeline_chart(chart.run), f"probe values over time for {name}")
-        return _img(score_trend_chart(chart.history, gameday=chart.gameday), "resilience score trend")
-    except (ValueError, TypeError, KeyError, OverflowError) as exc:  # odd stored data must not lose the report
-        return f"<p>chart unavailable: {html.escape(one_line(exc))}</p>"
+    return document.render_markdown(_document(runs, gameday, history))
 
 
 def render_html(runs: Iterable[Run], *, gameday: Mapping[str, Any] | None = None,
                 history: Iterable[Mapping[str, Any]] = ()) -> str:
     """The report as one self-contained HTML page (inline CSS, charts as base64 PNG); all text escaped."""
-    title, blocks = _document(runs, gameday, history)
-    e = html.escape
-    out: list[str] = []
-    for b in blocks:
-        if isinstance(b, _Heading):
-            out.append(f"<h{b.level}>{e(b.text)}</h{b.level}>")
-        elif isinstance(b, _Para):
-            out.append(f'<p class="alert">{e(b.text)}</p>' if b.loud else f"<p>{e(b.text)}</p>")
-        elif isinstance(b, _Bullets):
-            out.append(f"<p>{e(b.title)}:</p><ul>" + "".join(f"<li>{e(i)}</li>" for i in b.items) + "</ul>")
-        elif isinstance(b, _Table):
-            head = "".join(f"<th>{e(h)}</th>" for h in b.header)
-            rows = []
-            for i, row in enumerate(b.rows):
-                verdict = b.row_verdicts[i] if i < len(b.row_verdicts) else ""
-                css = f"v-{verdict}" if verdict in VERDICT_ORDER else "v-unknown" if verdict else ""
-                cls = f' class="{css}"' if css else ""
-                rows.append(f"<tr{cls}>" + "".join(f"<td>{e(c)}</td>" for c in row) + "</tr>")
-            out.append(f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
-        elif isinstance(b, _Link):
-            out.append(f'<p><a href="{e(b.url, quote=True)}">{e(b.label)}</a></p>' if b.url
-                       else f"<p>{e(b.label)}: no link recorded</p>")
-        elif isinstance(b, _Chart):
-            out.append(_html_chart(b))
-    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>{e(title)}</title><style>{_CSS}</style></head><body>\n" + "\n".join(out)
-            + "\n</body></html>\n")
+    return document.render_html(_document(runs, gameday, history))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -727,7 +604,7 @@ def _failure_text(run: Run) -> str:
                          f"{_pct(p.get('success_pct'))} success, {failed} failed / {no_data} no data of {n}")
     if loud := _loud_recovery(run):
         lines.append(loud)
-    if url := _safe_url(run.get("run_url")):
+    if url := safe_url(run.get("run_url")):
         lines.append(f"run: {url}")
     return "\n".join(lines)
 
@@ -756,7 +633,7 @@ def junit_xml(runs: Iterable[Run], *, suite_name: str) -> str:
         props = ET.SubElement(case, "properties")
         for key, value in (("verdict", verdict), ("score", run.get("score")), ("weight", run.get("weight")),
                            ("run_id", run.get("id")), ("backend", run.get("backend")),
-                           ("run_url", _safe_url(run.get("run_url")))):
+                           ("run_url", safe_url(run.get("run_url")))):
             if value is not None:
                 ET.SubElement(props, "property", name=key, value=_xml(value))
         reason = _xml(one_line(run.get("reason")) or verdict)
@@ -789,39 +666,36 @@ def junit_xml(runs: Iterable[Run], *, suite_name: str) -> str:
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suite, encoding="unicode") + "\n"
 
 
-def _slack(text: object) -> str:
-    """Slack mrkdwn needs &, < and > escaped (they start entities and links)."""
-    return as_text(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 def slack_summary(runs: Iterable[Run], *, gameday: Mapping[str, Any] | None = None,
                   report_url: str | None = None) -> str:
     """Slack mrkdwn: a header with counts and the game-day score, a :rotating_light: line per fault that may
-    still be injected, then one line per experiment, problems first."""
+    still be injected, then one line per experiment, problems first (within Slack's length, see render_slack)."""
     ordered = order_runs(runs)
-    suite = _slack(one_line(gameday.get("suite"))) if gameday else ""
-    head = "*Chaos experiments*" if not gameday else f"*Chaos game day {suite}*" if suite else "*Chaos game day*"
-    lines = [f"{head} · {_slack(_summary_line(ordered, gameday))}"]
-    if url := _safe_url(report_url):
-        lines[0] += f" · <{url}|full report>"
+    suite = one_line(gameday.get("suite")) if gameday else ""
+    head: list[Span] = [Strong("Chaos experiments" if not gameday else f"Chaos game day {suite}" if suite
+                               else "Chaos game day"), f" · {_summary_line(ordered, gameday)}"]
+    if url := safe_url(report_url):
+        head += [" · ", Link("full report", url)]
+    lines: list[Block] = [Paragraph(tuple(head))]
     for run in ordered:
         state = recovery_state(run)
+        injected = ", ".join(still_injected(run))
         if state == "failed":
             detail = one_line((run.get("recovery") or {}).get("detail"), 200)
-            lines.append(f":rotating_light: still injected: *{_slack(run.get('experiment'))}* → "
-                         f"{_slack(', '.join(still_injected(run)))}" + (f" ({_slack(detail)})" if detail else ""))
+            lines.append(Paragraph((":rotating_light: still injected: ", Strong(as_text(run.get("experiment"))),
+                                    f" → {injected}" + (f" ({detail})" if detail else ""))))
         elif state == "unknown":
-            lines.append(f":rotating_light: still injected? no recovery recorded for "
-                         f"*{_slack(run.get('experiment'))}*, check {_slack(', '.join(still_injected(run)))}")
+            lines.append(Paragraph((":rotating_light: still injected? no recovery recorded for ",
+                                    Strong(as_text(run.get("experiment"))), f", check {injected}")))
     for run in ordered:
         verdict = _verdict(run)
-        line = (f"{VERDICT_EMOJI.get(verdict, ':grey_question:')} *{_slack(run.get('experiment'))}* "
-                f"({_slack(run.get('service'))}) {_slack(verdict)} · score {_score(run.get('score'))}")
+        line: list[Span] = [f"{VERDICT_EMOJI.get(verdict, ':grey_question:')} ", Strong(as_text(run.get("experiment"))),
+                            f" ({as_text(run.get('service'))}) {verdict} · score {_score(run.get('score'))}"]
         if reason := one_line(run.get("reason"), 300):
-            line += f" · {_slack(reason)}"
+            line.append(f" · {reason}")
         if isinstance(abort := run.get("abort"), Mapping):
-            line += f" · aborted by {_slack(abort.get('rule'))}"
-        if url := _safe_url(run.get("run_url")):
-            line += f" · <{url}|run>"
-        lines.append(line)
-    return "\n".join(lines)
+            line.append(f" · aborted by {as_text(abort.get('rule'))}")
+        if url := safe_url(run.get("run_url")):
+            line += [" · ", Link("run", url)]
+        lines.append(Paragraph(tuple(line)))
+    return document.render_slack(Document("", lines))

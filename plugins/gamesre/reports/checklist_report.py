@@ -13,20 +13,35 @@ every other number stays in the stored evidence.
 """
 from __future__ import annotations
 
-import base64
-import html
-import io
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from gamesre.checklists.result import REPORT_ORDER, ItemResult, order_for_report
+from gamesre.reports import document
+from gamesre.reports.charts import chart_text, figure_png
+from gamesre.reports.document import (
+    SLACK_MAX_CHARS,
+    Block,
+    BulletList,
+    Chart,
+    Code,
+    Document,
+    Facts,
+    Heading,
+    Link,
+    Paragraph,
+    Span,
+    Strong,
+    Table,
+    Tone,
+    safe_url,
+)
 from gamesre.reports.text import as_text, one_line
 
 KST = ZoneInfo("Asia/Seoul")
@@ -35,11 +50,11 @@ STATUS_EMOJI = {"fail": "❌", "error": "💥", "warn": "⚠️", "manual": "�
 SLACK_EMOJI = {"fail": ":x:", "error": ":boom:", "warn": ":warning:", "manual": ":memo:",
                "pass": ":white_check_mark:"}
 STATUS_COLOR = {"fail": "#d62728", "error": "#9467bd", "warn": "#ff7f0e", "manual": "#1f77b4", "pass": "#2ca02c"}
+STATUS_TONE: dict[str, Tone] = {"fail": "fail", "error": "error", "warn": "warn", "manual": "note", "pass": "pass"}
 
 MAX_TABLE_ROWS = 10  # per table; the stored evidence keeps up to 50 and says how many there were
 MAX_COLUMNS = 10
 MAX_INLINE_VALUES = 8  # values of a list or mapping written on one line
-SLACK_MAX_CHARS = 3000  # well under Slack's 40,000: a summary people read, not the report
 
 # Chart names, also the suffix of the PNG files the DAG writes: keep them filename-safe.
 STATUS_CHART = "status-overview"
@@ -217,29 +232,11 @@ def _key_order(key: object) -> tuple[float, str]:
     return (int(m.group(1)) * _UNIT_SECONDS[m.group(2)] if m else math.inf, str(key))
 
 
-def _safe_url(url: object) -> str | None:
-    """The URL when it is http(s) and plain; anything else (javascript:, data:, quotes, <>) is not linked."""
-    s = as_text(url).strip()
-    return s if re.match(r"^https?://[^\s<>\"'`|]+$", s, re.IGNORECASE) else None
-
-
 # ---------------------------------------------------------------------------------------------------------------
-# Inline text: plain strings, code spans and links, written out by each format
+# Inline text: plain strings, code spans and links
 
 
-@dataclass(frozen=True)
-class _Code:
-    text: str
-
-
-@dataclass(frozen=True)
-class _Link:
-    label: str
-    url: str
-
-
-_Span = str | _Code | _Link
-_Inline = tuple[_Span, ...]
+_Inline = tuple[Span, ...]
 
 
 def _short_url(url: str, limit: int = 60) -> str:
@@ -247,11 +244,11 @@ def _short_url(url: str, limit: int = 60) -> str:
     return bare if len(bare) <= limit else bare[: limit - 1] + "…"
 
 
-def _string(key: str, value: str, limit: int = 200) -> _Span:
+def _string(key: str, value: str, limit: int = 200) -> Span:
     if _kind(key) == "code":
-        return _Code(one_line(value, 300))
-    if url := _safe_url(value):
-        return _Link(_short_url(url), url)
+        return Code(one_line(value, 300))
+    if url := safe_url(value):
+        return Link(_short_url(url), url)
     return _instant(value) or one_line(value, limit)
 
 
@@ -273,7 +270,7 @@ def _is_series(value: object) -> bool:
 
 
 def _joined(parts: Sequence[_Inline], total: int, limit: int) -> _Inline:
-    out: list[_Span] = []
+    out: list[Span] = []
     for i, part in enumerate(parts[:limit]):
         if i:
             out.append(", ")
@@ -299,7 +296,7 @@ def _inline(key: str, value: Any, limit: int = MAX_INLINE_VALUES) -> _Inline:
         if not value:
             return ("none",)
         if kind == "code":
-            return (_Code(one_line(value, 300)),)
+            return (Code(one_line(value, 300)),)
         parts: list[_Inline] = []
         for k, v in sorted(value.items(), key=lambda kv: _key_order(kv[0])):  # the stored order is alphabetical
             # a value takes its own key's format when it has one (`target`), else its parent's (`burn_rates`)
@@ -321,52 +318,7 @@ def _inline(key: str, value: Any, limit: int = MAX_INLINE_VALUES) -> _Inline:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The report as a small document, rendered to Markdown and to HTML (so both always say the same)
-
-
-@dataclass(frozen=True)
-class _Heading:
-    level: int
-    text: str
-    status: str = ""  # an item's heading: its emoji in Markdown, its colour in HTML
-
-
-@dataclass(frozen=True)
-class _Para:
-    spans: _Inline
-    style: str = ""  # "strong" or "meta"
-
-
-@dataclass(frozen=True)
-class _Facts:
-    items: tuple[tuple[str, _Inline], ...]
-
-
-@dataclass(frozen=True)
-class _Bullets:
-    title: str
-    items: tuple[_Inline, ...]
-    ordered: bool = False
-
-
-@dataclass(frozen=True)
-class _Table:
-    title: str
-    header: tuple[str, ...]
-    rows: tuple[tuple[_Inline, ...], ...]
-    statuses: tuple[str, ...] = ()  # HTML colours a row by its status
-    note: str = ""
-
-
-@dataclass(frozen=True)
-class _Chart:
-    """Only in HTML (Markdown has nowhere to put the image); drawn when `charts` has it."""
-
-    key: str
-    alt: str
-
-
-_Block = _Heading | _Para | _Facts | _Bullets | _Table | _Chart
+# The report as one document, written as Markdown and HTML (so both always say the same)
 
 
 def _title(cadence: str, period_label: str) -> str:
@@ -389,7 +341,7 @@ def _cell(row: Mapping[str, Any], column: str) -> _Inline:
 
 
 def _table_blocks(check: str, path: str, title: str, rows: Sequence[Mapping[str, Any]], total: int | None,
-                  lead: str | None = None) -> list[_Block]:
+                  lead: str | None = None) -> list[Block]:
     """A table of `rows` (at most MAX_TABLE_ROWS, saying how many of `total` were left out), then one table per
     nested list of rows, each row carrying the `lead` column that names its parent."""
     seen = list(dict.fromkeys(str(k) for row in rows for k in row))
@@ -415,9 +367,9 @@ def _table_blocks(check: str, path: str, title: str, rows: Sequence[Mapping[str,
         notes.append(f"{whole - len(shown)} more row{'' if whole - len(shown) == 1 else 's'} not shown")
     if hidden:
         notes.append(f"{hidden} more column{'' if hidden == 1 else 's'} in the stored evidence")
-    blocks: list[_Block] = [_Table(
-        title, tuple(_human(c) for c in columns), tuple(tuple(_cell(row, c) for c in columns) for row in shown),
-        tuple(as_text(row.get("status")) for row in shown), "; ".join(notes))]
+    blocks: list[Block] = [Table(
+        [_human(c) for c in columns], [[_cell(row, c) for c in columns] for row in shown], title=title,
+        row_tones=[STATUS_TONE.get(as_text(row.get("status")), "") for row in shown], note="; ".join(notes))]
     label = next((c for c in (lead, *_LABEL_COLUMNS) if c and c in plain), None)
     for column in nested:
         children = [{**({label: row.get(label)} if label else {}), **child}
@@ -431,13 +383,13 @@ def _singular(key: str) -> str:
     return key[:-1] if key.endswith("s") and len(key) > 3 else key
 
 
-def _evidence_blocks(result: ItemResult) -> list[_Block]:
+def _evidence_blocks(result: ItemResult) -> list[Block]:
     """The item's own evidence (runner keys aside): facts first, then tables and long lists (what is wrong first,
     then by name), then the thresholds."""
     ev = result.evidence
     check = as_text(ev.get("check"))
     facts: list[tuple[str, _Inline]] = []
-    rest: list[_Block] = []
+    rest: list[Block] = []
     for key in sorted(ev, key=lambda k: (_FIRST_KEYS.index(k) if k in _FIRST_KEYS else len(_FIRST_KEYS), k)):
         value = ev[key]
         if key in _RUNNER_KEYS or key in _SEPARATE_KEYS:
@@ -454,13 +406,12 @@ def _evidence_blocks(result: ItemResult) -> list[_Block]:
         elif isinstance(value, Mapping) and len(value) > 6 and all(_is_scalar(v) for v in value.values()):
             order = _COLUMNS.get((check, key), ())
             names = [k for k in order if k in value] + sorted(k for k in value if k not in order)
-            rest.append(_Table(_human(key), ("", "value"),
-                               tuple(((_human(k),), _inline(k, value[k])) for k in names)))
+            rest.append(Table(("", "value"), [(_human(k), _inline(k, value[k])) for k in names], title=_human(key)))
         elif isinstance(value, list) and value and all(isinstance(v, str) for v in value) \
                 and (key == "steps" or any(len(v) > 60 for v in value)):
-            rest.append(_Bullets(_human(key), tuple((_string(key, v, 400),) for v in value[:20])
-                                 + (((f"+{len(value) - 20} more",),) if len(value) > 20 else ()),
-                                 ordered=key == "steps"))
+            rest.append(BulletList(_human(key), [(_string(key, v, 400),) for v in value[:20]]
+                                   + ([f"+{len(value) - 20} more"] if len(value) > 20 else []),
+                                   numbered=key == "steps"))
         elif _is_series(value):
             facts.append((_human(key), (f"{len(value)} values (in the stored evidence)",)))
         else:
@@ -472,11 +423,11 @@ def _evidence_blocks(result: ItemResult) -> list[_Block]:
     said = {k: v for k, v in thresholds.items() if v is not None} if isinstance(thresholds, Mapping) else {}
     limits = [("thresholds", _inline("thresholds", said, limit=12))] if said else []
     if not rest:
-        return [_Facts(tuple(facts + limits))] if facts or limits else []
-    return [*([_Facts(tuple(facts))] if facts else []), *rest, *([_Facts(tuple(limits))] if limits else [])]
+        return [Facts(facts + limits)] if facts or limits else []
+    return [*([Facts(facts)] if facts else []), *rest, *([Facts(limits)] if limits else [])]
 
 
-def _inputs_block(inputs: object) -> _Bullets | None:
+def _inputs_block(inputs: object) -> BulletList | None:
     """Where the data came from: per input its source, queries (code) and links, or why it was unavailable."""
     if not isinstance(inputs, Mapping) or not inputs:
         return None
@@ -484,7 +435,7 @@ def _inputs_block(inputs: object) -> _Bullets | None:
     for name, doc in sorted(inputs.items(), key=lambda kv: str(kv[0])):
         if not isinstance(doc, Mapping):
             continue
-        spans: list[_Span] = [_Code(str(name))]
+        spans: list[Span] = [Code(str(name))]
         if source := one_line(doc.get("source"), 80):
             spans.append(f" from {source}")
         if "unavailable" in doc:
@@ -492,214 +443,74 @@ def _inputs_block(inputs: object) -> _Bullets | None:
         queries = [q for q in doc.get("queries") or [] if isinstance(q, str)]
         if queries:
             spans.append(" · queries ")
-            spans.extend(_joined([(_Code(one_line(q, 300)),) for q in queries], len(queries), 3))
-        links = [u for u in (_safe_url(x) for x in doc.get("links") or []) if u]
+            spans.extend(_joined([(Code(one_line(q, 300)),) for q in queries], len(queries), 3))
+        links = [u for u in (safe_url(x) for x in doc.get("links") or []) if u]
         if links:
             spans.append(" · ")
-            spans.extend(_joined([(_Link(_short_url(u), u),) for u in links], len(links), 3))
+            spans.extend(_joined([(Link(_short_url(u), u),) for u in links], len(links), 3))
         items.append(tuple(spans))
-    return _Bullets("data", tuple(items)) if items else None
+    return BulletList("data", items) if items else None
 
 
-def _item_blocks(result: ItemResult) -> list[_Block]:
-    blocks: list[_Block] = [
-        _Heading(2, f"{result.status.upper()} · {one_line(result.title, 200)}", result.status),
-        _Para(("owner ", one_line(result.owner, 80), " · item ", _Code(result.item_id), " · checked ",
-               _kst(result.checked_at)), "meta"),
+def _item_blocks(result: ItemResult) -> list[Block]:
+    emoji = f"{STATUS_EMOJI[result.status]} " if result.status in STATUS_EMOJI else ""
+    blocks: list[Block] = [
+        Heading(2, f"{emoji}{result.status.upper()} · {one_line(result.title, 200)}",
+                STATUS_TONE.get(result.status, "")),
+        Paragraph(("owner ", one_line(result.owner, 80), " · item ", Code(result.item_id), " · checked ",
+                   _kst(result.checked_at)), "meta"),
     ]
     summary = one_line(result.summary, 2000)
     if result.status == "error":
-        blocks.append(_Para(("Could not be checked: ", summary), "strong"))
+        blocks.append(Paragraph(("Could not be checked: ", summary), "strong"))
     elif result.status == "manual":
         assigned = summary if summary.lower().startswith("assigned to") else (
             f"assigned to {one_line(result.evidence.get('assignee') or result.owner, 80)}: {summary}")
-        blocks.append(_Para((assigned[:1].upper() + assigned[1:],), "strong"))
+        blocks.append(Paragraph(assigned[:1].upper() + assigned[1:], "strong"))
     else:
-        blocks.append(_Para((summary,)))
+        blocks.append(Paragraph(summary))
     blocks.extend(_evidence_blocks(result))
     if (sources := _inputs_block(result.evidence.get("inputs"))) is not None:
         blocks.append(sources)
-    blocks.append(_Chart(ATTAINMENT_CHART.format(item_id=result.item_id), f"SLI against target: {result.title}"))
-    blocks.append(_Chart(PATTERNS_CHART.format(item_id=result.item_id), f"budget spent by weekday and hour: "
-                                                                          f"{result.title}"))
+    blocks.append(Chart(f"SLI against target: {result.title}", partial(attainment_chart, result),
+                        ATTAINMENT_CHART.format(item_id=result.item_id)))
+    blocks.append(Chart(f"budget spent by weekday and hour: {result.title}", partial(budget_patterns_chart, result),
+                        PATTERNS_CHART.format(item_id=result.item_id)))
     return blocks
 
 
-def _document(results: Iterable[ItemResult], cadence: str, period_label: str,
-              run_url: str | None) -> tuple[str, list[_Block]]:
+def _document(results: Iterable[ItemResult], cadence: str, period_label: str, run_url: str | None) -> Document:
     ordered = order_for_report(results)
-    title = _title(cadence, period_label)
-    blocks: list[_Block] = [_Heading(1, title), _Para((_counts_text(ordered),), "strong")]
+    blocks: list[Block] = [Paragraph(_counts_text(ordered), "strong")]
     if run_url:
-        url = _safe_url(run_url)
-        blocks.append(_Para((_Link("Airflow run", url),) if url else ("Airflow run: ", _Code(run_url))))
+        url = safe_url(run_url)
+        blocks.append(Paragraph((Link("Airflow run", url),) if url else ("Airflow run: ", Code(run_url))))
     if ordered:
-        blocks.append(_Chart(STATUS_CHART, "checklist items per status"))
-        blocks.append(_Table("", ("status", "item", "owner", "summary"), tuple(
-            ((f"{STATUS_EMOJI[r.status]} {r.status}",), (one_line(r.title, 120),), (one_line(r.owner, 60),),
-             (one_line(r.summary, 200),)) for r in ordered), tuple(r.status for r in ordered)))
+        blocks.append(Chart("checklist items per status", partial(status_chart, ordered), STATUS_CHART))
+        blocks.append(Table(("status", "item", "owner", "summary"),
+                            [(f"{STATUS_EMOJI[r.status]} {r.status}", one_line(r.title, 120), one_line(r.owner, 60),
+                              one_line(r.summary, 200)) for r in ordered],
+                            row_tones=[STATUS_TONE[r.status] for r in ordered]))
     for result in ordered:
         blocks.extend(_item_blocks(result))
-    return title, blocks
-
-
-# --- Markdown
-
-
-def _md(text: str, cell: bool = False) -> str:
-    """Markdown text; `<` as an entity so stored text cannot smuggle in raw HTML, `|` escaped in a table."""
-    out = re.sub(r"\s+", " ", text).replace("<", "&lt;")  # spans keep their edge spaces: they join up
-    return out.replace("|", "\\|") if cell else out
-
-
-def _md_code(text: str, cell: bool = False) -> str:
-    s = one_line(text, 400)
-    if cell:
-        s = s.replace("|", "\\|")
-    longest = max((len(run) for run in re.findall(r"`+", s)), default=0)
-    fence, pad = "`" * (longest + 1), " " if longest else ""
-    return f"{fence}{pad}{s}{pad}{fence}"
-
-
-def _md_inline(spans: _Inline, cell: bool = False) -> str:
-    out = []
-    for span in spans:
-        if isinstance(span, _Code):
-            out.append(_md_code(span.text, cell))
-        elif isinstance(span, _Link):
-            label = _md(span.label, cell).replace("[", "\\[").replace("]", "\\]")
-            out.append(f"[{label}]({span.url.replace('(', '%28').replace(')', '%29')})")
-        else:
-            out.append(_md(span, cell))
-    return "".join(out)
-
-
-def _md_table(table: _Table) -> str:
-    lines = [f"**{_md(table.title)}**", ""] if table.title else []
-    lines.append("| " + " | ".join(_md(h, cell=True) or " " for h in table.header) + " |")
-    lines.append("|" + "---|" * len(table.header))
-    lines += ["| " + " | ".join(_md_inline(c, cell=True) or " " for c in row) + " |" for row in table.rows]
-    if table.note:
-        lines += ["", f"({_md(table.note)})"]
-    return "\n".join(lines)
+    return Document(_title(cadence, period_label), blocks)
 
 
 def render_markdown(results: Iterable[ItemResult], *, cadence: str, period_label: str,
                     run_url: str | None = None) -> str:
     """The report as Markdown: title, counts per status, an overview table, then one section per item with its
     evidence, failing items first."""
-    _, blocks = _document(results, cadence, period_label, run_url)
-    out: list[str] = []
-    for b in blocks:
-        if isinstance(b, _Heading):
-            emoji = f"{STATUS_EMOJI[b.status]} " if b.status in STATUS_EMOJI else ""
-            out.append(f"{'#' * b.level} {emoji}{_md(b.text)}")
-        elif isinstance(b, _Para):
-            text = _md_inline(b.spans)
-            out.append(f"**{text}**" if b.style == "strong" else f"*{text}*" if b.style == "meta" else text)
-        elif isinstance(b, _Facts):
-            out.append("\n".join(f"- **{_md(label)}:** {_md_inline(value)}" for label, value in b.items))
-        elif isinstance(b, _Bullets):
-            marks = [f"{i}." if b.ordered else "-" for i in range(1, len(b.items) + 1)]
-            out.append(f"**{_md(b.title)}:**\n\n" + "\n".join(f"{m} {_md_inline(i)}"
-                                                               for m, i in zip(marks, b.items, strict=True)))
-        elif isinstance(b, _Table):
-            out.append(_md_table(b))
-    return "\n\n".join(out) + "\n"
-
-
-# --- HTML
-
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:2em auto;max-width:1100px;color:#222}
-table{border-collapse:collapse;margin:.5em 0 1em}th,td{border:1px solid #ccc;padding:3px 8px;text-align:left;
-vertical-align:top;font-size:.92em}th{background:#f3f3f3}
-tr.s-fail td{background:#fde8e8}tr.s-error td{background:#f3e8fa}tr.s-warn td{background:#fff4dc}
-tr.s-manual td{background:#e8f0fb}tr.s-pass td{background:#eaf7ea}
-h2{border-top:1px solid #ddd;padding-top:1em}h2.s-fail{color:#b00020}h2.s-error{color:#6a1b9a}
-h2.s-warn{color:#a05a00}.meta{color:#666;font-size:.9em}.strong{font-weight:bold}.note{color:#666;font-size:.85em}
-code{background:#f5f5f5;padding:0 3px}img{max-width:100%;border:1px solid #ddd}
-"""
-
-
-def _html_inline(spans: _Inline) -> str:
-    out = []
-    for span in spans:
-        if isinstance(span, _Code):
-            out.append(f"<code>{html.escape(span.text)}</code>")
-        elif isinstance(span, _Link):
-            out.append(f'<a href="{html.escape(span.url, quote=True)}">{html.escape(span.label)}</a>')
-        else:
-            out.append(html.escape(span))
-    return "".join(out)
-
-
-def _html_table(table: _Table) -> str:
-    e = html.escape
-    head = "".join(f"<th>{e(h)}</th>" for h in table.header)
-    rows = []
-    for i, row in enumerate(table.rows):
-        status = table.statuses[i] if i < len(table.statuses) else ""
-        cls = f' class="s-{status}"' if status in STATUS_EMOJI else ""
-        rows.append(f"<tr{cls}>" + "".join(f"<td>{_html_inline(c)}</td>" for c in row) + "</tr>")
-    title = f"<p><b>{e(table.title)}</b></p>" if table.title else ""
-    note = f'<p class="note">{e(table.note)}</p>' if table.note else ""
-    return f"{title}<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>{note}"
-
-
-def _img(png: bytes, alt: str) -> str:
-    return (f'<img alt="{html.escape(alt, quote=True)}" src="data:image/png;base64,'
-            f'{base64.b64encode(png).decode("ascii")}">')
+    return document.render_markdown(_document(results, cadence, period_label, run_url))
 
 
 def render_html(results: Iterable[ItemResult], *, cadence: str, period_label: str,
                 run_url: str | None = None) -> str:
     """The report as one self-contained HTML page (inline CSS, charts as base64 PNG), all text escaped."""
-    listed = list(results)
-    title, blocks = _document(listed, cadence, period_label, run_url)
-    pngs = charts(listed)
-    e = html.escape
-    out: list[str] = []
-    for b in blocks:
-        if isinstance(b, _Heading):
-            emoji = f"{STATUS_EMOJI[b.status]} " if b.status in STATUS_EMOJI else ""
-            cls = f' class="s-{b.status}"' if b.status in STATUS_EMOJI else ""
-            out.append(f"<h{b.level}{cls}>{emoji}{e(b.text)}</h{b.level}>")
-        elif isinstance(b, _Para):
-            cls = f' class="{b.style}"' if b.style else ""
-            out.append(f"<p{cls}>{_html_inline(b.spans)}</p>")
-        elif isinstance(b, _Facts):
-            out.append("<ul>" + "".join(f"<li><b>{e(label)}:</b> {_html_inline(value)}</li>"
-                                        for label, value in b.items) + "</ul>")
-        elif isinstance(b, _Bullets):
-            tag = "ol" if b.ordered else "ul"
-            out.append(f"<p><b>{e(b.title)}:</b></p><{tag}>"
-                       + "".join(f"<li>{_html_inline(i)}</li>" for i in b.items) + f"</{tag}>")
-        elif isinstance(b, _Table):
-            out.append(_html_table(b))
-        elif isinstance(b, _Chart) and b.key in pngs:
-            out.append(_img(pngs[b.key], b.alt))
-    return ('<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f"<title>{e(title)}</title><style>{_CSS}</style></head><body>\n" + "\n".join(out)
-            + "\n</body></html>\n")
+    return document.render_html(_document(results, cadence, period_label, run_url))
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Charts (matplotlib Figure + Agg canvas directly: no pyplot, so no global figure state)
-
-
-def _mpl_text(value: object, limit: int = 120) -> str:
-    """Text for matplotlib: `$` would start mathtext (and a stray one raises), so it is escaped."""
-    return one_line(value, limit).replace("$", r"\$")
-
-
-def _png(fig: Any) -> bytes:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(fig)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+# Charts
 
 
 def status_chart(results: Iterable[ItemResult]) -> bytes | None:
@@ -723,7 +534,7 @@ def status_chart(results: Iterable[ItemResult]) -> bytes | None:
     ax.set_title(f"{_plural(sum(values), 'checklist item')} by status")
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _attainment_rows(evidence: Mapping[str, Any]) -> list[tuple[str, float | None, float, str]]:
@@ -768,16 +579,16 @@ def attainment_chart(result: ItemResult) -> bytes | None:
         # "_" labels are left out of the legend: one "target" entry for all the marks
         ax.hlines(100 * target, x - 0.4, x + 0.4, colors="black", linestyles="--", linewidth=1.8,
                   label="target" if x == 0 else "_target")
-    ax.set_xticks(range(len(rows)), [_mpl_text(name, 40) for name, _, _, _ in rows],
+    ax.set_xticks(range(len(rows)), [chart_text(name, 40) for name, _, _, _ in rows],
                   rotation=20 if len(rows) > 4 else 0, ha="right" if len(rows) > 4 else "center")
     ax.set_xlim(-0.6, len(rows) - 0.4)
     ax.set_ylim(bottom, top)
     ax.set_ylabel("SLI over the period (%)")
-    ax.set_title(_mpl_text(f"{result.title}: SLI against target"), fontsize=10)
+    ax.set_title(chart_text(f"{result.title}: SLI against target"), fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8, loc="lower right")
     fig.tight_layout()
-    return _png(fig)
+    return figure_png(fig)
 
 
 def _numbers(value: object, size: int) -> list[float] | None:
@@ -818,7 +629,7 @@ def budget_patterns_chart(result: ItemResult) -> bytes | None:
     by_day, by_hour = fig.subplots(1, 2, gridspec_kw={"width_ratios": [1, 2]})
     width = 0.8 / len(rows)
     for i, (name, weekdays, hours) in enumerate(rows):
-        label = _mpl_text(name, 40)
+        label = chart_text(name, 40)
         by_day.bar([d - 0.4 + width * (i + 0.5) for d in range(7)], weekdays, width=width, label=label)
         by_hour.plot(range(24), hours, marker="o", markersize=3, linewidth=1.4, label=label)
     by_day.set_xticks(range(7), list(_WEEKDAYS))
@@ -832,28 +643,25 @@ def budget_patterns_chart(result: ItemResult) -> bytes | None:
     for ax in (by_day, by_hour):
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
-    fig.suptitle(_mpl_text(f"{result.title}: error budget spent"), fontsize=10)
+    fig.suptitle(chart_text(f"{result.title}: error budget spent"), fontsize=10)
     fig.tight_layout()
-    return _png(fig)
+    return figure_png(fig)
 
 
 def charts(results: Iterable[ItemResult]) -> dict[str, bytes]:
     """PNG charts by name (filename-safe): `status-overview`, and per item `attainment-<item id>` and
-    `budget-patterns-<item id>` where its evidence has the numbers. A chart without its data is left out, never
-    an error: odd stored evidence must not lose the report."""
-    listed = order_for_report(results)
-    builders: list[tuple[str, Callable[[], bytes | None]]] = [(STATUS_CHART, partial(status_chart, listed))]
-    for result in listed:
-        builders.append((ATTAINMENT_CHART.format(item_id=result.item_id), partial(attainment_chart, result)))
-        builders.append((PATTERNS_CHART.format(item_id=result.item_id), partial(budget_patterns_chart, result)))
+    `budget-patterns-<item id>` where its evidence has the numbers: the charts of the HTML report. A chart without
+    its data is left out, never an error: odd stored evidence must not lose the report."""
     out: dict[str, bytes] = {}
-    for name, build in builders:
+    for block in _document(results, "", "", None).blocks:
+        if not isinstance(block, Chart):
+            continue
         try:
-            png = build()
+            png = block.draw()
         except (ValueError, TypeError, KeyError, OverflowError):
             png = None
         if png:
-            out[name] = png
+            out[block.name] = png
     return out
 
 
@@ -861,24 +669,18 @@ def charts(results: Iterable[ItemResult]) -> dict[str, bytes]:
 # Slack
 
 
-def _slack(text: object) -> str:
-    """Slack mrkdwn needs &, < and > escaped (they start entities and links)."""
-    return as_text(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
-def _slack_line(result: ItemResult) -> str:
-    emoji = SLACK_EMOJI[result.status]
-    title = _slack(one_line(result.title, 120))
-    owner = _slack(one_line(result.owner, 40))
-    summary = _slack(one_line(result.summary, 300))
+def _slack_line(result: ItemResult) -> tuple[Span, ...]:
+    emoji = f"{SLACK_EMOJI[result.status]} "
+    title = Strong(one_line(result.title, 120))
+    owner = one_line(result.owner, 40)
+    summary = one_line(result.summary, 300)
     if result.status == "error":
-        return f"{emoji} *{title}* ({owner}) · could not be checked: {summary}"
+        return emoji, title, f" ({owner}) · could not be checked: {summary}"
     if result.status == "manual":
-        assignee = _slack(one_line(result.evidence.get("assignee") or result.owner, 40))
-        return f"{emoji} *{title}* · assigned to {assignee}"
+        return emoji, title, f" · assigned to {one_line(result.evidence.get('assignee') or result.owner, 40)}"
     if result.status == "pass":
-        return f"{emoji} {title}"
-    return f"{emoji} *{title}* ({owner}) · {summary}"
+        return (emoji + title.text,)
+    return emoji, title, f" ({owner}) · {summary}"
 
 
 def slack_summary(results: Iterable[ItemResult], *, cadence: str, period_label: str,
@@ -887,22 +689,12 @@ def slack_summary(results: Iterable[ItemResult], *, cadence: str, period_label: 
     with its reason, warn with its summary, manual with the assignee, pass); at most SLACK_MAX_CHARS characters,
     the items that did not fit counted as "+N more"."""
     ordered = order_for_report(results)
-    head = f"*{_slack(one_line(_title(cadence, period_label), 200))}* · {_counts_text(ordered)}"
+    head: list[Span] = [Strong(one_line(_title(cadence, period_label), 200)), f" · {_counts_text(ordered)}"]
     if report_url:
-        url = _safe_url(report_url)
-        head += f" · <{url}|full report>" if url else f" · full report: {_slack(one_line(report_url, 300))}"
-    lines = [head]
-    used = len(head)
-    reserve = 60  # room for the "+N more" line
-    for i, result in enumerate(ordered):
-        line = _slack_line(result)
-        last = i == len(ordered) - 1
-        if used + 1 + len(line) + (0 if last else 1 + reserve) > SLACK_MAX_CHARS:
-            lines.append(f"… +{len(ordered) - i} more in the full report")
-            break
-        lines.append(line)
-        used += 1 + len(line)
-    return "\n".join(lines)
+        url = safe_url(report_url)
+        head += [" · ", Link("full report", url)] if url else [f" · full report: {one_line(report_url, 300)}"]
+    lines = [Paragraph(tuple(head)), *(Paragraph(_slack_line(r)) for r in ordered)]
+    return document.render_slack(Document("", lines), max_chars=SLACK_MAX_CHARS)
 
 
 __all__ = ["ATTAINMENT_CHART", "MAX_TABLE_ROWS", "PATTERNS_CHART", "SLACK_MAX_CHARS", "STATUS_CHART",
