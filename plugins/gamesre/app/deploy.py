@@ -30,6 +30,7 @@ from gamesre.deploy.gates import GateFacts, blocked, judge_gates
 from gamesre.deploy.outcome import OUTCOMES_OK, decide_outcome, left_half_done
 from gamesre.deploy.plan import RolloutPlan, build_plan
 from gamesre.deploy.request import DeployRequest, InvalidDeployRequest, parse_request
+from gamesre.reports.deploy_report import evidence_markdown
 from gamesre.slo.spec import Policy, SloCatalog
 
 log = logging.getLogger(__name__)
@@ -371,37 +372,6 @@ def finalize(ports: DeployPorts, request: DeployRequest | None, run_id: str) -> 
 def succeeded(result: Mapping[str, Any]) -> bool:
     """The run fails unless the deploy was promoted (or was a dry run): CI and the UI see the outcome."""
     return result["outcome"] in OUTCOMES_OK
-
-
-def evidence_markdown(record: Mapping[str, Any], verdicts: list[dict[str, Any]]) -> str:
-    """The deploy's evidence for people: gates, then every step's verdict with queries and statistics."""
-    lines = [f"# Deploy {record.get('service')} {record.get('version')}: {record.get('outcome')}", "",
-             f"- reason: {record.get('reason')}", f"- run: {record.get('run_url')}",
-             f"- strategy: {record.get('strategy')}, backend: {record.get('backend')}, stages: "
-             f"{', '.join(record.get('stages') or [])}",
-             f"- requested by {record.get('requested_by')} (ticket {record.get('change_ticket')})"
-             + (f", forced: {record.get('force_reason')}" if record.get("forced") else ""), ""]
-    for entry in record.get("stage_log") or []:
-        lines += [f"## Stage {entry.get('stage')}: {entry.get('outcome', 'not started')}", ""]
-        for gate in entry.get("gates") or []:
-            mark = "bypassed" if gate.get("bypassed") else ("passed" if gate.get("passed") else "BLOCKED")
-            lines.append(f"- gate {gate.get('gate')}: {mark}: {gate.get('reason')}")
-        lines.append("")
-        for v in (v for v in verdicts if v["stage"] == entry.get("stage")):
-            lines += [f"### {v['step_label']}: {v['decision']}", "", v["reason"], ""]
-            evidence = v.get("evidence") or {}
-            for sli in evidence.get("slis", []):
-                stat = sli.get("statistic") or {}
-                lines.append(f"- {sli['slo']}: {sli['decision']} ({sli['rule']}): candidate {sli.get('candidate')}, "
-                             f"baseline {sli.get('baseline')}, LLR {stat.get('llr', float('nan')):.2f} "
-                             f"(p0 {stat.get('p0', float('nan')):.4%}, p1 {stat.get('p1', float('nan')):.4%})")
-                for cohort, queries in (sli.get("queries") or {}).items():
-                    for name, q in queries.items():
-                        lines.append(f"  - {cohort} {name}: `{q}`")
-            for skipped in evidence.get("not_judged", []):
-                lines.append(f"- {skipped['slo']}: not judged: {skipped['reason']}")
-            lines.append("")
-    return "\n".join(lines)
 
 
 def _notify(ports: DeployPorts, record: Mapping[str, Any], verdicts: list[dict[str, Any]],
