@@ -25,9 +25,9 @@ from gamesre.airflow.notify import post_message
 
 if TYPE_CHECKING:
     from gamesre.chaos.catalog import ChaosCatalog, Experiment
+    from gamesre.chaos.faults import ChaosBackend
     from gamesre.chaos.request import ExperimentRun
     from gamesre.core.services import ServiceCatalog
-    from gamesre.integrations.chaos.base import ChaosBackend
     from gamesre.integrations.store import SREStore
 
 log = logging.getLogger(__name__)
@@ -71,20 +71,13 @@ def _services() -> ServiceCatalog:
 
 
 def make_backend(service: str) -> ChaosBackend:
-    """The service's chaos backend (services.yaml chaos.backend)."""
+    """The service's chaos backend, from the factory registered for its kind (services.yaml chaos.backend)."""
+    import gamesre.integrations.backends  # noqa: F401  (registers the product's backend kinds)
+    from gamesre.airflow.deps import HookConnections
+    from gamesre.chaos.faults import FAULT_BACKENDS
+
     spec = _services().get(service)
-    if spec.chaos.backend == "local":
-        from gamesre.airflow.hooks.haproxy import HAProxyHook
-        from gamesre.integrations.chaos.local import LocalChaosBackend
-
-        return LocalChaosBackend.from_fleet_file(HAProxyHook().get_conn(), service)
-    from gamesre.airflow.hooks.kubernetes import api_client
-    from gamesre.integrations.chaos.kubernetes import KubernetesChaosBackend
-
-    assert spec.kubernetes is not None and spec.kubernetes.deployment  # services.yaml requires them
-    return KubernetesChaosBackend(api_client(), namespace=spec.kubernetes.namespace, service=service,
-                                  selector_labels={"app": spec.kubernetes.deployment}, engine=spec.chaos.engine,
-                                  database_hosts=list(spec.chaos.database_hosts))
+    return FAULT_BACKENDS.create(spec.chaos.backend, spec, HookConnections())
 
 
 def _run(doc: Mapping[str, Any]) -> ExperimentRun:
@@ -103,8 +96,8 @@ def validate(conf: Mapping[str, Any] | None, run_id: str, default_requester: str
     that matches nothing, targets that already have a fault of another run (overlapping experiments), an
     environment the experiment or the policy does not allow. The attempt is recorded either way.
     """
+    from gamesre.chaos.faults import ChaosBackendError
     from gamesre.chaos.request import InvalidChaosRequest, build_run, overlaps, pick_targets
-    from gamesre.integrations.chaos.base import ChaosBackendError
 
     catalog = _catalog()
     services = _services()
@@ -301,7 +294,7 @@ def recovery_spec(run_doc: Mapping[str, Any], before: Mapping[str, Any], recover
 
 def monitor_done(run_doc: Mapping[str, Any], run_id: str, event: Mapping[str, Any]) -> dict[str, Any]:
     """Record the monitor's decision; an abort stops the fault at once (recover confirms it next)."""
-    from gamesre.integrations.chaos.base import Injection
+    from gamesre.chaos.faults import Injection
 
     store = _store()
     fields: dict[str, Any] = {"probes": _probe_docs(run_doc, event.get("samples") or {})}
@@ -339,7 +332,7 @@ def recover(run_id: str) -> dict[str, Any]:
     Backend errors are retried here (RECOVER_ATTEMPTS, with back-off) and by the task's own retries; when the
     fault is still injected after that, RecoveryFailed is raised and the task's failure callback pages.
     """
-    from gamesre.integrations.chaos.base import ChaosBackendError, Injection, Recovery
+    from gamesre.chaos.faults import ChaosBackendError, Injection, Recovery
 
     store = _store()
     record = store.chaos_run(run_id)
@@ -542,7 +535,7 @@ def reap(current_run_id: str | None = None) -> dict[str, Any]:
     says it was injected and never confirmed recovered, or a backend still shows a fault of ours. The holder's
     faults belong to a game-day in progress and are left alone.
     """
-    from gamesre.integrations.chaos.base import ChaosBackendError
+    from gamesre.chaos.faults import ChaosBackendError
 
     store = _store()
     catalog = _catalog()
@@ -563,7 +556,7 @@ def reap(current_run_id: str | None = None) -> dict[str, Any]:
     for row in store.unrecovered_chaos_runs():
         if row["id"] in (busy, current_run_id) or not row.get("injection"):
             continue
-        from gamesre.integrations.chaos.base import Injection
+        from gamesre.chaos.faults import Injection
 
         injection = Injection.from_dict(row["injection"])
         if not any(i.run_id == injection.run_id for i in found.get(injection.service, [])):

@@ -7,7 +7,10 @@ from typing import TYPE_CHECKING
 from gamesre.airflow import notify
 
 if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
     from gamesre.integrations.alertmanager import AlertmanagerClient
+    from gamesre.integrations.haproxy import HAProxyRuntime
     from gamesre.integrations.prometheus import PrometheusClient
     from gamesre.integrations.store import SREStore
 
@@ -38,3 +41,17 @@ def alertmanager() -> AlertmanagerClient:
     from gamesre.airflow.hooks.alertmanager import AlertmanagerHook
 
     return AlertmanagerHook().get_conn()
+
+
+class HookConnections:
+    """The clients a backend factory asks for (gamesre.integrations.connections), from Airflow connections."""
+
+    def haproxy(self) -> HAProxyRuntime:
+        from gamesre.airflow.hooks.haproxy import HAProxyHook
+
+        return HAProxyHook().get_conn()
+
+    def kubernetes(self) -> ApiClient:
+        from gamesre.airflow.hooks.kubernetes import api_client
+
+        return api_client()

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from gamesre.airflow import chaos as glue
-from gamesre.integrations.chaos.base import ChaosBackend, ChaosBackendError, FaultSpec, Injection, Recovery
+from gamesre.chaos.faults import ChaosBackend, ChaosBackendError, FaultSpec, Injection, Recovery
 from gamesre.integrations.store import SREStore
 
 FAULT = FaultSpec("network_latency", {"latency_ms": 600}, 60)
