@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import logging
+import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from gamesre.airflow import notify
 from gamesre.app.ports import utcnow
@@ -11,13 +13,20 @@ from gamesre.app.ports import utcnow
 log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
+    from kubernetes.client import ApiClient
+
+    from gamesre.app.chaos import ChaosPorts
     from gamesre.app.checklists import ChecklistPorts
     from gamesre.app.deploy import DeployPorts
     from gamesre.app.maintenance import MaintenancePorts
     from gamesre.app.slo import SloPorts
+    from gamesre.chaos.faults import ChaosBackend
     from gamesre.integrations.alertmanager import AlertmanagerClient
+    from gamesre.integrations.haproxy import HAProxyRuntime
     from gamesre.integrations.prometheus import PrometheusClient
     from gamesre.integrations.store import SREStore
+
+T = TypeVar("T")
 
 
 class SlackNotifier:
@@ -48,16 +57,37 @@ def alertmanager() -> AlertmanagerClient:
     return AlertmanagerHook().get_conn()
 
 
-class AirflowConnections:
-    """The connections backend factories ask for, from Airflow connections (`haproxy_default`,
-    `kubernetes_default`), opened when first asked for."""
+# --- chaos game-days ------------------------------------------------------------------------------------------
 
-    def haproxy(self) -> Any:
+class _OnFirstUse:
+    """Stands for a client and builds it when first used."""
+
+    def __init__(self, build: Callable[[], object]):
+        self._build = build
+        self._client: object | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            self._client = self._build()
+        return getattr(self._client, name)
+
+
+def on_first_use(build: Callable[[], T]) -> T:
+    """`build()`'s client, built on its first use: a task reads only the connections of the systems it asks (recover
+    never needs Alertmanager's), and a missing one fails only the task that needs it."""
+    return cast(T, _OnFirstUse(build))
+
+
+class HookConnections:
+    """The clients a backend factory asks for (gamesre.integrations.connections), from Airflow connections
+    (`haproxy_default`, `kubernetes_default`), opened when first asked for."""
+
+    def haproxy(self) -> HAProxyRuntime:
         from gamesre.airflow.hooks.haproxy import HAProxyHook
 
         return HAProxyHook().get_conn()
 
-    def kubernetes(self) -> Any:
+    def kubernetes(self) -> ApiClient:
         from gamesre.airflow.hooks.kubernetes import api_client
 
         return api_client()
@@ -71,7 +101,7 @@ def maintenance_ports() -> MaintenancePorts:
     from gamesre.core.services import load_services
 
     services = load_services()
-    connections = AirflowConnections()
+    connections = HookConnections()
     return MaintenancePorts(store=store(), silences=alertmanager(), notifier=SlackNotifier(), clock=utcnow,
                             scaler=lambda kind: EVENT_SCALERS.create(kind, services, connections),
                             services=services, calendar=load_calendar(services=services))
@@ -104,8 +134,6 @@ def checklist_ports() -> ChecklistPorts:
 
 
 def slo_ports() -> SloPorts:
-    import os
-
     from gamesre.app.slo import SloPorts
     from gamesre.slo.spec import load_policies, load_slos
 
@@ -127,7 +155,7 @@ def deploy_ports() -> DeployPorts:
     services = load_services()
     configs = DeployConfigs(services=services, deploy=load_deploy_config(), policy=load_policies(), slos=load_slos(),
                             calendar=load_calendar(services=services))
-    connections = AirflowConnections()
+    connections = HookConnections()
 
     def backend(service: str, stage: str) -> Any:
         spec = services.get(service)
@@ -135,3 +163,29 @@ def deploy_ports() -> DeployPorts:
 
     return DeployPorts(store=store(), alertmanager=alertmanager(), backend=backend, notifier=SlackNotifier(),
                        clock=utcnow, configs=configs, run_url=lambda run_id: run_url("game_service_deploy", run_id))
+
+
+def chaos_ports() -> ChaosPorts:
+    """The chaos steps' ports: the SRE store, Prometheus and Alertmanager from their connections, each service's
+    fault backend by its kind (services.yaml chaos.backend) from the registry, Slack, the kill-switch Variable, and
+    the report folder (GAMESRE_REPORT_DIR, else $AIRFLOW_HOME/reports, then chaos/)."""
+    from airflow.sdk import Variable
+
+    import gamesre.integrations.backends  # noqa: F401  (registers the product's backend kinds)
+    from gamesre.app.chaos import ChaosConfig, ChaosPorts
+    from gamesre.chaos.faults import FAULT_BACKENDS
+    from gamesre.core.paths import report_root
+
+    config = ChaosConfig()
+    connections = HookConnections()
+
+    def backend(service: str) -> ChaosBackend:
+        spec = config.services.get(service)
+        return FAULT_BACKENDS.create(spec.chaos.backend, spec, connections)
+
+    def kill_switch(variable: str) -> object:
+        return Variable.get(variable, default=None)
+
+    return ChaosPorts(store=on_first_use(store), prometheus=on_first_use(prometheus),
+                      alertmanager=on_first_use(alertmanager), backend=backend, notifier=SlackNotifier(),
+                      kill_switch=kill_switch, config=config, report_dir=report_root() / "chaos")

@@ -1,1 +1,2 @@
-"""Chaos game-days, the pure part: the experiment catalog, the safety gates, probes, abort rules and verdicts."""
+"""Chaos game-days, the pure part: the experiment catalog, the fault interface and its backends' registry, the
+safety gates, probes, abort rules, verdicts and the game-day rules."""

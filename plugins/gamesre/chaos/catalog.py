@@ -21,11 +21,11 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from gamesre.chaos.faults import FAULT_KINDS, FaultSpec
 from gamesre.core.config import SpecError, display_path, read_yaml
 from gamesre.core.durations import Duration, parse_seconds
 from gamesre.core.paths import CONFIG_DIR
 from gamesre.core.services import validation_problems
-from gamesre.integrations.chaos.base import FAULT_KINDS, FaultSpec
 
 CHAOS_DIR = CONFIG_DIR / "chaos"
 ENVIRONMENTS = ("dev", "staging", "prod")

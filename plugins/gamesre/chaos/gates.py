@@ -1,4 +1,4 @@
-"""Safety gates before a game-day injects anything: pure decisions on what the I/O layer read.
+"""Safety gates before a game-day injects anything: pure decisions on the facts gathered before (GateFacts).
 
 Every gate must pass; a refused experiment records every gate's result (GateResult: reason + evidence):
 - evening_peak  the experiment (its duration plus the recovery time) would touch the evening peak
@@ -13,14 +13,19 @@ Every gate must pass; a refused experiment records every gate's result (GateResu
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gamesre.core.gates import GateResult
+from gamesre.core.gates import AlertsRead, GateResult, page_alerts_gate
 from gamesre.core.time import KST, as_utc
 from gamesre.slo.policy import is_evening_peak, is_stale
 from gamesre.slo.spec import Policy
+
+if TYPE_CHECKING:
+    from gamesre.calendar.schedule import Calendar
+    from gamesre.chaos.request import ExperimentRun
 
 KILL_SWITCH_ON = frozenset({"on", "true", "1", "yes", "stop", "enabled"})
 
@@ -121,3 +126,42 @@ def exclusive_gate(holder: Mapping[str, Any] | None, run_id: str) -> GateResult:
                       f"{holder.get('run_id')!r} since {since_text}; one game-day at a time",
                       evidence={"holder": {k: (as_utc(v).isoformat() if isinstance(v, datetime) else v)
                                            for k, v in holder.items()}})
+
+
+# --- all the gates, over the gathered facts -------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GateFacts:
+    """Everything the gates judge, read before any gate runs (one read per outside system)."""
+
+    now: datetime
+    calendar: Calendar  # the calendar with the store's ad-hoc windows and cancellations over the span
+    slo_states: Mapping[str, Mapping[str, Any] | None]  # the published state of every SLO of the service
+    alerts: AlertsRead
+    open_incidents: Sequence[Mapping[str, Any]]
+    kill_switch: object  # the kill-switch Variable's value (None: unset)
+    lock_holder: Mapping[str, Any] | None  # the game-day lock's holder when another run has it
+
+
+def experiment_span(run: ExperimentRun) -> timedelta:
+    """How long the experiment may touch the service: its duration plus the recovery time."""
+    return timedelta(seconds=run.duration_s + run.recovery_time_s)
+
+
+def judge(run: ExperimentRun, facts: GateFacts, policy: Policy, *, kill_switch_variable: str) -> list[GateResult]:
+    """Every gate's result, in a fixed order: evening_peak, calendar, budget, page_alerts, incident, kill_switch,
+    exclusive."""
+    span = experiment_span(run)
+    calendar = facts.calendar.chaos_allowed(facts.now, run.service, span)
+    return [evening_peak_gate(facts.now, span, policy), calendar_gate(calendar.allowed, calendar.reason),
+            budget_gate(run.service, facts.slo_states, run.budget_floor, facts.now, policy),
+            page_alerts_gate(facts.alerts, refusal="refused"), incident_gate(facts.open_incidents),
+            kill_switch_gate(kill_switch_variable, facts.kill_switch), exclusive_gate(facts.lock_holder, run.run_id)]
+
+
+def refusal(results: Iterable[GateResult]) -> str | None:
+    """The reason recorded for a refused experiment (every refusing gate with its reason), or None when all pass."""
+    refused = [r for r in results if not r.passed]
+    if not refused:
+        return None
+    return "refused: " + "; ".join(f"{r.gate}: {r.reason}" for r in refused)

@@ -16,11 +16,13 @@ out under `ignore`); the experiment's resilience score is Σ weight x probe succ
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gamesre.chaos.catalog import AbortRules, Probe, Tolerance
+from gamesre.slo.rules import ratio_error_expr
+from gamesre.slo.spec import RatioSli, Slo
 
 VERDICTS = ("pass", "fail", "aborted", "error", "invalid", "refused", "skipped", "dry_run")
 
@@ -177,6 +179,12 @@ def resilience_score(probes: Sequence[Probe], samples: Mapping[str, Sequence[Seq
 def burn_query(error_ratio_expr: str, target: float) -> str:
     """PromQL for the burn rate of an SLO: its error ratio over the window divided by its error budget."""
     return f"({error_ratio_expr}) / {1 - target:.12g}"
+
+
+def burn_queries(slos: Iterable[Slo], service: str, names: Sequence[str], window: str) -> dict[str, str]:
+    """The burn-rate query over `window` of each SLO of `names` that belongs to `service` and has a ratio SLI."""
+    return {slo.name: burn_query(ratio_error_expr(slo.sli, window), slo.target) for slo in slos
+            if slo.name in names and slo.service == service and isinstance(slo.sli, RatioSli)}
 
 
 def verdict(*, refused: str | None = None, dry_run: bool = False, skipped: str | None = None,

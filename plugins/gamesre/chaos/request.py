@@ -22,8 +22,8 @@ from gamesre.chaos.catalog import (
     radius_within_cap,
     resolve_blast_radius,
 )
+from gamesre.chaos.faults import FaultSpec
 from gamesre.core.durations import parse_seconds
-from gamesre.integrations.chaos.base import FaultSpec
 
 FIELDS = ("experiment", "target", "duration", "blast_radius", "environment", "dry_run", "requested_by",
           "gameday_id")

@@ -23,14 +23,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from gamesre.core.errors import OutsideSystemError
 from gamesre.core.registry import Registry
-
-if TYPE_CHECKING:
-    from gamesre.core.connections import Connections
-    from gamesre.core.services import ServiceSpec
 
 
 class DeployBackendError(OutsideSystemError):
@@ -100,9 +96,9 @@ class DeployBackend(ABC):
         return False
 
 
-# A backend for one service in one stage's environment: factory(spec, stage, connections), by services.yaml's
-# deploy.backend. The product's kinds register in gamesre.integrations.deploy.*.
-BackendFactory = Callable[["ServiceSpec", str, "Connections"], DeployBackend]
+# A backend for one service in one stage's environment: factory(service spec, stage, connections) by services.yaml's
+# deploy.backend; the product's kinds register in gamesre.integrations.deploy.* (connections:
+# gamesre.integrations.connections.Connections).
 DEPLOY_BACKENDS: Registry[DeployBackend] = Registry("deploy")
 
 # Smoke traffic for a candidate no player reaches: a command line (base_url, service, seconds, rps) -> argv.

@@ -17,8 +17,8 @@ import pytest
 from kubernetes import client
 
 from demo.procs import free_port
+from gamesre.chaos.faults import ChaosBackendError, FaultSpec, Injection
 from gamesre.integrations.chaos import kubernetes as chaos_kubernetes
-from gamesre.integrations.chaos.base import ChaosBackendError, FaultSpec, Injection
 from gamesre.integrations.chaos.kubernetes import (
     KubernetesChaosBackend,
     KubernetesChaosError,

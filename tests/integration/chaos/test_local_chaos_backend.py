@@ -25,7 +25,7 @@ import requests
 from demo.admin import Faults
 from demo.procs import free_port
 from demo.topology import DEFAULT_TOPOLOGY
-from gamesre.integrations.chaos.base import ChaosBackendError, FaultSpec, Injection
+from gamesre.chaos.faults import ChaosBackendError, FaultSpec, Injection
 from gamesre.integrations.chaos.local import LocalChaosBackend, state_file_name
 from gamesre.integrations.haproxy import HAProxyRuntime
 from tests.conftest import LiveStack, fleet_document

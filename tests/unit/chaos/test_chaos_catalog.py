@@ -27,9 +27,9 @@ from gamesre.chaos.catalog import (
     radius_within_cap,
     resolve_blast_radius,
 )
+from gamesre.chaos.faults import FAULT_KINDS
 from gamesre.core.config import display_path
 from gamesre.core.services import load_services
-from gamesre.integrations.chaos.base import FAULT_KINDS
 from gamesre.slo.spec import load_slos
 
 GAME_SERVER = "include/config/chaos/game-server.yaml"

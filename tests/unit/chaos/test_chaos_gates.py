@@ -1,4 +1,5 @@
-"""The game-day safety gates: the evening peak, the error budget, incidents, the kill switch and the lock."""
+"""The game-day safety gates: the evening peak, the error budget, incidents, the kill switch and the lock; and all
+of them judged together over the gathered facts."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -6,14 +7,22 @@ from typing import Any
 
 import pytest
 
+from gamesre.calendar import load_calendar
+from gamesre.chaos.catalog import load_catalog
 from gamesre.chaos.gates import (
+    GateFacts,
     budget_gate,
     evening_peak_gate,
     exclusive_gate,
+    experiment_span,
     incident_gate,
+    judge,
     kill_switch_gate,
     kill_switch_on,
+    refusal,
 )
+from gamesre.chaos.request import ExperimentRun, build_run
+from gamesre.core.gates import AlertsRead
 from gamesre.core.time import KST
 from gamesre.slo.spec import Policy, load_policies
 
@@ -235,3 +244,52 @@ def test_a_lock_without_a_time_is_still_refused() -> None:
 
     assert not result.passed
     assert "since an unknown time" in result.reason
+
+
+# --- all the gates over the gathered facts ----------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def run() -> ExperimentRun:
+    return build_run({"experiment": "gs-instance-kill"}, load_catalog(), run_id="r1", requested_by="alice",
+                     backends={"game-server": "local", "matchmaking": "local"})
+
+
+AFTERNOON = kst(14)
+
+
+def facts(now: datetime = AFTERNOON, **changes: Any) -> GateFacts:
+    """Everything fine (by default on Wednesday 14:00 KST): budgets at 90% published now, no alert, no incident,
+    the switch off, no lock."""
+    fresh = {"state": "normal", "computed_at": now, "details": {"budget_remaining": 0.9}}
+    base = {"now": now, "calendar": load_calendar(), "slo_states": {"availability": fresh, "latency": fresh},
+            "alerts": AlertsRead(), "open_incidents": [], "kill_switch": None, "lock_holder": None}
+    return GateFacts(**{**base, **changes})
+
+
+def test_the_span_is_the_duration_and_the_recovery_time(run: ExperimentRun) -> None:
+    assert experiment_span(run) == timedelta(seconds=30 + 120)
+
+
+def test_every_gate_is_judged_in_order_and_all_pass_on_a_quiet_afternoon(policy: Policy, run: ExperimentRun) -> None:
+    results = judge(run, facts(), policy, kill_switch_variable="switch")
+    assert [r.gate for r in results] == ["evening_peak", "calendar", "budget", "page_alerts", "incident",
+                                         "kill_switch", "exclusive"]
+    assert all(r.passed for r in results) and refusal(results) is None
+
+
+def test_every_refusing_gate_is_named_in_the_refusal(policy: Policy, run: ExperimentRun) -> None:
+    holder = {"run_id": "r0", "experiment": "gs-latency", "acquired_at": kst(13).astimezone(UTC)}
+    results = judge(run, facts(kst(17, 59), kill_switch="on", lock_holder=holder,
+                               alerts=AlertsRead(error="Alertmanager: connection refused")),
+                    policy, kill_switch_variable="switch")
+    reason = refusal(results)
+    assert reason is not None and reason.startswith("refused: evening_peak: ")
+    assert [r.gate for r in results if not r.passed] == ["evening_peak", "page_alerts", "kill_switch", "exclusive"]
+    assert "page_alerts: cannot read the firing alerts (fail safe: refused)" in reason
+
+
+def test_the_calendar_gate_judges_the_whole_span(policy: Policy, run: ExperimentRun) -> None:
+    # Tuesday 01:58 KST: the weekly maintenance starts at 02:00, inside the 2.5 minutes the experiment needs
+    results = judge(run, facts(kst(1, 58, day=24)), policy, kill_switch_variable="switch")
+    (calendar,) = [r for r in results if r.gate == "calendar"]
+    assert not calendar.passed and "maintenance" in calendar.reason

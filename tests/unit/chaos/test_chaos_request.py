@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from gamesre.chaos.catalog import ChaosCatalog, load_catalog
+from gamesre.chaos.faults import FaultSpec
 from gamesre.chaos.request import (
     ExperimentRun,
     InvalidChaosRequest,
@@ -16,7 +17,6 @@ from gamesre.chaos.request import (
     parse_target,
     pick_targets,
 )
-from gamesre.integrations.chaos.base import FaultSpec
 
 BACKENDS = {"game-server": "local", "matchmaking": "local"}
 FLEET = ["gs-1", "gs-2", "gs-3", "gs-4"]

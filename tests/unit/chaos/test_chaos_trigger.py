@@ -96,7 +96,7 @@ def kill_switch_off(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def monitor_spec(*, consecutive_failures: int = 2, no_data: str = "abort", duration_s: float = 60.0,
                  interval_s: float = INTERVAL_S) -> dict[str, Any]:
-    """Shaped like gamesre.airflow.chaos.monitor_spec."""
+    """Shaped like gamesre.app.chaos.monitor_spec."""
     abort = AbortRules(consecutive_failures=consecutive_failures, no_data=no_data,  # type: ignore[arg-type]
                        burn_rate=14.4, burn_slos=["availability"], burn_window="1m")
     return {"mode": "monitor", "run_id": "manual__2026-11-25T05:00:00", "experiment": "gs-latency",
@@ -106,7 +106,7 @@ def monitor_spec(*, consecutive_failures: int = 2, no_data: str = "abort", durat
 
 
 def recovery_spec(*, recovery_time_s: float = 5.0, confirmations: int = 2) -> dict[str, Any]:
-    """Shaped like gamesre.airflow.chaos.recovery_spec."""
+    """Shaped like gamesre.app.chaos.recovery_spec."""
     return {"mode": "recovery", "run_id": "manual__2026-11-25T05:00:00", "experiment": "gs-latency",
             "probes": [p.model_dump() for p in PROBES], "baselines": {}, "started_at": time.time(),
             "recovery_time_s": recovery_time_s, "confirmations": confirmations, "interval_s": INTERVAL_S}

@@ -8,7 +8,7 @@ The worker slot is held only to start and to record; never while watching.
 """
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -46,22 +46,20 @@ class ChaosMonitorSensor(BaseOperator):
         self.prometheus_conn_id = prometheus_conn_id
 
     def execute(self, context: Context) -> Any:
-        from gamesre.airflow.chaos import _store, monitor_spec, recovery_spec
+        from gamesre.airflow.chaos import monitor_spec, recovery_spec
         from gamesre.airflow.triggers.chaos import ChaosMonitorTrigger
 
         run_id = str(context["dag_run"].run_id)
         if self.run.get("dry_run"):
             raise AirflowSkipException("dry run: nothing is injected, nothing to watch")
-        record = _store().chaos_run(run_id) or {}
         if self.mode == "monitor":
-            injected_at = record.get("injected_at") or datetime.now(UTC)
-            spec = monitor_spec(self.run, self.before or {}, injected_at.timestamp())
+            spec = monitor_spec(self.run, self.before or {}, run_id)
             timeout = float(spec["duration_s"]) + 10 * float(spec["interval_s"]) + 120
         else:
-            recovered_at = record.get("recovered_at")
-            if recovered_at is None:
+            watch = recovery_spec(self.run, self.before or {}, run_id)
+            if watch is None:
                 raise AirflowSkipException("the fault was not recovered (see recover): no steady state to wait for")
-            spec = recovery_spec(self.run, self.before or {}, recovered_at.timestamp())
+            spec = watch
             timeout = float(spec["recovery_time_s"]) + 120
         self.log.info("%s: watching %s (%s)", self.mode, self.run.get("experiment"),
                       ", ".join(p["name"] for p in spec["probes"]))

@@ -44,7 +44,7 @@ async def read_variable(key: str) -> str | None:
 
 
 class ChaosMonitorTrigger(PrometheusSpecTrigger):
-    """`spec` is built by gamesre.airflow.chaos.monitor_spec / recovery_spec (JSON-safe)."""
+    """`spec` is built by gamesre.app.chaos.monitor_spec / recovery_spec (JSON-safe)."""
 
     classpath = CLASSPATH
     _switch: bool = False  # the kill switch as last read

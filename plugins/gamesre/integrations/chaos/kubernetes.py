@@ -6,7 +6,7 @@ injecting; this backend writes the custom resource, stops it, waits until the op
 gone, and only then deletes it. Targets are the Running pods (not terminating) in `namespace` that carry
 `selector_labels` (the Deployment's pod labels) plus the selector the experiment asks for.
 
-Faults (parameters: gamesre.integrations.chaos.base.FAULT_KINDS; duration = ceil(duration_s) seconds):
+Faults (parameters: gamesre.chaos.faults.FAULT_KINDS; duration = ceil(duration_s) seconds):
 
 kind               litmus (ChaosEngine, experiments[0])                chaos-mesh
 pod_delete         pod-delete, TARGET_PODS, CHAOS_INTERVAL = duration   PodChaos action pod-kill (one-shot,
@@ -80,11 +80,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from kubernetes import client
 
-from gamesre.integrations.chaos.base import (
+from gamesre.chaos.faults import (
+    FAULT_BACKENDS,
     FAULT_KINDS,
     ChaosBackend,
     ChaosBackendError,
@@ -93,6 +94,10 @@ from gamesre.integrations.chaos.base import (
     Recovery,
 )
 from gamesre.integrations.kubernetes import json_call
+
+if TYPE_CHECKING:
+    from gamesre.core.services import ServiceSpec
+    from gamesre.integrations.connections import Connections
 
 log = logging.getLogger(__name__)
 
@@ -639,3 +644,17 @@ def _whole(fault: FaultSpec, key: str, default: int | None, *, minimum: int) -> 
     if value != int(value):
         raise ChaosBackendError(f"{fault.kind}: {key} must be a whole number, got {value!r}")
     return int(value)
+
+
+def for_service(service: ServiceSpec, connections: Connections) -> KubernetesChaosBackend:
+    """The registered factory: the pods of the service's Deployment (services.yaml `kubernetes`), through the
+    engine and database hosts of its `chaos` settings."""
+    coordinates = service.kubernetes
+    if coordinates is None or not coordinates.deployment:  # services.yaml requires them for this backend
+        raise ChaosBackendError(f"kubernetes backend: {service.name} has no kubernetes.deployment in services.yaml")
+    return KubernetesChaosBackend(connections.kubernetes(), namespace=coordinates.namespace, service=service.name,
+                                  selector_labels={"app": coordinates.deployment}, engine=service.chaos.engine,
+                                  database_hosts=list(service.chaos.database_hosts))
+
+
+FAULT_BACKENDS.register(KubernetesChaosBackend.kind, for_service)

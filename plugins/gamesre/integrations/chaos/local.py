@@ -2,7 +2,7 @@
 
 The fleet (`make demo`, described in .demo/fleet.json) lets each instance take runtime faults with
 `PUT /admin/faults`, a partial update: a fault sets only its own fields, so faults other experiments (or
-people) injected into the same instance stay. Per fault kind of the catalog (gamesre.integrations.chaos.base):
+people) injected into the same instance stay. Per fault kind of the catalog (gamesre.chaos.faults):
 
     pod_delete         killed: true, a deleted pod: player connections are closed unanswered (HAProxy retries
                        them on another server), /healthz and /ready 503, and HAProxy takes the server out
@@ -52,14 +52,26 @@ from collections.abc import Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
+from gamesre.chaos.faults import (
+    FAULT_BACKENDS,
+    FAULT_KINDS,
+    ChaosBackend,
+    ChaosBackendError,
+    FaultSpec,
+    Injection,
+    Recovery,
+)
 from gamesre.deploy.backend import DeployBackendError
-from gamesre.integrations.chaos.base import FAULT_KINDS, ChaosBackend, ChaosBackendError, FaultSpec, Injection, Recovery
 from gamesre.integrations.deploy.local import load_fleet
 from gamesre.integrations.haproxy import HAProxyError, HAProxyRuntime
+
+if TYPE_CHECKING:
+    from gamesre.core.services import ServiceSpec
+    from gamesre.integrations.connections import Connections
 
 # The fields of the fleet's injected faults (demo/admin.py) each fault kind sets.
 FAULT_FIELDS: dict[str, tuple[str, ...]] = {
@@ -412,3 +424,11 @@ class LocalChaosBackend(ChaosBackend):
                     observed[name] = str(exc)
             found.append(replace(injection, handles={**injection.handles, "observed": observed}))
         return found
+
+
+def for_service(service: ServiceSpec, connections: Connections) -> LocalChaosBackend:
+    """The registered factory: the service's instances in the demo fleet (GAMESRE_DEMO_FLEET), through HAProxy."""
+    return LocalChaosBackend.from_fleet_file(connections.haproxy(), service.name)
+
+
+FAULT_BACKENDS.register(LocalChaosBackend.kind, for_service)

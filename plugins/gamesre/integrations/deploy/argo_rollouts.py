@@ -54,8 +54,8 @@ from kubernetes import client
 from gamesre.deploy.backend import DEPLOY_BACKENDS, BackendStatus, Cohorts, DeployBackend, DeployBackendError
 
 if TYPE_CHECKING:
-    from gamesre.core.connections import Connections
     from gamesre.core.services import ServiceSpec
+    from gamesre.integrations.connections import Connections
 from gamesre.integrations.deploy.kubernetes import MERGE_PATCH, container_index, image_tag, kube_call
 
 log = logging.getLogger(__name__)

@@ -64,8 +64,8 @@ from kubernetes import client
 from gamesre.deploy.backend import DEPLOY_BACKENDS, BackendStatus, Cohorts, DeployBackend, DeployBackendError
 
 if TYPE_CHECKING:
-    from gamesre.core.connections import Connections
     from gamesre.core.services import ServiceSpec
+    from gamesre.integrations.connections import Connections
 from gamesre.integrations.kubernetes import json_call
 
 RECORD_ANNOTATION = "gamesre.io/deploy"

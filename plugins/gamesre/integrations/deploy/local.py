@@ -53,8 +53,8 @@ from gamesre.deploy.backend import (
 from gamesre.integrations.haproxy import HAProxyError, HAProxyRuntime
 
 if TYPE_CHECKING:
-    from gamesre.core.connections import Connections
     from gamesre.core.services import ServiceSpec
+    from gamesre.integrations.connections import Connections
 
 TOTAL_WEIGHT = 256  # HAProxy's maximum server weight: the finest split of the traffic
 SMOKE_RPS = 20.0

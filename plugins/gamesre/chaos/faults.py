@@ -1,7 +1,8 @@
-"""The one interface every fault-injection backend implements: inject, abort, recover, and list what is injected.
+"""The faults of the chaos domain and the one interface every fault-injection backend implements, by kind.
 
-A game-day experiment is driven by the Airflow layer (gamesre.airflow.chaos); the backend only applies and
-removes faults, it never judges. Every method is idempotent and reads the backend's state before acting:
+What a fault is (FaultSpec, FAULT_KINDS), what injecting it leaves behind (Injection) and what removing it
+confirms (Recovery) belong to the game-day workflow (gamesre.app.chaos), which drives a backend and judges;
+a backend only applies and removes faults. Every method is idempotent and reads the backend's state first:
 
     targets(selector)            -> the names (instances / pods) the selector matches now, sorted
     inject(run_id, fault, names) -> an Injection: what was changed, with what it takes to undo it exactly
@@ -14,6 +15,11 @@ removes faults, it never judges. Every method is idempotent and reads the backen
 
 Before changing anything, `inject` records its intent where `injected()` finds it (a state file beside the
 demo fleet, labels on the Kubernetes objects), so a run that crashes half-way still leaves a trace.
+
+Backends register their kind (services.yaml `chaos.backend`) in FAULT_BACKENDS with a factory
+`factory(service: ServiceSpec, connections: gamesre.integrations.connections.Connections) -> ChaosBackend`:
+`local` (gamesre.integrations.chaos.local) and `kubernetes` (gamesre.integrations.chaos.kubernetes), both
+registered by importing gamesre.integrations.backends.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from gamesre.core.errors import OutsideSystemError
+from gamesre.core.registry import Registry
 
 # The faults of the catalog (include/config/chaos/*.yaml). Parameters per kind (all optional unless noted):
 #   pod_delete         -                                   (kill the instance / delete the pod)
@@ -123,3 +130,6 @@ class ChaosBackend(ABC):
     @abstractmethod
     def injected(self, service: str | None = None) -> list[Injection]:
         """Every fault of ours still injected (optionally of one service), as the backend sees it."""
+
+
+FAULT_BACKENDS = Registry[ChaosBackend]("chaos")
