@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from gamesre.app.ports import Clock, Notifier
 from gamesre.core.time import KST
-from gamesre.reports.budget_report import burn_down_chart, burn_down_series, report_text, slo_table, top_burn_ranges
+from gamesre.reports.budget_report import burn_down_chart, burn_down_series, report_text, top_burn_ranges
 from gamesre.slo.evaluation import LedgerStore, evaluate_slos
 from gamesre.slo.ingest import IngestError, LedgerSink, PrometheusSource, align_down, catch_up_start, ingest_all
 from gamesre.slo.policy import service_states, snapshot_record
@@ -120,7 +120,7 @@ def post_report(ports: SloPorts, at: datetime) -> dict[str, Any]:
     series = {ev.slo.name: burn_down_series(ev.slo, ev.ledger, at, ev.exclusions) for ev in evaluated}
     top = sorted(ranges, key=lambda r: r.budget_share, reverse=True)[:5]
     states = {n: s.state for n, s in service_states(ev.state for ev in evaluated).items()}
-    sent = ports.notifier.message(report_text(at, slo_table(rows), top, states))
+    sent = ports.notifier.message(report_text(at, rows, top, states))
     with tempfile.TemporaryDirectory() as tmp:
         chart = burn_down_chart(series, Path(tmp) / "error-budget-burn-down.png",
                                 f"Error budget remaining, window ending {at:%Y-%m-%d %H:%M} UTC")

@@ -9,6 +9,15 @@ from zoneinfo import ZoneInfo
 
 import numpy as np
 
+from gamesre.reports.document import (
+    BulletList,
+    Document,
+    Facts,
+    Table,
+    Tone,
+    render_markdown,
+    render_slack,
+)
 from gamesre.slo.budget import Ledger, SloSnapshot, compute_snapshot, minute_bad_units
 from gamesre.slo.spec import Slo
 
@@ -23,20 +32,26 @@ def _rate(x: float | None) -> str:
     return "-" if x is None else f"{x:.2f}x"
 
 
-def slo_table(rows: Sequence[tuple[SloSnapshot, str]]) -> str:
-    """A Markdown table: SLI, target, budget remaining raw and adjusted, burn rates, coverage, state."""
-    head = ("| SLO | SLI | target | window | budget left | left (adjusted) | burn 1h | burn 6h | burn 3d "
-            "| coverage | state |")
-    lines = [head, "|" + "---|" * 11]
+SLO_HEADER = ("SLO", "SLI", "target", "window", "budget left", "left (adjusted)", "burn 1h", "burn 6h", "burn 3d",
+              "coverage", "state")
+STATE_TONE: dict[str, Tone] = {"rollback": "fail", "deploy_freeze": "fail", "fast_burn": "fail", "no_data": "error",
+                               "slow_burn": "warn", "ticket": "warn", "normal": "pass"}
+
+
+def slo_rows_table(rows: Sequence[tuple[SloSnapshot, str]]) -> Table:
+    """SLI, target, budget remaining raw and adjusted, burn rates, coverage and state, one SLO a row."""
+    cells = []
     for snap, state in rows:
         br = snap.burn_rates
-        lines.append(
-            f"| {snap.name} | {_pct(snap.sli, 3)} | {_pct(snap.target, 2)} | {snap.window} "
-            f"| {_pct(snap.budget_remaining, 1)} | {_pct(snap.budget_remaining_adjusted, 1)} "
-            f"| {_rate(br.get('1h'))} | {_rate(br.get('6h'))} | {_rate(br.get('3d'))} "
-            f"| {_pct(snap.coverage, 1)} | {state} |"
-        )
-    return "\n".join(lines)
+        cells.append((snap.name, _pct(snap.sli, 3), _pct(snap.target, 2), snap.window, _pct(snap.budget_remaining, 1),
+                      _pct(snap.budget_remaining_adjusted, 1), _rate(br.get("1h")), _rate(br.get("6h")),
+                      _rate(br.get("3d")), _pct(snap.coverage, 1), state))
+    return Table(SLO_HEADER, cells, row_tones=[STATE_TONE.get(state, "") for _, state in rows])
+
+
+def slo_table(rows: Sequence[tuple[SloSnapshot, str]]) -> str:
+    """The SLO table in Markdown (the CLI's `budget`)."""
+    return render_markdown(Document("", [slo_rows_table(rows)])).strip()
 
 
 @dataclass(frozen=True)
@@ -137,9 +152,20 @@ def burn_down_chart(series: Mapping[str, tuple[list[datetime], list[float | None
     return path
 
 
-def report_text(at: datetime, table: str, ranges: Sequence[BurnRange], service_states: Mapping[str, str]) -> str:
+def report_document(at: datetime, rows: Sequence[tuple[SloSnapshot, str]], ranges: Sequence[BurnRange],
+                    service_states: Mapping[str, str]) -> Document:
+    """The daily report: the services' states, the SLO table, and the time ranges that consumed the most budget."""
     local = at.astimezone(KST)
     services = ", ".join(f"{name}: {state}" for name, state in sorted(service_states.items()))
-    burned = "\n".join(f"• {r.describe()}" for r in ranges) or "• no hour burned faster than the budget allows"
-    return (f"*Error-budget report {local:%Y-%m-%d %H:%M} KST*\nServices: {services}\n"
-            f"```\n{table}\n```\n*Time ranges that consumed the most budget*\n{burned}")
+    burned = [r.describe() for r in ranges] or ["no hour burned faster than the budget allows"]
+    return Document(f"Error-budget report {local:%Y-%m-%d %H:%M} KST", [
+        Facts([("Services", services)]),
+        slo_rows_table(rows),
+        BulletList("Time ranges that consumed the most budget", burned),
+    ])
+
+
+def report_text(at: datetime, rows: Sequence[tuple[SloSnapshot, str]], ranges: Sequence[BurnRange],
+                service_states: Mapping[str, str]) -> str:
+    """The daily report as a Slack message."""
+    return render_slack(report_document(at, rows, ranges, service_states))
