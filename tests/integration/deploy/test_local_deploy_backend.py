@@ -24,6 +24,7 @@ import pytest
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+import demo.backends  # noqa: F401  (registers the demo's smoke traffic, as GAMESRE_EXTENSIONS does in Airflow)
 from demo.procs import free_port
 from demo.topology import DEFAULT_TOPOLOGY
 from gamesre.deploy.backend import Cohorts, DeployBackendError
