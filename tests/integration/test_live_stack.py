@@ -39,7 +39,8 @@ def test_every_contract_metric_of_every_instance_reaches_prometheus(live_stack) 
         return instances <= {r["metric"]["instance"] for r in up} and all(r["value"][1] == "1" for r in up)
 
     assert wait_for(healthy, timeout=30)
-    assert prom.query('haproxy_process_start_time_seconds{job="haproxy"}', time.time())  # its exporter too
+    # its exporter too (scraped on its own schedule: `healthy` passes before HAProxy's first scrape lands)
+    assert wait_for(lambda: prom.query('haproxy_process_start_time_seconds{job="haproxy"}', time.time()), timeout=30)
 
 
 def test_player_traffic_flows_through_haproxy_to_the_stable_instances(live_stack) -> None:
