@@ -1,14 +1,17 @@
 """Starters for the real monitoring services of the demo and the tests: Prometheus, Alertmanager, the Slack sink.
 
 Each starter validates its configuration with the real tool first (promtool, amtool), starts the process on
-a loopback port inside a work folder, waits until it answers, and returns the ManagedProcess.
+a loopback port inside a work folder, waits until it answers, and returns the ManagedProcess. The demo's
+Prometheus and Alertmanager speak plain HTTP on loopback; the tests give them a WebConfig (TLS, client
+certificates, basic auth) to check the connections that need one.
 `smoke_command` is the load generator's command line for smoke traffic against one fleet instance.
 """
 from __future__ import annotations
 
 import functools
 import sys
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -26,6 +29,45 @@ class ScrapeTarget:
     job: str
     instance: str  # the logical name stored as the `instance` label (e.g. gs-stable-1)
     address: str  # host:port actually scraped
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """What Prometheus and Alertmanager read from --web.config.file (the Prometheus exporter-toolkit's format,
+    checked with `promtool check web-config`): TLS with a server certificate, optionally requiring a client
+    certificate signed by `client_ca_file`, and basic-auth users with their passwords' bcrypt hashes."""
+
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    client_ca_file: Path | None = None
+    basic_auth_users: Mapping[str, str] = field(default_factory=dict)  # user -> bcrypt hash of the password
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.cert_file else "http"
+
+    def render(self) -> str:
+        import yaml
+
+        doc: dict[str, object] = {}
+        if self.cert_file:
+            tls = {"cert_file": str(self.cert_file), "key_file": str(self.key_file)}
+            if self.client_ca_file:
+                tls |= {"client_auth_type": "RequireAndVerifyClientCert", "client_ca_file": str(self.client_ca_file)}
+            doc["tls_server_config"] = tls
+        if self.basic_auth_users:
+            doc["basic_auth_users"] = dict(self.basic_auth_users)
+        return yaml.safe_dump(doc, sort_keys=False)
+
+
+def web_options(workdir: Path, web: WebConfig | None) -> list[str]:
+    """The command-line option for `web` (none without one), its file written to `workdir` and checked."""
+    if web is None:
+        return []
+    path = workdir / "web.yml"
+    path.write_text(web.render())
+    check_config([require_binary("promtool"), "check", "web-config", str(path)], f"the web configuration {path}")
+    return [f"--web.config.file={path}"]
 
 
 def render_prometheus_config(
@@ -64,7 +106,11 @@ def start_prometheus(
     data_dir: Path | None = None,
     retention: str = "60d",
     timeout: float = 60.0,
+    web: WebConfig | None = None,
+    ready: Callable[[str], bool] = http_ok,
 ) -> ManagedProcess:
+    """Prometheus on 127.0.0.1:`port`; with `web`, behind its TLS and basic auth, and `ready` (given the
+    /-/ready URL) says when it answers, with whatever credentials that takes."""
     binary = require_binary("prometheus")
     promtool = require_binary("promtool")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -84,10 +130,12 @@ def start_prometheus(
             "--web.enable-lifecycle",
             "--web.enable-admin-api",
             "--log.level=warn",
+            *web_options(workdir, web),
         ],
         workdir / "prometheus.log",
     ).start()
-    process.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"), timeout=timeout)
+    scheme = web.scheme if web else "http"
+    process.wait_ready(lambda: ready(f"{scheme}://127.0.0.1:{port}/-/ready"), timeout=timeout)
     return process
 
 
@@ -143,7 +191,9 @@ def write_alertmanager_secrets(secrets_dir: Path, slack_webhook_url: str) -> dic
     return files
 
 
-def start_alertmanager(workdir: Path, port: int, config_text: str, *, timeout: float = 30.0) -> ManagedProcess:
+def start_alertmanager(workdir: Path, port: int, config_text: str, *, timeout: float = 30.0,
+                       web: WebConfig | None = None, ready: Callable[[str], bool] = http_ok) -> ManagedProcess:
+    """Alertmanager on 127.0.0.1:`port`; `web` and `ready` as for start_prometheus."""
     binary = require_binary("prometheus-alertmanager")
     amtool = require_binary("amtool")
     workdir.mkdir(parents=True, exist_ok=True)
@@ -159,10 +209,12 @@ def start_alertmanager(workdir: Path, port: int, config_text: str, *, timeout: f
             f"--web.listen-address=127.0.0.1:{port}",
             "--cluster.listen-address=",  # a single instance: no gossip port to collide with
             "--log.level=warn",
+            *web_options(workdir, web),
         ],
         workdir / "alertmanager.log",
     ).start()
-    process.wait_ready(lambda: http_ok(f"http://127.0.0.1:{port}/-/ready"), timeout=timeout)
+    scheme = web.scheme if web else "http"
+    process.wait_ready(lambda: ready(f"{scheme}://127.0.0.1:{port}/-/ready"), timeout=timeout)
     return process
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from demo.procs import ManagedProcess, ProcessGroup, free_port
-from demo.services import render_alertmanager_config, start_alertmanager, start_slack_sink
+from demo.services import WebConfig, render_alertmanager_config, start_alertmanager, start_slack_sink
 from tests.databases import postgres_database, postgres_reachable
 
 # `make test` runs two pytest workers (pytest-xdist, --dist loadgroup): every end-to-end test goes to the same
@@ -130,21 +130,29 @@ class HistoryPrometheus:
 HISTORY_DAYS = 8  # long enough to hold the planted outage (6 days back) and matchmaking degradation
 
 
-@pytest.fixture(scope="session")
-def history_prometheus(services: ProcessGroup, tmp_path_factory: pytest.TempPathFactory) -> HistoryPrometheus:
+def start_history_prometheus(services: ProcessGroup, workdir: Path, end: datetime, days: int, *,
+                             web: WebConfig | None = None, ready: Callable[[str], bool] | None = None,
+                             ) -> HistoryPrometheus:
+    """A real Prometheus on `days` of the demo's history (seed 7) ending at `end`, registered with `services`;
+    with `web`, behind TLS and basic auth (`ready` then probes /-/ready with the credentials it takes)."""
     from demo.history import backfill
+    from demo.procs import http_ok
     from demo.services import render_prometheus_config, start_prometheus
 
-    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
-    workdir = tmp_path_factory.mktemp("history-prometheus")
-    backfill(workdir / "data", end=end, days=HISTORY_DAYS, seed=7)
+    backfill(workdir / "data", end=end, days=days, seed=7)
     port = free_port()
 
     def start() -> ManagedProcess:
         return services.add(start_prometheus(workdir, port, render_prometheus_config([]), data_dir=workdir / "data",
-                                             timeout=120))
+                                             timeout=120, web=web, ready=ready or http_ok))
 
-    return HistoryPrometheus(f"http://127.0.0.1:{port}", end, HISTORY_DAYS, start)
+    return HistoryPrometheus(f"{web.scheme if web else 'http'}://127.0.0.1:{port}", end, days, start)
+
+
+@pytest.fixture(scope="session")
+def history_prometheus(services: ProcessGroup, tmp_path_factory: pytest.TempPathFactory) -> HistoryPrometheus:
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    return start_history_prometheus(services, tmp_path_factory.mktemp("history-prometheus"), end, HISTORY_DAYS)
 
 
 class LiveStack:

@@ -5,8 +5,12 @@ retry or a re-run finds it instead of making another one. A window may own sever
 service: matchers are ANDed, so two services cannot share one); a silence is identified by the window id
 and its set of matchers. Every silence has an end time: the client refuses to make one without.
 
-Errors: an unreachable Alertmanager raises `AlertmanagerUnreachable` naming the URL; an HTTP error raises
-`AlertmanagerError` with Alertmanager's own message (e.g. why it refused a matcher).
+The client talks to an HttpEndpoint (gamesre.integrations.http_endpoint): basic auth or a bearer token, TLS with a
+private CA or a client certificate, extra headers (a multi-tenant Mimir's X-Scope-OrgID), a path prefix.
+
+Errors: an unreachable Alertmanager raises `AlertmanagerUnreachable` naming the URL; refused credentials (HTTP
+401/403) or a failed TLS verification raise `AlertmanagerAccessError` naming the connection; an HTTP error raises
+`AlertmanagerError` with Alertmanager's own message (e.g. why it refused a matcher). No message carries a secret.
 """
 from __future__ import annotations
 
@@ -20,6 +24,7 @@ import requests
 
 from gamesre.core.errors import OutsideSystemError
 from gamesre.core.services import Matcher
+from gamesre.integrations.http_endpoint import ACCESS_DENIED, HttpEndpoint
 
 MARKER = "[gamesre-window:{id}]"
 _MARKER = re.compile(r"\[gamesre-window:([A-Za-z0-9._:-]+)\]")
@@ -29,11 +34,12 @@ EnsureAction = Literal["created", "reused", "updated", "replaced"]
 
 
 class AlertmanagerError(OutsideSystemError):
-    """Alertmanager answered with an error; `message` is Alertmanager's own text."""
+    """Alertmanager answered with an error; `message` is Alertmanager's own text, `label` says which Alertmanager
+    (with its connection, when it came from one)."""
 
-    def __init__(self, message: str, *, status: int | None = None, url: str = ""):
+    def __init__(self, message: str, *, status: int | None = None, url: str = "", label: str = "Alertmanager"):
         where = f" ({url}, HTTP {status})" if status is not None else (f" ({url})" if url else "")
-        super().__init__(f"Alertmanager: {message}{where}")
+        super().__init__(f"{label}: {message}{where}")
         self.message = message
         self.status = status
         self.url = url
@@ -41,6 +47,17 @@ class AlertmanagerError(OutsideSystemError):
 
 class AlertmanagerUnreachable(AlertmanagerError):
     """No answer from Alertmanager at all (connection refused, DNS, timeout)."""
+
+
+class AlertmanagerAccessError(AlertmanagerUnreachable):
+    """Alertmanager (or a gateway in front of it) refused the credentials, or TLS verification failed: asking
+    again does not help. The message is the whole sentence, naming the connection."""
+
+    def __init__(self, sentence: str, *, status: int | None = None, url: str = ""):
+        OutsideSystemError.__init__(self, sentence)
+        self.message = sentence
+        self.status = status
+        self.url = url
 
 
 def window_marker(window_id: str) -> str:
@@ -136,30 +153,41 @@ class Alert:
 
 
 class AlertmanagerClient:
-    """A client of one Alertmanager, e.g. `AlertmanagerClient("http://127.0.0.1:9093")`."""
+    """A client of one Alertmanager, e.g. `AlertmanagerClient("http://127.0.0.1:9093")`, or an HttpEndpoint with
+    credentials, TLS settings and headers (what AlertmanagerHook builds from a connection)."""
 
-    def __init__(self, url: str, *, timeout: float = 10.0, session: requests.Session | None = None):
-        self.url = url.rstrip("/")
+    def __init__(self, endpoint: HttpEndpoint | str, *, timeout: float = 10.0,
+                 session: requests.Session | None = None):
+        self.endpoint = HttpEndpoint.of("Alertmanager", endpoint)
+        self.url = self.endpoint.base_url  # never holds credentials
         self.timeout = timeout
-        self.session = session or requests.Session()
+        self.session = session or self.endpoint.requests_session()
 
     # --- transport -----------------------------------------------------------------------------------------
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         url = f"{self.url}/api/v2{path}"
+        scrub, label = self.endpoint.scrub, self.endpoint.label
         try:
             response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+        except requests.exceptions.SSLError as exc:
+            raise AlertmanagerAccessError(self.endpoint.tls_failed(exc), url=url) from None
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise AlertmanagerUnreachable(f"unreachable at {self.url}: {type(exc).__name__}: {exc}",
-                                          url=url) from None
+            raise AlertmanagerUnreachable(scrub(f"unreachable at {self.url}: {type(exc).__name__}: {exc}"),
+                                          url=url, label=label) from None
+        if response.status_code in ACCESS_DENIED:
+            raise AlertmanagerAccessError(self.endpoint.refused(response.status_code, response.text),
+                                          status=response.status_code, url=url)
         if response.status_code >= 400:
-            raise AlertmanagerError(_error_message(response), status=response.status_code, url=url)
+            raise AlertmanagerError(scrub(_error_message(response)), status=response.status_code, url=url,
+                                    label=label)
         if not response.content:
             return None
         try:
             return response.json()
         except ValueError:
-            raise AlertmanagerError(f"answered {method} {path} with something that is not JSON: "
-                                    f"{response.text[:200]!r}", status=response.status_code, url=url) from None
+            raise AlertmanagerError(scrub(f"answered {method} {path} with something that is not JSON: "
+                                          f"{response.text[:200]!r}"), status=response.status_code, url=url,
+                                    label=label) from None
 
     # --- silences ------------------------------------------------------------------------------------------
     def silences(self, filter: Sequence[Matcher | str] = (), *, window_id: str | None = None,
@@ -225,7 +253,8 @@ class AlertmanagerClient:
     def _post_silence(self, body: dict[str, Any]) -> str:
         answer = self._request("POST", "/silences", json=body)
         if not isinstance(answer, dict) or "silenceID" not in answer:
-            raise AlertmanagerError(f"unexpected answer to POST /silences: {answer!r}", url=self.url)
+            raise AlertmanagerError(self.endpoint.scrub(f"unexpected answer to POST /silences: {answer!r}"),
+                                    url=self.url, label=self.endpoint.label)
         return str(answer["silenceID"])
 
     def expire(self, silence_id: str) -> None:

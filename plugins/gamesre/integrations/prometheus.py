@@ -1,10 +1,15 @@
 """Prometheus: instant, range and raw-sample queries, with errors that say what went wrong.
 
-Built on prometheus-api-client's PrometheusConnect. Errors are sorted into three kinds, because callers treat
-them differently (all of them are "inconclusive", never "pass"):
+Built on prometheus-api-client's PrometheusConnect, over the session of an HttpEndpoint (gamesre.integrations.
+http_endpoint: basic auth or a bearer token, TLS with a private CA or a client certificate, extra headers such as
+Mimir's X-Scope-OrgID, a path prefix). Errors are sorted into kinds, because callers treat them differently (all
+of them are "inconclusive", never "pass"):
 - PrometheusUnreachable: nothing answered (connection refused, timeout, DNS);
+- PrometheusAccessError (a PrometheusUnreachable: asking again does not help): the credentials were refused
+  (HTTP 401/403) or TLS verification failed; the message names the connection;
 - PrometheusQueryError: Prometheus answered and rejected the query (bad PromQL, too many samples);
 - PrometheusError: anything else Prometheus answered with (5xx, malformed payload).
+No message carries a secret of the endpoint.
 """
 from __future__ import annotations
 
@@ -17,10 +22,10 @@ from typing import Any
 import numpy as np
 import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
-from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from gamesre.core.errors import OutsideSystemError
+from gamesre.integrations.http_endpoint import ACCESS_DENIED, HttpEndpoint
 
 
 class PrometheusError(OutsideSystemError):
@@ -33,6 +38,10 @@ class PrometheusError(OutsideSystemError):
 
 class PrometheusUnreachable(PrometheusError):
     pass
+
+
+class PrometheusAccessError(PrometheusUnreachable):
+    """Prometheus (or a gateway in front of it) refused the credentials, or TLS verification failed."""
 
 
 class PrometheusQueryError(PrometheusError):
@@ -55,29 +64,40 @@ def _duration(seconds: float) -> str:
 
 
 class PrometheusClient:
-    """A synchronous Prometheus HTTP API client for one server."""
+    """A synchronous Prometheus HTTP API client for one server: `PrometheusClient("http://127.0.0.1:9090")`, or an
+    HttpEndpoint with credentials, TLS settings and headers (what PrometheusHook builds from a connection)."""
 
-    def __init__(self, url: str, *, timeout: float = 30.0, retries: int = 2):
-        self.url = url.rstrip("/")
+    def __init__(self, endpoint: HttpEndpoint | str, *, timeout: float = 30.0, retries: int = 2):
+        self.endpoint = HttpEndpoint.of("Prometheus", endpoint)
+        self.url = self.endpoint.base_url  # never holds credentials
+        self.name = self.endpoint.name
         self.timeout = timeout
-        retry = Retry(total=retries, connect=retries, read=0, backoff_factor=0.3,
+        # Retried: refused connections and a gateway's 502-504. Not: reads (a query may be expensive) and TLS
+        # failures (urllib3's "other" errors), which the next attempt would meet again.
+        retry = Retry(total=retries, connect=retries, read=0, other=0, backoff_factor=0.3,
                       status_forcelist=(502, 503, 504), allowed_methods=frozenset({"GET", "POST"}))
-        # POST keeps long selectors out of URLs and server logs.
-        self._api = PrometheusConnect(url=self.url, retry=retry, timeout=int(timeout), method="POST")
-        self._session = requests.Session()  # for the non-query endpoints (rules, targets, build info)
-        self._session.mount("http://", HTTPAdapter(max_retries=retry))
-        self._session.mount("https://", HTTPAdapter(max_retries=retry))
+        # One session for the queries and the other endpoints (rules, targets, build info). POST keeps long
+        # selectors out of URLs and server logs.
+        self._session = self.endpoint.requests_session(retry)
+        self._api = PrometheusConnect(url=self.url, retry=retry, timeout=int(timeout), method="POST",
+                                      session=self._session)
+
+    def _unreachable(self, exc: Exception, query: str) -> PrometheusUnreachable:
+        if isinstance(exc, requests.exceptions.SSLError):
+            return PrometheusAccessError(self.endpoint.tls_failed(exc), query)
+        where = f" at {self.url}" if self.endpoint.conn_id else ""
+        return PrometheusUnreachable(f"{self.name} is unreachable{where}: {type(exc).__name__}", query)
 
     def _call(self, query: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            message = f"Prometheus at {self.url} is unreachable: {type(exc).__name__}"
-            raise PrometheusUnreachable(message, query) from exc
+            raise self._unreachable(exc, query) from None
         except PrometheusApiClientException as exc:
-            raise self._classify(str(exc), query) from exc
+            raise self._classify(str(exc), query) from None
         except (ValueError, KeyError) as exc:  # a reply that is not the API's JSON
-            raise PrometheusError(f"Prometheus at {self.url} sent an unreadable reply: {exc}", query) from exc
+            message = self.endpoint.scrub(f"{self.name} sent an unreadable reply: {exc}")
+            raise PrometheusError(message, query) from None
 
     def _classify(self, message: str, query: str) -> PrometheusError:
         status, detail = 0, message
@@ -85,13 +105,22 @@ class PrometheusClient:
             head, _, body = message.partition(" (")
             status = int(head.rsplit(" ", 1)[1])
             try:
-                payload = json.loads(eval_bytes_repr(body.rstrip(")")))
-                detail = f"{payload.get('errorType', 'error')}: {payload.get('error', '')}"
+                detail = eval_bytes_repr(body.rstrip(")"))
             except (ValueError, SyntaxError):
                 detail = body
+            try:
+                payload = json.loads(detail)
+            except ValueError:
+                payload = None
+            if isinstance(payload, dict):
+                detail = f"{payload.get('errorType', 'error')}: {payload.get('error', '')}"
+        if status in ACCESS_DENIED:
+            return PrometheusAccessError(self.endpoint.refused(status, detail), query)
         if status in (400, 422):
-            return PrometheusQueryError(f"Prometheus rejected the query {query!r}: {detail}", query)
-        return PrometheusError(f"Prometheus at {self.url} failed (HTTP {status}) for {query!r}: {detail}", query)
+            return PrometheusQueryError(self.endpoint.scrub(f"{self.endpoint.label} rejected the query {query!r}: "
+                                                            f"{detail}"), query)
+        return PrometheusError(self.endpoint.scrub(f"{self.name} failed (HTTP {status}) for {query!r}: {detail}"),
+                               query)
 
     def query(self, expr: str, at: datetime | float) -> list[dict[str, Any]]:
         """An instant query; returns the API's `result` list."""
@@ -148,8 +177,9 @@ class PrometheusClient:
         try:
             resp = self._session.get(f"{self.url}{where}", params=dict(params or {}), timeout=self.timeout)
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise PrometheusUnreachable(f"Prometheus at {self.url} is unreachable: {type(exc).__name__}",
-                                        where) from exc
+            raise self._unreachable(exc, where) from None
+        if resp.status_code in ACCESS_DENIED:
+            raise PrometheusAccessError(self.endpoint.refused(resp.status_code, resp.text), where)
         try:
             doc = resp.json()
         except ValueError:
@@ -157,8 +187,8 @@ class PrometheusClient:
         if not isinstance(doc, dict) or doc.get("status") != "success" or resp.status_code >= 400:
             detail = (f"{doc.get('errorType', 'error')}: {doc.get('error', '')}" if isinstance(doc, dict)
                       else f"not the API's JSON: {resp.text[:200]!r}")
-            raise PrometheusError(f"Prometheus at {self.url} failed (HTTP {resp.status_code}) for {where}: {detail}",
-                                  where)
+            raise PrometheusError(self.endpoint.scrub(f"{self.name} failed (HTTP {resp.status_code}) for {where}: "
+                                                      f"{detail}"), where)
         return doc.get("data")
 
     def rules(self, kind: str | None = None) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ import pytest
 from demo.procs import free_port
 from gamesre.airflow.triggers.analysis import CanaryAnalysisTrigger
 from gamesre.deploy.analysis import SliSpec, Thresholds
+from tests.fakes.serving import serving_in_background
 
 CANDIDATE = {"version": "1.5.1", "track": "canary"}
 BASELINE = {"version": "1.5.0", "track": "stable"}
@@ -139,14 +140,8 @@ class FakePrometheus:
 
 @contextlib.contextmanager
 def serving(fake: FakePrometheus) -> Iterator[FakePrometheus]:
-    thread = threading.Thread(target=fake.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with serving_in_background(fake.server):
         yield fake
-    finally:
-        fake.server.shutdown()
-        fake.server.server_close()
-        thread.join(timeout=5)
 
 
 @pytest.fixture

@@ -1,10 +1,16 @@
-"""AlertmanagerHook: an AlertmanagerClient built from an Airflow connection (default `alertmanager_default`)."""
+"""AlertmanagerHook: an AlertmanagerClient built from an Airflow connection (default `alertmanager_default`): its
+URL, credentials, TLS settings and headers (gamesre.airflow.hooks.http_endpoint; docs/connections.md)."""
 from __future__ import annotations
+
+import logging
 
 from airflow.sdk import BaseHook
 
-from gamesre.airflow.hooks.prometheus import url_from_connection
+from gamesre.airflow.hooks.http_endpoint import endpoint_from_connection
 from gamesre.integrations.alertmanager import AlertmanagerClient
+from gamesre.integrations.http_endpoint import HttpEndpoint
+
+log = logging.getLogger(__name__)
 
 
 class AlertmanagerHook(BaseHook):
@@ -18,6 +24,10 @@ class AlertmanagerHook(BaseHook):
         self.alertmanager_conn_id = alertmanager_conn_id
         self.timeout = timeout
 
+    def endpoint(self) -> HttpEndpoint:
+        return endpoint_from_connection(self.get_connection(self.alertmanager_conn_id), "Alertmanager")
+
     def get_conn(self) -> AlertmanagerClient:
-        return AlertmanagerClient(url_from_connection(self.get_connection(self.alertmanager_conn_id)),
-                                  timeout=self.timeout)
+        endpoint = self.endpoint()
+        log.info("using %s", endpoint.describe())
+        return AlertmanagerClient(endpoint, timeout=self.timeout)

@@ -1,27 +1,20 @@
-"""PrometheusHook: a PrometheusClient built from an Airflow connection (default `prometheus_default`)."""
+"""PrometheusHook: a PrometheusClient built from an Airflow connection (default `prometheus_default`): its URL,
+credentials, TLS settings and headers (gamesre.airflow.hooks.http_endpoint; docs/connections.md)."""
 from __future__ import annotations
+
+import logging
 
 from airflow.sdk import BaseHook
 
+from gamesre.airflow.hooks.http_endpoint import endpoint_from_connection
+from gamesre.integrations.http_endpoint import HttpEndpoint
 from gamesre.integrations.prometheus import PrometheusClient
 
-
-def url_from_connection(conn: object) -> str:
-    """http(s)://host:port/path from an HTTP-style connection; the host may already be a full URL."""
-    host = str(getattr(conn, "host", "") or "")
-    if not host:
-        raise ValueError(f"connection {getattr(conn, 'conn_id', '?')!r} has no host")
-    if "://" in host:
-        base = host.rstrip("/")
-    else:
-        scheme = getattr(conn, "schema", None) or "http"
-        port = getattr(conn, "port", None)
-        base = f"{scheme}://{host}" + (f":{port}" if port else "")
-    return base
+log = logging.getLogger(__name__)
 
 
 class PrometheusHook(BaseHook):
-    """Connects to Prometheus through the connection's host, port and schema (http or https)."""
+    """Connects to Prometheus (or Mimir, Cortex, Thanos) as the connection describes it."""
 
     conn_name_attr = "prometheus_conn_id"
     default_conn_name = "prometheus_default"
@@ -33,9 +26,10 @@ class PrometheusHook(BaseHook):
         self.prometheus_conn_id = prometheus_conn_id
         self.timeout = timeout
 
-    @property
-    def url(self) -> str:
-        return url_from_connection(self.get_connection(self.prometheus_conn_id))
+    def endpoint(self) -> HttpEndpoint:
+        return endpoint_from_connection(self.get_connection(self.prometheus_conn_id), "Prometheus")
 
     def get_conn(self) -> PrometheusClient:
-        return PrometheusClient(self.url, timeout=self.timeout)
+        endpoint = self.endpoint()
+        log.info("using %s", endpoint.describe())
+        return PrometheusClient(endpoint, timeout=self.timeout)

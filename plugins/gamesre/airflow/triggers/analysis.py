@@ -13,11 +13,12 @@ when that lasts until the step deadline the step ends `timed_out`, which rolls b
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -30,6 +31,10 @@ from gamesre.deploy.analysis import (
     judge_step,
     sli_queries,
 )
+from gamesre.integrations.http_endpoint import ACCESS_DENIED, EndpointSettingsError, HttpEndpoint
+
+if TYPE_CHECKING:
+    import aiohttp
 
 CLASSPATH = "gamesre.airflow.triggers.analysis.CanaryAnalysisTrigger"
 
@@ -38,62 +43,78 @@ class PrometheusQueryFailed(RuntimeError):
     pass
 
 
-async def instant_values(session: Any, base_url: str, expr: str, at: float, timeout: float) -> list[float]:
+async def instant_values(session: aiohttp.ClientSession, endpoint: HttpEndpoint, expr: str, at: float,
+                         timeout: float) -> list[float]:
     """The values of an instant query's series (an empty list for an empty result); PrometheusQueryFailed on errors.
 
-    The error names what answered and how: the HTTP status with Prometheus' error, or the start of the body
-    when it is not Prometheus' JSON (a proxy's error page).
+    The error names what answered and how: refused credentials or a failed TLS verification (naming the
+    connection), the HTTP status with Prometheus' error, or the start of the body when it is not Prometheus' JSON
+    (a proxy's error page). No error carries a secret of the endpoint.
     """
     import aiohttp
 
     try:
-        async with session.get(f"{base_url}/api/v1/query", params={"query": expr, "time": f"{at:.3f}"},
+        async with session.get(endpoint.url("/api/v1/query"), params={"query": expr, "time": f"{at:.3f}"},
                                timeout=aiohttp.ClientTimeout(total=timeout)) as response:
             status, text = response.status, await response.text(errors="replace")
+    except aiohttp.ClientSSLError as exc:
+        raise PrometheusQueryFailed(endpoint.tls_failed(exc)) from None
     except (aiohttp.ClientError, TimeoutError) as exc:
-        raise PrometheusQueryFailed(f"Prometheus at {base_url} failed: {type(exc).__name__}: {exc}") from None
+        raise PrometheusQueryFailed(endpoint.scrub(f"{endpoint.name} failed: {type(exc).__name__}: {exc}")) from None
+    if status in ACCESS_DENIED:
+        raise PrometheusQueryFailed(endpoint.refused(status, text))
     try:
         body = json.loads(text)
     except ValueError:
         body = None
     if not isinstance(body, dict) or body.get("status") != "success":
         detail = body.get("error") if isinstance(body, dict) and body.get("error") else " ".join(text.split())[:200]
-        raise PrometheusQueryFailed(f"Prometheus at {base_url} refused the query: HTTP {status}: {detail}")
+        raise PrometheusQueryFailed(endpoint.scrub(f"{endpoint.name} refused the query: HTTP {status}: {detail}"))
     try:
         data = body["data"]
         if data["resultType"] == "scalar":
             return [float(data["result"][1])]
         return [float(r["value"][1]) for r in data["result"]]
     except (KeyError, IndexError, TypeError, ValueError) as exc:
-        raise PrometheusQueryFailed(f"Prometheus at {base_url} answered a malformed result: "
+        raise PrometheusQueryFailed(f"{endpoint.name} answered a malformed result: "
                                     f"{type(exc).__name__}: {exc}") from None
 
 
-async def instant_value(session: Any, base_url: str, expr: str, at: float, timeout: float) -> float | None:
-    """The sum of an instant query's series (None for an empty result); PrometheusQueryFailed on errors."""
-    values = await instant_values(session, base_url, expr, at, timeout)
-    return sum(values) if values else None
+class TriggerPrometheus:
+    """A trigger's instant queries to one Prometheus: its endpoint and session, or why there is none (then every
+    query fails with that reason, which the trigger's rules read as no data)."""
 
+    def __init__(self, session: aiohttp.ClientSession | None, endpoint: HttpEndpoint | None, unusable: str = ""):
+        self.session = session
+        self.endpoint = endpoint
+        self.unusable = unusable
 
-async def prometheus_base_url(conn_id: str, url: str | None = None) -> str:
-    """Prometheus' base URL: `url` when given, else from the Airflow connection (looked up asynchronously)."""
-    if url:
-        return url.rstrip("/")
-    from airflow.sdk import BaseHook
+    async def values(self, expr: str, at: float, timeout: float) -> list[float]:
+        if self.session is None or self.endpoint is None:
+            raise PrometheusQueryFailed(self.unusable)
+        return await instant_values(self.session, self.endpoint, expr, at, timeout)
 
-    from gamesre.airflow.hooks.prometheus import url_from_connection
-
-    return url_from_connection(await BaseHook.aget_connection(conn_id))
+    async def value(self, expr: str, at: float, timeout: float) -> float | None:
+        """The sum of an instant query's series (None for an empty result)."""
+        values = await self.values(expr, at, timeout)
+        return sum(values) if values else None
 
 
 class PrometheusSpecTrigger(BaseTrigger):
-    """A trigger that polls Prometheus for a JSON-safe `spec`; subclasses set `classpath` and `run`."""
+    """A trigger that polls Prometheus for a JSON-safe `spec`; subclasses set `classpath` and `run`.
+
+    Prometheus is the connection `prometheus_conn_id` (its credentials, TLS settings and headers: looked up in
+    the triggerer, never serialized), or `prometheus_url`, a plain URL without credentials (tests, benchmarks).
+    """
 
     classpath = ""
 
     def __init__(self, spec: dict[str, Any], prometheus_conn_id: str = "prometheus_default",
                  prometheus_url: str | None = None) -> None:
         super().__init__()
+        if prometheus_url and "@" in prometheus_url:  # user:password@, even with a / in the password
+            raise ValueError("prometheus_url must not carry credentials (they would be stored with the trigger): "
+                             "put them in a connection and pass prometheus_conn_id")
         self.spec = spec
         self.prometheus_conn_id = prometheus_conn_id
         self.prometheus_url = prometheus_url
@@ -102,8 +123,31 @@ class PrometheusSpecTrigger(BaseTrigger):
         return self.classpath, {"spec": self.spec, "prometheus_conn_id": self.prometheus_conn_id,
                                 "prometheus_url": self.prometheus_url}
 
-    async def _base_url(self) -> str:
-        return await prometheus_base_url(self.prometheus_conn_id, self.prometheus_url)
+    async def _endpoint(self) -> HttpEndpoint:
+        if self.prometheus_url:
+            return HttpEndpoint.from_url("Prometheus", self.prometheus_url)
+        from gamesre.airflow.hooks.http_endpoint import aendpoint_for
+
+        return await aendpoint_for(self.prometheus_conn_id, "Prometheus")
+
+    @contextlib.asynccontextmanager
+    async def prometheus(self) -> AsyncIterator[TriggerPrometheus]:
+        """Prometheus for the whole run; a connection that is missing or cannot be used makes every query fail
+        with the reason (logged once, never with a secret)."""
+        try:
+            endpoint = await self._endpoint()
+            session = await endpoint.aiohttp_session()
+        except EndpointSettingsError as exc:
+            unusable = str(exc)
+        except Exception as exc:  # no such connection, a TLS file gone since: the rules read it as no data
+            unusable = f"no usable Prometheus connection {self.prometheus_conn_id!r}: {type(exc).__name__}: {exc}"
+        else:
+            self.log.info("querying %s", endpoint.describe())
+            async with session:
+                yield TriggerPrometheus(session, endpoint)
+            return
+        self.log.error("%s", unusable)
+        yield TriggerPrometheus(None, None, unusable)
 
 
 class CanaryAnalysisTrigger(PrometheusSpecTrigger):
@@ -112,21 +156,13 @@ class CanaryAnalysisTrigger(PrometheusSpecTrigger):
     classpath = CLASSPATH
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        import aiohttp
-
         spec = self.spec
         t = Thresholds(**spec["thresholds"])
         slis = [SliSpec.from_dict(s) for s in spec["slis"]]
         candidate, baseline = spec["cohorts"]["candidate"], spec["cohorts"]["baseline"]
         since, step_started = float(spec["since"]), float(spec["step_started"])
         polls = errors = 0
-        try:
-            base_url = await self._base_url()
-        except Exception as exc:  # no connection: every poll is inconclusive until the deadline
-            base_url, connection_error = "", f"no Prometheus connection {self.prometheus_conn_id!r}: {exc}"
-        else:
-            connection_error = ""
-        async with aiohttp.ClientSession() as session:
+        async with self.prometheus() as prometheus:
             while True:
                 started = time.time()
                 polls += 1
@@ -137,11 +173,8 @@ class CanaryAnalysisTrigger(PrometheusSpecTrigger):
                     if baseline is not None:
                         queries["baseline"] = sli_queries(sli, baseline, int(span))
                     try:
-                        if connection_error:
-                            raise PrometheusQueryFailed(connection_error)
                         values = await asyncio.gather(*(
-                            asyncio.gather(*(instant_value(session, base_url, q, started, t.interval_s * 2)
-                                             for q in group.values()))
+                            asyncio.gather(*(prometheus.value(q, started, t.interval_s * 2) for q in group.values()))
                             for group in queries.values()))
                     except PrometheusQueryFailed as exc:
                         errors += 1

@@ -25,7 +25,7 @@ from typing import Any
 
 from airflow.triggers.base import TriggerEvent
 
-from gamesre.airflow.triggers.analysis import PrometheusQueryFailed, PrometheusSpecTrigger, instant_values
+from gamesre.airflow.triggers.analysis import PrometheusQueryFailed, PrometheusSpecTrigger, TriggerPrometheus
 from gamesre.chaos.catalog import AbortRules, Probe
 from gamesre.chaos.gates import kill_switch_on
 from gamesre.chaos.probes import MonitorState, read_probes, steady_state
@@ -71,17 +71,12 @@ class ChaosMonitorTrigger(PrometheusSpecTrigger):
             self._switch, self._switch_read = self._switch_read.result(), None
         return self._switch
 
-    async def _query_all(self, session: Any, base_url: str, queries: dict[str, str], at: float,
+    async def _query_all(self, prometheus: TriggerPrometheus, queries: dict[str, str], at: float,
                          timeout: float) -> tuple[dict[str, float | None], dict[str, str]]:
         """({name: value or None}, {name: error}) for named single-series queries at one instant."""
         names = list(queries)
-
-        async def one(expr: str) -> list[float]:
-            if not base_url:
-                raise PrometheusQueryFailed(self._connection_error)
-            return await instant_values(session, base_url, expr, at, timeout)
-
-        results = await asyncio.gather(*(one(queries[n]) for n in names), return_exceptions=True)
+        results = await asyncio.gather(*(prometheus.values(queries[n], at, timeout) for n in names),
+                                       return_exceptions=True)
         values: dict[str, float | None] = {}
         errors: dict[str, str] = {}
         for name, result in zip(names, results, strict=True):
@@ -96,24 +91,17 @@ class ChaosMonitorTrigger(PrometheusSpecTrigger):
         return values, errors
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        import aiohttp
-
         spec = self.spec
         probes = [Probe.model_validate(p) for p in spec["probes"]]
         interval = float(spec["interval_s"])
-        self._connection_error = ""
-        try:
-            base_url = await self._base_url()
-        except Exception as exc:  # no connection: every poll is no data
-            base_url, self._connection_error = "", f"no Prometheus connection {self.prometheus_conn_id!r}: {exc}"
-        async with aiohttp.ClientSession() as session:
+        async with self.prometheus() as prometheus:  # without a usable connection, every poll is no data
             if spec["mode"] == "monitor":
-                event = await self._monitor(session, base_url, probes, interval)
+                event = await self._monitor(prometheus, probes, interval)
             else:
-                event = await self._recovery(session, base_url, probes, interval)
+                event = await self._recovery(prometheus, probes, interval)
         yield TriggerEvent(event)
 
-    async def _monitor(self, session: Any, base_url: str, probes: list[Probe], interval: float) -> dict[str, Any]:
+    async def _monitor(self, prometheus: TriggerPrometheus, probes: list[Probe], interval: float) -> dict[str, Any]:
         spec = self.spec
         rules = AbortRules.model_validate(spec["abort"])
         state = MonitorState(started_at=float(spec["started_at"]), duration_s=float(spec["duration_s"]))
@@ -126,8 +114,8 @@ class ChaosMonitorTrigger(PrometheusSpecTrigger):
             # and `consecutive_failures` polls must mean that many intervals).
             at = time.time()
             (values, failed), (burns, burn_failed), switched = await asyncio.gather(
-                self._query_all(session, base_url, {p.name: p.query for p in probes}, at, interval),
-                self._query_all(session, base_url, burn_queries, at, interval),
+                self._query_all(prometheus, {p.name: p.query for p in probes}, at, interval),
+                self._query_all(prometheus, burn_queries, at, interval),
                 self._kill_switch_within(interval))
             errors += len(failed) + len(burn_failed)
             readings = read_probes(probes, values, at, spec.get("baselines") or {}, failed)
@@ -141,7 +129,7 @@ class ChaosMonitorTrigger(PrometheusSpecTrigger):
                         "burns": state.burns, "polls": state.polls, "errors": errors}
             await asyncio.sleep(max(0.0, interval - (time.time() - at)))
 
-    async def _recovery(self, session: Any, base_url: str, probes: list[Probe], interval: float) -> dict[str, Any]:
+    async def _recovery(self, prometheus: TriggerPrometheus, probes: list[Probe], interval: float) -> dict[str, Any]:
         spec = self.spec
         since = float(spec["started_at"])
         deadline = since + float(spec["recovery_time_s"])
@@ -151,7 +139,7 @@ class ChaosMonitorTrigger(PrometheusSpecTrigger):
         while True:
             at = time.time()
             polls += 1
-            values, failed = await self._query_all(session, base_url, {p.name: p.query for p in probes}, at, interval)
+            values, failed = await self._query_all(prometheus, {p.name: p.query for p in probes}, at, interval)
             readings = read_probes(probes, values, at, spec.get("baselines") or {}, failed)
             for r in readings:
                 samples.setdefault(r.name, []).append([r.at, r.value, r.passed])
