@@ -1,11 +1,12 @@
-"""`python -m gamesre`: the command line for error budgets, the ledger and the generated monitoring files.
+"""`python -m gamesre`: the command line for error budgets, the ledger, the generated monitoring files and the
+SRE store's schema.
 
 The store defaults to $GAMESRE_STORE_URL, else the demo's SQLite file (.airflow/sre.db); Prometheus to
 $GAMESRE_PROMETHEUS_URL, else the demo's Prometheus (http://127.0.0.1:19090).
 
 Exit status: 0 done; 1 a --check found a stale file, or the store or Prometheus failed; 2 bad input: an
-unknown command or option, a bad option value or an unknown SLO (one line on stderr names it), or an
-invalid spec (each problem on a line).
+unknown command or option, a bad option value, an unknown SLO or revision, or a schema revision on the other
+side of the store's (one line on stderr names it), or an invalid spec (each problem on a line).
 """
 from __future__ import annotations
 
@@ -15,10 +16,13 @@ import os
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlsplit
 
 from gamesre.core.paths import REPO_ROOT
+
+if TYPE_CHECKING:
+    from gamesre.integrations.store.schema import Change
 
 WINDOWS = {"30d": "rolling-30d", "28d": "rolling-28d", "month": "calendar-month"}
 PROG = "python -m gamesre"
@@ -85,6 +89,18 @@ def directory(text: str) -> Path:
     if path.exists() and not path.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: not a directory")
     return path
+
+
+def revision_id(text: str) -> str:
+    """A revision of the store's schema this code knows, or `head`."""
+    from gamesre.integrations.store import schema
+
+    if text != schema.HEAD:
+        try:
+            schema.position(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
 
 
 def budget_json(snapshot: Any, state: str) -> dict[str, Any]:
@@ -207,6 +223,70 @@ def cmd_observability(args: argparse.Namespace) -> int:
     return 0
 
 
+def describe_revision(revision: str | None) -> str:
+    from gamesre.integrations.store import schema
+
+    if revision is None:
+        return "no revision (an empty database)"
+    return f"{revision} (head)" if revision == schema.head() else f"{revision} (not head: {schema.head()} is)"
+
+
+def print_change(store: str, change: Change, verb: str) -> None:
+    from gamesre.integrations.store import schema
+
+    if change.legacy_version is not None:
+        stamped = schema.LEGACY_REVISIONS[change.legacy_version]
+        print(f"took over the hand-written migrations' schema_version {change.legacy_version}: "
+              f"{f'stamped {stamped}' if stamped else 'at no revision yet'}, store_meta dropped")
+    for revision in change.applied:
+        print(f"{verb} {revision.id}: {revision.message}")
+    done = "" if change.applied or change.legacy_version is not None else ", nothing to do"
+    print(f"{store}: {describe_revision(change.revision)}{done}")
+
+
+def cmd_db_change(args: argparse.Namespace) -> int:
+    """`db upgrade` and `db downgrade`: the same steps, one way or the other."""
+    import sqlalchemy as sa
+
+    from gamesre.integrations.store import schema
+
+    engine = sa.create_engine(args.store)
+    change, verb = (schema.upgrade, "applied") if args.db_command == "upgrade" else (schema.downgrade, "undid")
+    try:
+        done = change(engine, args.to)
+    except schema.WrongDirection as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    print_change(schema.store_name(engine), done, verb)
+    return 0
+
+
+def cmd_db_current(args: argparse.Namespace) -> int:
+    import sqlalchemy as sa
+
+    from gamesre.integrations.store import schema
+
+    engine = sa.create_engine(args.store)
+    state = schema.read_state(engine)
+    if state.legacy_version is not None:
+        where = (f"the hand-written migrations' schema_version {state.legacy_version}, not yet under Alembic: "
+                 f"`{PROG} db upgrade` takes it over")
+    elif state.revision != schema.head():
+        where = f"{describe_revision(state.revision)}: `{PROG} db upgrade` brings it to head"
+    else:
+        where = describe_revision(state.revision)
+    print(f"{schema.store_name(engine)}: {where}")
+    return 0
+
+
+def cmd_db_history(args: argparse.Namespace) -> int:
+    from gamesre.integrations.store import schema
+
+    for revision in schema.revisions():
+        print(f"{revision.id}{' (head)' if revision.id == schema.head() else ''}: {revision.message}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from gamesre.core.config import display_path
     from gamesre.core.paths import PROMETHEUS_DIR
@@ -263,8 +343,38 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 naming each file missing or differing from a fresh generation")
     o.set_defaults(func=cmd_observability)
-    for command in sub.choices.values():  # for main: argparse names the top parser for a command's extra words
-        command.set_defaults(command_parser=command)
+
+    about = ("The SRE store's schema, as Alembic revisions (plugins/gamesre/integrations/store/migrations/). Every "
+             "process that opens the store upgrades it on first use, so `upgrade` is for doing it once, ahead of "
+             "a release; either way it runs once, under a database lock (a PostgreSQL advisory lock, SQLite's "
+             "exclusive transaction), and a process that waited on the lock finds the work done. A store of the "
+             "hand-written migrations before Alembic (store_meta.schema_version) is taken over in place.")
+    d = sub.add_parser("db", help="upgrade, downgrade and inspect the SRE store's schema", description=about)
+    db = d.add_subparsers(title="commands (each has --help)", dest="db_command", metavar="DB_COMMAND", required=True)
+    about = ("Upgrade the store's schema to the newest revision, or to --to, with its data; print the revisions "
+             "applied. Nothing to do when another process got there first.")
+    u = db.add_parser("upgrade", help="upgrade the schema (to the newest revision by default)", description=about)
+    u.add_argument("--to", type=revision_id, default="head", metavar="REVISION",
+                   help="stop at this revision (default: head, the newest)")
+    u.set_defaults(func=cmd_db_change)
+    about = ("Undo the revisions after --to, newest first, where they can be undone (each revision's docstring "
+             "says; `db history` lists them). For going back to an older release: run this with the newer one.")
+    g = db.add_parser("downgrade", help="undo the revisions after --to", description=about)
+    g.add_argument("--to", type=revision_id, required=True, metavar="REVISION", help="the revision to go back to")
+    g.set_defaults(func=cmd_db_change)
+    c = db.add_parser("current", help="the store's revision and whether it is head",
+                      description="Print the store's schema revision and whether it is head (the newest this code "
+                                  "knows). Exit 1 naming both when the store is at a revision this code does not know.")
+    c.set_defaults(func=cmd_db_current)
+    for command in (u, g, c):
+        command.add_argument("--store", type=parse_store_url, default=default_store_url(), metavar="URL",
+                             help=store_help)
+    h = db.add_parser("history", help="the revisions this code knows, oldest first, with their messages",
+                      description="List the schema revisions this code knows, oldest first, with their messages.")
+    h.set_defaults(func=cmd_db_history)
+
+    for command in [*sub.choices.values(), *db.choices.values()]:  # for main: argparse names the top parser for a
+        command.set_defaults(command_parser=command)               # command's extra words otherwise
     return parser
 
 

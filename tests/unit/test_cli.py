@@ -1,5 +1,6 @@
 """`python -m gamesre`: the budget JSON the issue specifies, one-line errors for bad input, rules and observability
-(write, --check, exit codes), and --help at every level."""
+(write, --check, exit codes), the store's schema (db upgrade, downgrade, current, history), and --help at every
+level."""
 from __future__ import annotations
 
 import json
@@ -11,7 +12,7 @@ import pytest
 
 from gamesre import cli
 from gamesre.cli import main
-from gamesre.integrations.store import SREStore
+from gamesre.integrations.store import SREStore, schema
 from gamesre.observability import generate
 from gamesre.slo import rules
 
@@ -79,6 +80,16 @@ INGEST = ["ingest", "--start", "2026-11-26T08:00Z", "--end", "2026-11-26T09:00Z"
     (["rules", "--out", str(rules.RULES_PATH)], f"argument --out: {rules.RULES_PATH}: not a directory"),
     (["rules", "--bogus"], "python -m gamesre rules: error: unrecognized arguments: --bogus"),
     (["observability", "extra"], "python -m gamesre observability: error: unrecognized arguments: extra"),
+    (["db"], "python -m gamesre db: error: the following arguments are required: DB_COMMAND"),
+    (["db", "nope"], "python -m gamesre db: error: argument DB_COMMAND: invalid choice: 'nope'"),
+    (["db", "upgrade", "--to", "9999"], "python -m gamesre db upgrade: error: argument --to: unknown revision "
+                                        "'9999' (known: 0001, 0002, head)"),
+    (["db", "upgrade", "--bogus"], "python -m gamesre db upgrade: error: unrecognized arguments: --bogus"),
+    (["db", "upgrade", "--store", "not-a-url"], "argument --store: not a database URL"),
+    (["db", "downgrade"], "python -m gamesre db downgrade: error: the following arguments are required: --to"),
+    (["db", "current", "extra"], "python -m gamesre db current: error: unrecognized arguments: extra"),
+    (["db", "history", "--store", "sqlite://"], "python -m gamesre db history: error: unrecognized arguments: "
+                                                "--store sqlite://"),
 ])
 def test_bad_input_is_one_line_naming_it_and_exit_2(capsys, args: list[str], message: str) -> None:
     code, out, err = run(args, capsys)
@@ -141,11 +152,16 @@ def test_observability_that_cannot_generate_exits_2_saying_why(monkeypatch: pyte
 
 
 @pytest.mark.parametrize("command, options", [
-    ([], ["budget", "ingest", "rules", "observability", "Exit status"]),
+    ([], ["budget", "ingest", "rules", "observability", "db", "Exit status"]),
     (["budget"], ["--slo NAME", "--window {28d,30d,month}", "--at ISO_TIME", "--json", "--store URL"]),
     (["ingest"], ["--start ISO_TIME", "--end ISO_TIME", "--slo NAME", "--prometheus URL", "--store URL"]),
     (["rules"], ["--out DIR", "--check", "--slos FILE", "--policies FILE", "include/prometheus"]),
     (["observability"], ["--check"]),
+    (["db"], ["upgrade", "downgrade", "current", "history", "advisory", "hand-written"]),
+    (["db", "upgrade"], ["--to REVISION", "--store URL"]),
+    (["db", "downgrade"], ["--to REVISION", "--store URL"]),
+    (["db", "current"], ["--store URL"]),
+    (["db", "history"], ["oldest first"]),
 ])
 def test_help_at_every_level_names_the_command_and_its_options(
         capsys, command: list[str], options: list[str]) -> None:
@@ -153,3 +169,79 @@ def test_help_at_every_level_names_the_command_and_its_options(
     assert code == 0
     assert out.startswith(f"usage: {' '.join(['python -m gamesre', *command])} [-h]")
     assert all(option in out for option in options), out
+
+
+HEAD = schema.head()
+SPAN = f"0002: {schema.revisions()[1].message}"
+
+
+def test_db_history_lists_the_revisions_oldest_first_with_their_messages(capsys) -> None:
+    assert run(["db", "history"], capsys) == (0, f"0001: {schema.revisions()[0].message}\n{HEAD} (head): "
+                                                 f"{schema.revisions()[1].message}\n", "")
+    assert schema.revisions()[0].message.startswith("The schema as the hand-written migrations 1-4 left it")
+
+
+def test_db_upgrade_step_by_step_current_at_each_step_and_downgrade(tmp_path: Path, capsys) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    store = ["--store", url]
+    assert run(["db", "current", *store], capsys) == (
+        0, f"{url}: no revision (an empty database): `python -m gamesre db upgrade` brings it to head\n", "")
+    assert run(["db", "upgrade", "--to", "0001", *store], capsys) == (
+        0, f"applied 0001: {schema.revisions()[0].message}\n{url}: 0001 (not head: {HEAD} is)\n", "")
+    assert run(["db", "current", *store], capsys) == (
+        0, f"{url}: 0001 (not head: {HEAD} is): `python -m gamesre db upgrade` brings it to head\n", "")
+    assert run(["db", "upgrade", *store], capsys) == (0, f"applied {SPAN}\n{url}: {HEAD} (head)\n", "")
+    assert run(["db", "upgrade", *store], capsys) == (0, f"{url}: {HEAD} (head), nothing to do\n", "")
+    assert run(["db", "current", *store], capsys) == (0, f"{url}: {HEAD} (head)\n", "")
+    assert run(["db", "downgrade", "--to", "0001", *store], capsys) == (
+        0, f"undid {SPAN}\n{url}: 0001 (not head: {HEAD} is)\n", "")
+    assert run(["db", "upgrade", "--to", "head", *store], capsys) == (0, f"applied {SPAN}\n{url}: {HEAD} (head)\n", "")
+
+
+def test_db_commands_the_other_way_than_the_store_is_bad_input_exit_2(tmp_path: Path, capsys) -> None:
+    url = f"sqlite:///{tmp_path / 'sre.db'}"
+    SREStore(url)
+    assert run(["db", "upgrade", "--to", "0001", "--store", url], capsys) == (
+        2, "", f"the SRE store {url} is at {HEAD}, after 0001: an upgrade does not go back; "
+               "`python -m gamesre db downgrade --to 0001` does\n")
+    assert run(["db", "downgrade", "--to", HEAD, "--store", url], capsys) == (
+        0, f"{url}: {HEAD} (head), nothing to do\n", "")
+    assert run(["db", "downgrade", "--to", "0001", "--store", url], capsys)[0] == 0
+    assert run(["db", "downgrade", "--to", HEAD, "--store", url], capsys) == (
+        2, "", f"the SRE store {url} is at 0001, before {HEAD}: a downgrade does not go forward; "
+               f"`python -m gamesre db upgrade --to {HEAD}` does\n")
+
+
+def test_db_commands_refuse_a_store_newer_than_they_know_exit_1_naming_both_revisions(tmp_path: Path, capsys) -> None:
+    import sqlalchemy as sa
+
+    url = f"sqlite:///{tmp_path / 'sre.db'}"
+    engine = SREStore(url).engine
+    with engine.begin() as conn:
+        conn.execute(sa.text("UPDATE alembic_version SET version_num = 'f00d'"))
+    for command in (["db", "current"], ["db", "upgrade"], ["budget", "--slo", "availability"]):
+        code, out, err = run([*command, "--store", url], capsys)
+        assert (code, out) == (1, ""), command
+        assert err.startswith(f"error: the SRE store {url} is at schema revision 'f00d', which this gamesre does "
+                              f"not know (its newest is '{HEAD}')"), err
+        assert len(err.splitlines()) == 1
+
+
+def test_db_upgrade_takes_over_a_store_of_the_hand_written_migrations(tmp_path: Path, capsys) -> None:
+    import sqlalchemy as sa
+
+    from gamesre.integrations.store import metadata
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:  # as the last release before Alembic left it: every table and store_meta at 5
+        metadata.create_all(conn)
+        conn.execute(sa.text("CREATE TABLE store_meta (key VARCHAR(64) PRIMARY KEY, value VARCHAR(256) NOT NULL)"))
+        conn.execute(sa.text("INSERT INTO store_meta VALUES ('schema_version', '5')"))
+    assert run(["db", "current", "--store", url], capsys) == (
+        0, f"{url}: the hand-written migrations' schema_version 5, not yet under Alembic: `python -m gamesre db "
+           "upgrade` takes it over\n", "")
+    assert run(["db", "upgrade", "--store", url], capsys) == (
+        0, f"took over the hand-written migrations' schema_version 5: stamped {HEAD}, store_meta dropped\n"
+           f"{url}: {HEAD} (head)\n", "")
+    assert run(["db", "current", "--store", url], capsys) == (0, f"{url}: {HEAD} (head)\n", "")

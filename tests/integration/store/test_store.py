@@ -1,4 +1,4 @@
-"""The SRE store on SQLite and PostgreSQL: migrations, idempotent ledger upserts, states."""
+"""The SRE store on SQLite and PostgreSQL: idempotent ledger upserts, states (its schema: test_schema.py)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -6,17 +6,11 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pytest
 
-from gamesre.integrations.store import MIGRATIONS, SREStore
+from gamesre.integrations.store import SREStore
 
 pytestmark = pytest.mark.integration
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z, minute-aligned
-
-
-def test_migrates_on_first_use_and_again_is_a_no_op(store_url: str) -> None:
-    store = SREStore(store_url)
-    assert store.schema_version() == len(MIGRATIONS)
-    assert SREStore(store_url).schema_version() == len(MIGRATIONS)
 
 
 def test_ledger_upsert_is_idempotent_and_reads_back_sorted(store_url: str) -> None:
@@ -43,38 +37,6 @@ def test_ledger_rows_keep_the_minutes_they_cover(store_url: str) -> None:
     assert store.ledger_row_before("availability", T0 + 1800) == T0
     assert store.ledger_row_before("availability", T0 + 1801) == T0 + 1800
     assert store.ledger_row_before("availability", T0) is None
-
-
-def test_a_version_4_store_upgrades_and_its_rows_cover_their_own_minute(tmp_path) -> None:
-    import sqlalchemy as sa
-
-    from gamesre.integrations import store as store_module
-
-    url = f"sqlite:///{tmp_path / 'old.db'}"
-    engine = sa.create_engine(url)
-    old = sa.MetaData()  # the two ledger tables as migration 1 created them, before `span`
-    sa.Table("slo_ledger", old, sa.Column("slo", sa.String(128), primary_key=True),
-             sa.Column("minute", sa.BigInteger, primary_key=True), sa.Column("good", sa.Float, nullable=False),
-             sa.Column("total", sa.Float, nullable=False),
-             sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False))
-    sa.Table("slo_ledger_day", old, sa.Column("slo", sa.String(128), primary_key=True),
-             sa.Column("day", sa.BigInteger, primary_key=True), sa.Column("minutes", sa.LargeBinary, nullable=False),
-             sa.Column("good", sa.LargeBinary, nullable=False), sa.Column("total", sa.LargeBinary, nullable=False))
-    with engine.begin() as conn:
-        old.create_all(conn)
-        store_module.store_meta.create(conn)
-        for migration in MIGRATIONS[:4]:
-            migration(conn)
-        conn.execute(sa.insert(store_module.store_meta).values(key="schema_version", value="4"))
-        conn.execute(sa.text("INSERT INTO slo_ledger VALUES ('availability', :m, 9, 10, '2026-01-01')"), {"m": T0})
-        conn.execute(sa.text("INSERT INTO slo_ledger_day VALUES ('availability', :d, :m, :g, :t)"),
-                     {"d": T0 - T0 % 86400, "m": np.array([T0], "<i8").tobytes(),
-                      "g": np.array([9.0], "<f8").tobytes(), "t": np.array([10.0], "<f8").tobytes()})
-    store = SREStore(url)
-    assert store.schema_version() == len(MIGRATIONS)
-    assert store.ledger("availability").span.tolist() == [1]
-    store.upsert_ledger("availability", [(T0 + 600, 90.0, 100.0, 10)])
-    assert store.ledger("availability").span.tolist() == [1, 10]
 
 
 @pytest.mark.parametrize(

@@ -2,11 +2,13 @@
 
 SQLAlchemy over SQLite or PostgreSQL. Callers create one object, `SREStore(url)`; it is put together from one
 part per concern, each in its own module and each a subclass of `StoreDatabase` (database.py: the engine, the
-tables, the numbered migrations and the helpers every part shares):
+tables and the helpers every part shares):
 
 - ledger.py: the SLO ledger and its packed days; policy.py: snapshots, published states and their history;
   maintenance.py: maintenance windows and budget exclusions; deploys.py: deployments, verdicts, the deploy lock;
   chaos.py: chaos runs, game-days, the game-day lock; incidents.py; checklists.py: checklist runs and results.
+- schema.py: the schema's Alembic revisions (migrations/versions/) applied once under a database lock, on first
+  use and by `python -m gamesre db upgrade`; errors.py: StoreError.
 
 Why mixins rather than composition: callers reach 43 public methods and properties on one object
 (`store.ledger(...)`, `store.deploy_lock(...)`). Composition would have SREStore hold the parts and forward each
@@ -21,8 +23,6 @@ from __future__ import annotations
 from gamesre.integrations.store.chaos import ChaosStore
 from gamesre.integrations.store.checklists import ChecklistStore
 from gamesre.integrations.store.database import (
-    MIGRATIONS,
-    StoreError,
     chaos_gameday,
     chaos_lock,
     chaos_run,
@@ -39,9 +39,9 @@ from gamesre.integrations.store.database import (
     slo_ledger,
     slo_ledger_day,
     slo_snapshot,
-    store_meta,
 )
 from gamesre.integrations.store.deploys import DeployStore
+from gamesre.integrations.store.errors import StoreError
 from gamesre.integrations.store.incidents import IncidentStore
 from gamesre.integrations.store.ledger import DAY_SECONDS, SLICE_SECONDS, LedgerSlices, LedgerStore
 from gamesre.integrations.store.maintenance import MaintenanceStore
@@ -49,7 +49,6 @@ from gamesre.integrations.store.policy import PolicyStore
 
 __all__ = [
     "DAY_SECONDS",
-    "MIGRATIONS",
     "SLICE_SECONDS",
     "LedgerSlices",
     "SREStore",
@@ -70,8 +69,7 @@ __all__ = [
     "slo_ledger",
     "slo_ledger_day",
     "slo_snapshot",
-    "store_meta",
 ]
 
 class SREStore(LedgerStore, PolicyStore, MaintenanceStore, DeployStore, ChaosStore, IncidentStore, ChecklistStore):
-    """Typed access to the store; create with a SQLAlchemy URL. Thread-safe; migrates on first use."""
+    """Typed access to the store; create with a SQLAlchemy URL. Thread-safe; upgrades the schema on first use."""

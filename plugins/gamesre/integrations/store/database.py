@@ -1,17 +1,18 @@
-"""The SRE store's database: the engine, the tables and the numbered migrations, and what every part shares.
+"""The SRE store's database: the engine and the tables, and what every part shares.
 
 Every part of the store (ledger, policy, maintenance, deploys, chaos, incidents, checklists) stands on
 `StoreDatabase`: one engine, the schema brought up to date on first use, the upsert per dialect, lock rows, and
 values stored the same on SQLite and PostgreSQL (UTC datetimes, JSON-safe documents).
 
-Schema changes are numbered migrations applied on first use, so a new database and an old one converge.
-Times are stored in UTC: ledger minutes as epoch seconds, everything else as timezone-aware timestamps.
+The tables here are the newest schema. A change to them is also an Alembic revision in migrations/versions/,
+applied once under a database lock by schema.py on first use or by `python -m gamesre db upgrade`; a test checks
+that the revisions build exactly these tables. Times are stored in UTC: ledger minutes as epoch seconds,
+everything else as timezone-aware timestamps.
 """
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,15 +20,10 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine, RowMapping
 
-from gamesre.core.errors import OutsideSystemError
+from gamesre.integrations.store import schema
+from gamesre.integrations.store.errors import StoreError
 
 metadata = sa.MetaData()
-
-store_meta = sa.Table(
-    "store_meta", metadata,
-    sa.Column("key", sa.String(64), primary_key=True),
-    sa.Column("value", sa.String(256), nullable=False),
-)
 
 # One row per SLO per one-minute slice: the minute (t-60s, t] is keyed by its start t-60s. A row after a scrape
 # gap carries the gap's events and covers the gap's minutes too: `span` minutes in all (docs/slo.md).
@@ -38,7 +34,7 @@ slo_ledger = sa.Table(
     sa.Column("good", sa.Float, nullable=False),
     sa.Column("total", sa.Float, nullable=False),
     sa.Column("ingested_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("span", sa.Integer, nullable=False, server_default="1"),  # migration 5
+    sa.Column("span", sa.Integer, nullable=False, server_default="1"),  # revision 0002
 )
 
 # A packed copy of each SLO's ledger per UTC day, rebuilt from slo_ledger in the same transaction as every
@@ -50,7 +46,7 @@ slo_ledger_day = sa.Table(
     sa.Column("minutes", sa.LargeBinary, nullable=False),  # int64 slice starts
     sa.Column("good", sa.LargeBinary, nullable=False),  # float64
     sa.Column("total", sa.LargeBinary, nullable=False),  # float64
-    sa.Column("span", sa.LargeBinary, nullable=True),  # int64; migration 5 (days packed before it: all 1)
+    sa.Column("span", sa.LargeBinary, nullable=True),  # int64; revision 0002 (days packed before it: all 1)
 )
 
 slo_snapshot = sa.Table(
@@ -261,54 +257,6 @@ checklist_result = sa.Table(
 )
 
 
-def _migration_1(conn: Connection) -> None:
-    for table in (slo_ledger, slo_ledger_day, slo_snapshot, policy_state, policy_state_history, maintenance_window):
-        table.create(conn, checkfirst=True)
-
-
-def _migration_2(conn: Connection) -> None:
-    for table in (deployment, deploy_verdict, deploy_lock):
-        table.create(conn, checkfirst=True)
-
-
-def _migration_3(conn: Connection) -> None:
-    for table in (chaos_run, chaos_gameday, chaos_lock, incident):
-        table.create(conn, checkfirst=True)
-
-
-def _migration_4(conn: Connection) -> None:
-    for table in (checklist_run, checklist_result):
-        table.create(conn, checkfirst=True)
-
-
-def _add_column(conn: Connection, table: sa.Table, name: str) -> None:
-    """Add a column of the table's current definition, unless migration 1 just created the table with it."""
-    if name in {c["name"] for c in sa.inspect(conn).get_columns(table.name)}:
-        return
-    column = table.c[name]
-    ddl = f"ALTER TABLE {table.name} ADD COLUMN {name} {column.type.compile(dialect=conn.dialect)}"
-    if column.server_default is not None:
-        ddl += f" DEFAULT {column.server_default.arg}"  # type: ignore[attr-defined]
-    if not column.nullable:
-        ddl += " NOT NULL"
-    conn.execute(sa.text(ddl))
-
-
-def _migration_5(conn: Connection) -> None:
-    """Ledger rows carry the minutes they cover (`span`); existing rows cover their own minute."""
-    _add_column(conn, slo_ledger, "span")
-    _add_column(conn, slo_ledger_day, "span")
-
-
-# Append only: a migration, once released, never changes.
-MIGRATIONS: list[Callable[[Connection], None]] = [_migration_1, _migration_2, _migration_3, _migration_4,
-                                                   _migration_5]
-
-
-class StoreError(OutsideSystemError):
-    """The store cannot be reached or used; the message names the database (without its password)."""
-
-
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -347,41 +295,18 @@ def _json_default(value: Any) -> Any:
 
 
 class StoreDatabase:
-    """The one engine under every part of the store; create with a SQLAlchemy URL. Migrates on first use."""
-
-    _lock = threading.Lock()
+    """The one engine under every part of the store; create with a SQLAlchemy URL. Upgrades the schema on first
+    use (schema.upgrade: once, under a database lock; a schema newer than this code knows is a StoreError)."""
 
     def __init__(self, url: str, *, engine: Engine | None = None):
         self.url = url
         self.engine = engine or sa.create_engine(url, future=True, pool_pre_ping=True)
         self.dialect = self.engine.dialect.name
-        self._ensure_schema()
+        schema.upgrade(self.engine)
 
     @property
     def safe_url(self) -> str:
-        return self.engine.url.render_as_string(hide_password=True)
-
-    def _ensure_schema(self) -> None:
-        with self._lock:
-            try:
-                with self.engine.begin() as conn:
-                    store_meta.create(conn, checkfirst=True)
-                    version_q = sa.select(store_meta.c.value).where(store_meta.c.key == "schema_version")
-                    row = conn.execute(version_q).first()
-                    version = int(row[0]) if row else 0
-                    for number, migration in enumerate(MIGRATIONS[version:], start=version + 1):
-                        migration(conn)
-                        self._set_meta(conn, "schema_version", str(number))
-            except sa.exc.OperationalError as exc:
-                raise StoreError(f"cannot open the SRE store {self.safe_url}: {exc.orig}") from exc
-
-    def _set_meta(self, conn: Connection, key: str, value: str) -> None:
-        self._upsert(conn, store_meta, [{"key": key, "value": value}], ["key"], ["value"])
-
-    def schema_version(self) -> int:
-        with self.engine.connect() as conn:
-            row = conn.execute(sa.select(store_meta.c.value).where(store_meta.c.key == "schema_version")).first()
-        return int(row[0]) if row else 0
+        return schema.store_name(self.engine)
 
     def _upsert(
         self, conn: Connection, table: sa.Table, rows: Sequence[dict[str, Any]], keys: list[str], update: list[str]
