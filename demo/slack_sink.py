@@ -2,8 +2,10 @@
 
 It speaks just enough of Slack for this project's senders, and is as strict as Slack where it matters:
 - incoming webhooks (`POST /services/...`, what SlackWebhookHook and Alertmanager's slack_configs send). Like a
-  Slack app's webhook, each posts to the one channel it was created for and ignores a `channel` in the body: the
-  webhooks named with `--webhook PATH=CHANNEL` post to that channel, any other to `--webhook-channel`;
+  Slack app's webhook, each posts to the one channel it was created for and ignores a `channel` in the body:
+  Alertmanager's, one per channel of include/config/alerting.yaml at `/services/T0ALERTS/<channel name>/hook`
+  (alert_webhook_path), post to that channel, so do those named with `--webhook PATH=CHANNEL`, and any other
+  webhook to `--webhook-channel` (#sre);
 - the Web API methods `chat.postMessage`, `auth.test`, and the three-step file upload that
   `files_upload_v2` performs (`files.getUploadURLExternal`, the upload itself, `files.completeUploadExternal`).
   Channels are known by id only, as Slack's API wants them: an unknown id (or a `#name`) is refused with
@@ -57,6 +59,27 @@ def project_channels(config_dir: Path | None = None) -> dict[str, str]:
     if policy.get("oncall_channel_id"):
         channels.setdefault(str(policy["oncall_channel_id"]), "#sre-oncall")
     return channels
+
+
+def alert_webhook_path(channel: str) -> str:
+    """The path of the demo's incoming webhook made for an alert channel: #sre-oncall ->
+    /services/T0ALERTS/sre-oncall/hook."""
+    return f"/services/T0ALERTS/{channel.lstrip('#')}/hook"
+
+
+def alert_webhooks(config_dir: Path | None = None) -> dict[str, str]:
+    """Path -> channel of the webhooks Alertmanager posts through: one per channel its routing uses (alerting.yaml)."""
+    import os
+
+    import yaml
+
+    folder = config_dir or Path(os.environ.get("GAMESRE_CONFIG_DIR") or REPO_ROOT / "include" / "config")
+    spec = yaml.safe_load((folder / "alerting.yaml").read_text()) or {}
+    routing = spec.get("routing") or {}
+    channels = {routing.get("oncall_channel"), routing.get("fallback_channel"),
+                *(routing.get("team_channels") or {}).values(),
+                *(level.get("channel") for level in spec.get("escalation") or [])}
+    return {alert_webhook_path(str(c)): str(c) for c in sorted(c for c in channels if c)}
 
 
 def parse_pairs(items: list[str], what: str) -> dict[str, str]:
@@ -373,8 +396,8 @@ def serve(host: str, port: int, data_dir: Path, *, channels: dict[str, str] | No
           webhooks: dict[str, str] | None = None, webhook_channel: str = "#sre") -> ThreadingHTTPServer:
     """The sink on host:port; `channels` (id -> name) defaults to the project's (project_channels)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    log = MessageLog(data_dir / "messages.jsonl", project_channels() if channels is None else channels, webhooks,
-                     webhook_channel)
+    log = MessageLog(data_dir / "messages.jsonl", project_channels() if channels is None else channels,
+                     {**alert_webhooks(), **(webhooks or {})}, webhook_channel)
     return ThreadingHTTPServer((host, port), make_handler(log))
 
 
