@@ -151,14 +151,17 @@ def test_a_failed_ingest_tells_the_sre_channel_when_the_state_goes_stale_and_pag
 
     # no hourly report may publish a fresh state meanwhile; the services' state was published 100 minutes ago
     airflow.call("PATCH", "dags/error_budget_report", json={"is_paused": True}).raise_for_status()
-    wait_until(lambda: not busy(), 300, "no slo_ingest run in progress", every=2)
-    published = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=100)
-    for name in load_services().names:
-        store.publish_state("service", name, "normal", published, [], {})
-    slack_sink.clear()
-    with history_prometheus.down():
-        run = airflow.trigger("slo_ingest", {"max_backfill_days": 1})
-        finished = airflow.wait("slo_ingest", run, timeout=900)
+    try:
+        wait_until(lambda: not busy(), 300, "no slo_ingest run in progress", every=2)
+        published = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=100)
+        for name in load_services().names:
+            store.publish_state("service", name, "normal", published, [], {})
+        slack_sink.clear()
+        with history_prometheus.down():
+            run = airflow.trigger("slo_ingest", {"max_backfill_days": 1})
+            finished = airflow.wait("slo_ingest", run, timeout=900)
+    finally:
+        airflow.call("PATCH", "dags/error_budget_report", json={"is_paused": False}).raise_for_status()
     assert finished["state"] == "failed", airflow.task_instances("slo_ingest", run)
 
     (notice,) = [m for m in slack_sink.messages(load_services().sre.slack.channel_id)
