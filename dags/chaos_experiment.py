@@ -22,7 +22,8 @@ rule. `recover` is a teardown: it runs on every ending, retries the backend, con
 releases the lock, and pages the on-call when it cannot. `steady_state_after` waits, deferred, for the steady
 state to return within the recovery time. `finalize` records the verdict (pass, fail, aborted, error,
 refused, skipped) and the resilience score, writes the Markdown/HTML/JUnit report and tells Slack;
-`conclude` fails the run on fail, aborted or error. See `docs/chaos.md`.
+`conclude` fails the run on fail, aborted or error. A task that fails after its retries is reported to the
+channel of the experiment's service. See `docs/chaos.md`.
 """
 from __future__ import annotations
 
@@ -31,10 +32,13 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from gamesre.airflow.failure_notifier import TaskFailureNotifier
 from gamesre.airflow.operators.chaos import ChaosMonitorSensor
 from gamesre.core.config_names import chaos_experiment_ids, chaos_pool
 
 POOL = chaos_pool()
+FAILED = TaskFailureNotifier(blocks="this experiment's verdict; a fault that could not be recovered also pages the "
+                                    "on-call (recover)")
 
 
 def _page_unrecovered(context):
@@ -49,7 +53,7 @@ def _page_unrecovered(context):
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Seoul"),
     catchup=False,
     max_active_runs=4,  # more may wait; the pool and the game-day lock let one inject at a time
-    default_args={"owner": "sre", "retries": 1, "retry_delay": timedelta(seconds=10)},
+    default_args={"owner": "sre", "retries": 1, "retry_delay": timedelta(seconds=10), "on_failure_callback": FAILED},
     params={
         "experiment": Param(chaos_experiment_ids()[0], enum=chaos_experiment_ids(),
                             description="The experiment to run."),
@@ -122,7 +126,8 @@ def chaos_experiment():
             raise AirflowSkipException("dry run: nothing injected")
         return apply(run, dag_run.run_id)
 
-    @task(retries=3, retry_delay=timedelta(seconds=15), priority_weight=100, on_failure_callback=_page_unrecovered)
+    @task(retries=3, retry_delay=timedelta(seconds=15), priority_weight=100,
+          on_failure_callback=[_page_unrecovered, FAILED])
     def recover(dag_run=None) -> dict:
         from gamesre.airflow.chaos import recover as take_back
 

@@ -9,7 +9,8 @@ triggers one `chaos_experiment` run per experiment, in order and one at a time, 
 (deferred): every experiment goes through its own gates, steady-state checks, monitor, recovery and verdict,
 so a game-day refused at peak or with a low budget injects nothing. `report` gathers the verdicts, computes
 the game-day's resilience score (Σ weight × score / Σ weight), records it, writes the Markdown/HTML/JUnit
-report with the score trend, and posts the summary to Slack. See `docs/chaos.md`.
+report with the score trend, and posts the summary and the HTML report to the Slack channels of the services it
+touched. A task that fails after its retries is reported to the SRE channel. See `docs/chaos.md`.
 """
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import pendulum
 from airflow.providers.standard.operators.trigger_dagrun import TriggerDagRunOperator
 from airflow.sdk import Param, dag, task
 
+from gamesre.airflow.failure_notifier import TaskFailureNotifier
 from gamesre.core.config_names import chaos_suite_names
 
 
@@ -28,7 +30,8 @@ from gamesre.core.config_names import chaos_suite_names
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Seoul"),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "sre", "retries": 1, "retry_delay": timedelta(seconds=10)},
+    default_args={"owner": "sre", "retries": 1, "retry_delay": timedelta(seconds=10),
+                  "on_failure_callback": TaskFailureNotifier(blocks="this game-day's report and score")},
     params={
         "suite": Param("weekly", enum=chaos_suite_names(), description="The suite of experiments to run."),
         "dry_run": Param(False, type="boolean", description="Check gates and steady states only."),

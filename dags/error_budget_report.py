@@ -7,7 +7,12 @@ state** per SLO and per service: as a row in the SRE store (read by the deploy a
 state older than 2 hours as blocking) and as an event on the `error_budget_policy_state` asset.
 
 Daily at 09:00 KST (or on any run triggered with `daily_report: always`) it also posts the report to
-Slack: the SLO table, a burn-down chart over the window, and the time ranges that consumed the most budget.
+the SRE channel in Slack: the SLO table, a burn-down chart over the window, and the time ranges that consumed the
+most budget.
+
+A task that fails after its retries is reported to the SRE channel with the time the published state goes stale
+(and with it every deploy and game-day blocks); under 30 minutes before that, or after, the on-call is paged
+(docs/alerting.md, "Failed DAG runs").
 
 A manual run triggered without a logical date (the UI's and the REST API's default) computes at its own time.
 
@@ -22,6 +27,7 @@ import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
 
 from gamesre.airflow.assets import POLICY_STATE_ASSET
+from gamesre.airflow.failure_notifier import TaskFailureNotifier
 
 HOUR = timedelta(hours=1)  # the schedule's interval; a manual run without a logical date ends at its own time
 
@@ -34,7 +40,8 @@ HOUR = timedelta(hours=1)  # the schedule's interval; a manual run without a log
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Seoul"),
     catchup=False,
     max_active_runs=1,
-    default_args={"owner": "sre", "retries": 2, "retry_delay": timedelta(minutes=1)},
+    default_args={"owner": "sre", "retries": 2, "retry_delay": timedelta(minutes=1),
+                  "on_failure_callback": TaskFailureNotifier(guards_policy_state=True)},
     params={"daily_report": Param("auto", enum=["auto", "always", "never"],
                                   description="Post the Slack report: auto (the 09:00 KST run), always, or never.")},
     tags=["slo", "error-budget", "reports"],

@@ -19,8 +19,9 @@ Trigger from CI with one REST call (`scripts/trigger_deploy.py`) or from the UI 
 maintenance windows and the evening peak). `rollout_<stage>` applies each step of the strategy and waits,
 deferred, for the canary analysis (a sequential test per SLI against the baseline); a regression, or no
 evidence by the step deadline, rolls back at once. `finalize` always runs: it rolls back anything left half
-done, releases the deploy lock, records the deployment in the SRE store and posts the outcome to Slack with
-the evidence. `conclude` fails the run unless the build was promoted. See `docs/deploy.md`.
+done, releases the deploy lock, records the deployment in the SRE store and posts the outcome to the service's Slack
+channel with the evidence. `conclude` fails the run unless the build was promoted. A task that fails after its
+retries is reported to the service's channel too. See `docs/deploy.md`.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from gamesre.airflow.failure_notifier import TaskFailureNotifier
 from gamesre.airflow.operators.deploy import StageRolloutOperator
 from gamesre.core.config_names import service_names
 
@@ -42,7 +44,9 @@ STAGES = ("dev", "staging", "prod")  # include/config/deploy.yaml stages (checke
     catchup=False,
     max_active_runs=8,  # different services deploy in parallel; the lock gate keeps one per service
     # Gates, validation and finalize are idempotent and retry; a rollout never does (a retry would deploy again).
-    default_args={"owner": "sre", "retries": 1, "retry_delay": timedelta(seconds=10)},
+    default_args={"owner": "sre", "retries": 1, "retry_delay": timedelta(seconds=10),
+                  "on_failure_callback": TaskFailureNotifier(
+                      blocks="this deploy of the service: see the run for the stage it reached and its outcome")},
     params={
         "service": Param("game-server", enum=service_names(), description="The service to deploy."),
         "version": Param("", type="string", maxLength=300, description="Image tag, e.g. 1.5.1."),

@@ -16,7 +16,8 @@ The request is validated first: the end must be after the start, the window at m
 services known, and there may be no overlap with another maintenance window of a common service. A rejected
 request fails the first task with the reason and changes nothing. An accepted one is recorded in the SRE
 store (its minutes leave the SLO budgets), silenced in Alertmanager from its start to its end, and announced in
-Slack. Registering the same request twice is harmless. Cancelling expires the silences.
+the affected services' Slack channels. Registering the same request twice is harmless. Cancelling expires the
+silences. A task that fails after its retries is reported to the SRE channel.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
-from gamesre.airflow.notify import notify_failure
+from gamesre.airflow.failure_notifier import TaskFailureNotifier
 from gamesre.core.config_names import service_names
 
 
@@ -35,7 +36,9 @@ from gamesre.core.config_names import service_names
     start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Seoul"),
     catchup=False,
     default_args={"owner": "sre", "retries": 2, "retry_delay": timedelta(seconds=15),
-                  "on_failure_callback": notify_failure},
+                  "on_failure_callback": TaskFailureNotifier(
+                      blocks="this request: its window is neither registered nor cancelled; trigger it again once "
+                             "the cause is fixed (a repeated request is harmless)")},
     params={
         "action": Param("register", enum=["register", "cancel"], description="Register a window or cancel one."),
         "services": Param(["game-server"], type="array", items={"type": "string", "enum": service_names()},

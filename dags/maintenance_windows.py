@@ -15,9 +15,10 @@ from the UI (`maintenance_window_request`):
 - **Always the present:** each run converges on the calendar as it stands when the run executes, so a late
   run, a retry or a re-run of an old run does the right thing now, never what was right at its schedule.
 - **Exact times:** a start, end or scaling step that falls before the next run is waited for by a deferred
-  task (no worker slot held) and done at its exact time, with a Slack notice.
+  task (no worker slot held) and done at its exact time, with a notice in the affected services' Slack channels.
 
-If Alertmanager is down, the tasks retry, then fail with the reason and a Slack notice.
+If Alertmanager is down, the tasks retry, then fail with the reason; the SRE channel gets the failure notice (the
+task, the error, the log link and what it holds up).
 """
 from __future__ import annotations
 
@@ -26,8 +27,11 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, dag, task
 
-from gamesre.airflow.notify import notify_failure
+from gamesre.airflow.failure_notifier import TaskFailureNotifier
 from gamesre.airflow.operators.maintenance import WindowTransitionOperator
+
+FAILED = TaskFailureNotifier(blocks="the maintenance silences, SLO exclusions and event scaling are not brought up to "
+                                    "date until a run succeeds (every 15 minutes)")
 
 
 @dag(
@@ -37,7 +41,7 @@ from gamesre.airflow.operators.maintenance import WindowTransitionOperator
     catchup=False,
     max_active_runs=1,
     default_args={"owner": "sre", "retries": 3, "retry_delay": timedelta(seconds=20),
-                  "retry_exponential_backoff": True, "on_failure_callback": notify_failure},
+                  "retry_exponential_backoff": True, "on_failure_callback": FAILED},
     tags=["maintenance"],
     doc_md=__doc__,
 )

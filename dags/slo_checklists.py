@@ -5,8 +5,8 @@ Three DAGs from one file, one per cadence of `include/config/checklists.yaml` (t
 there, no DAG change). `evaluate` fetches every input the items need once (Prometheus, Alertmanager, the SRE
 store, the configuration, git), runs each item with its evidence (pass, warn, fail, manual, or error when its
 data is unavailable, with the reason) and stores the results. `report` always runs: Markdown and HTML with
-charts under the report folder, and a Slack summary with the charts, failing items first. See
-`docs/checklists.md`.
+charts under the report folder, and in the SRE Slack channel a summary (failing items first), the HTML report as a
+file and the charts. A task that fails after its retries is reported there too. See `docs/checklists.md`.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import dag, task
 
+from gamesre.airflow.failure_notifier import TaskFailureNotifier
 from gamesre.core.config_names import checklist_schedules
 
 SCHEDULES = checklist_schedules()
@@ -27,7 +28,9 @@ def checklist_dag(cadence: str):
         start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Seoul"),
         catchup=False,
         max_active_runs=1,
-        default_args={"owner": "sre", "retries": 1, "retry_delay": timedelta(minutes=1)},
+        default_args={"owner": "sre", "retries": 1, "retry_delay": timedelta(minutes=1),
+                      "on_failure_callback": TaskFailureNotifier(
+                          blocks=f"this {cadence} checklist's results or report; the next run checks again")},
         tags=["checklist"],
         doc_md=__doc__,
     )

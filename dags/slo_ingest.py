@@ -18,7 +18,11 @@ slice, from Prometheus into the SRE store's **ledger**.
 - **Manual runs:** triggered without a logical date (the UI's and the REST API's default), a run ingests the
   5 minutes up to its own time, after filling any gap behind them.
 
-Connections: `prometheus_default`, `sre_store`. Docs: `docs/slo.md`.
+A task that fails after its retries is reported to the SRE channel (the DAG, the task, the error, the log link and
+when the published policy state goes stale, which then blocks every deploy and game-day), and pages the on-call
+when that is under 30 minutes away (docs/alerting.md, "Failed DAG runs").
+
+Connections: `prometheus_default`, `sre_store`, `slack_api_default`, `pagerduty_default`. Docs: `docs/slo.md`.
 """
 from __future__ import annotations
 
@@ -26,6 +30,8 @@ from datetime import timedelta
 
 import pendulum
 from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
+
+from gamesre.airflow.failure_notifier import TaskFailureNotifier
 
 
 @dag(
@@ -38,7 +44,8 @@ from airflow.sdk import CronDataIntervalTimetable, Param, dag, task
     max_active_runs=1,
     dagrun_timeout=timedelta(minutes=30),
     default_args={"owner": "sre", "retries": 3, "retry_delay": timedelta(seconds=30),
-                  "retry_exponential_backoff": True},
+                  "retry_exponential_backoff": True,
+                  "on_failure_callback": TaskFailureNotifier(guards_policy_state=True)},
     params={"max_backfill_days": Param(35, type="integer", minimum=0, maximum=90,
                                        description="How far back a run may fill a gap in the ledger.")},
     tags=["slo", "ingest"],

@@ -27,8 +27,16 @@ class Endpoints:
     fleet_file: Path | None = None  # JSON description of the running fleet (ports, admin URLs)
 
 
-def _http_conn(port: int, conn_type: str = "http") -> str:
-    return json.dumps({"conn_type": conn_type, "host": "127.0.0.1", "port": port, "schema": "http"})
+def _http_conn(port: int, conn_type: str = "http", **fields: str) -> str:
+    return json.dumps({"conn_type": conn_type, "host": "127.0.0.1", "port": port, "schema": "http", **fields})
+
+
+def pagerduty_routing_key() -> str:
+    """The Events v2 routing key Airflow pages with: the demo's made-up key of the `primary` PagerDuty service, the
+    one Alertmanager's pages go to (include/config/alerting.yaml routing)."""
+    from gamesre.observability.alertmanager import demo_routing_key
+
+    return demo_routing_key("primary")
 
 
 def connections(ep: Endpoints) -> dict[str, str]:
@@ -37,14 +45,16 @@ def connections(ep: Endpoints) -> dict[str, str]:
     conns = {
         "AIRFLOW_CONN_PROMETHEUS_DEFAULT": _http_conn(ep.prometheus_port),
         "AIRFLOW_CONN_ALERTMANAGER_DEFAULT": _http_conn(ep.alertmanager_port),
-        # The Slack provider's webhook hook defaults to `slack_default`; the Web API hook (files, charts) to
-        # `slack_api_default`. Both point at the local sink.
+        # The Slack provider's webhook hook defaults to `slack_default` (its one fixed channel); the Web API hook
+        # (messages and files to a channel by id) to `slack_api_default`. Both point at the local sink.
         "AIRFLOW_CONN_SLACK_DEFAULT": json.dumps(
             {"conn_type": "slackwebhook", "host": f"{sink}/services", "password": "T0DEMO/B0DEMO/sink"}
         ),
         "AIRFLOW_CONN_SLACK_API_DEFAULT": json.dumps(
             {"conn_type": "slack", "password": "xoxb-demo-token", "extra": {"base_url": f"{sink}/api/"}}
         ),
+        # PagerDuty Events v2 (failure pages): the sink's stand-in at /v2/enqueue; the password is the routing key
+        "AIRFLOW_CONN_PAGERDUTY_DEFAULT": _http_conn(ep.slack_sink_port, password=pagerduty_routing_key()),
         "AIRFLOW_CONN_SRE_STORE": json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": ep.sre_store_url}}),
     }
     if ep.haproxy_runtime_port is not None:

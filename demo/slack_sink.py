@@ -1,12 +1,21 @@
 """A local Slack-compatible sink (and PagerDuty Events v2 stand-in): records every message, shows them on a page.
 
-It speaks just enough of Slack for this project's senders:
-- incoming webhooks (`POST /services/...`, what SlackWebhookHook and Alertmanager's slack_configs send);
+It speaks just enough of Slack for this project's senders, and is as strict as Slack where it matters:
+- incoming webhooks (`POST /services/...`, what SlackWebhookHook and Alertmanager's slack_configs send). Like a
+  Slack app's webhook, each posts to the one channel it was created for and ignores a `channel` in the body:
+  Alertmanager's, one per channel of include/config/alerting.yaml at `/services/T0ALERTS/<channel name>/hook`
+  (alert_webhook_path), post to that channel, so do those named with `--webhook PATH=CHANNEL`, and any other
+  webhook to `--webhook-channel` (#sre);
 - the Web API methods `chat.postMessage`, `auth.test`, and the three-step file upload that
   `files_upload_v2` performs (`files.getUploadURLExternal`, the upload itself, `files.completeUploadExternal`).
+  Channels are known by id only, as Slack's API wants them: an unknown id (or a `#name`) is refused with
+  `{"ok": false, "error": "channel_not_found"}`. The ids are the project's (include/config/services.yaml: each
+  service's and the SRE team's channel; include/config/chaos/policy.yaml: the on-call channel) unless `--channels`
+  lists others.
 
 Messages are appended to a JSON Lines file, so they survive a restart of the page, and are shown newest
-first at `/`, with uploaded images inline. `GET /messages` returns them as JSON; `DELETE /messages` clears.
+first at `/`, with uploaded images inline. Each records `channel` (the id it went to, or a webhook's channel) and
+`channel_name`. `GET /messages` returns them as JSON; `DELETE /messages` clears.
 
 It also stands in for PagerDuty's Events API v2 (what Alertmanager's pagerduty_configs send): `POST
 /v2/enqueue` checks the event as PagerDuty documents it (a 32-character routing_key; event_action trigger,
@@ -31,11 +40,68 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def project_channels(config_dir: Path | None = None) -> dict[str, str]:
+    """Channel id -> name of the channels the project posts to: each service's and the SRE team's
+    (services.yaml) and the on-call channel (chaos/policy.yaml)."""
+    import os
+
+    import yaml
+
+    folder = config_dir or Path(os.environ.get("GAMESRE_CONFIG_DIR") or REPO_ROOT / "include" / "config")
+    services = yaml.safe_load((folder / "services.yaml").read_text()) or {}
+    slack = [(s.get("slack") or {}) for s in (services.get("services") or {}).values()]
+    slack.append((services.get("sre") or {}).get("slack") or {})
+    channels = {str(c["channel_id"]): str(c.get("channel") or c["channel_id"]) for c in slack if c.get("channel_id")}
+    policy = (yaml.safe_load((folder / "chaos" / "policy.yaml").read_text()) or {}).get("policy") or {}
+    if policy.get("oncall_channel_id"):
+        channels.setdefault(str(policy["oncall_channel_id"]), "#sre-oncall")
+    return channels
+
+
+def alert_webhook_path(channel: str) -> str:
+    """The path of the demo's incoming webhook made for an alert channel: #sre-oncall ->
+    /services/T0ALERTS/sre-oncall/hook."""
+    return f"/services/T0ALERTS/{channel.lstrip('#')}/hook"
+
+
+def alert_webhooks(config_dir: Path | None = None) -> dict[str, str]:
+    """Path -> channel of the webhooks Alertmanager posts through: one per channel its routing uses (alerting.yaml)."""
+    import os
+
+    import yaml
+
+    folder = config_dir or Path(os.environ.get("GAMESRE_CONFIG_DIR") or REPO_ROOT / "include" / "config")
+    spec = yaml.safe_load((folder / "alerting.yaml").read_text()) or {}
+    routing = spec.get("routing") or {}
+    channels = {routing.get("oncall_channel"), routing.get("fallback_channel"),
+                *(routing.get("team_channels") or {}).values(),
+                *(level.get("channel") for level in spec.get("escalation") or [])}
+    return {alert_webhook_path(str(c)): str(c) for c in sorted(c for c in channels if c)}
+
+
+def parse_pairs(items: list[str], what: str) -> dict[str, str]:
+    """`KEY=VALUE` items (each may hold several, comma-separated) as a dict; ValueError naming a bad one."""
+    pairs = {}
+    for item in (part.strip() for text in items for part in text.split(",")):
+        key, sep, value = item.partition("=")
+        if not (sep and key.strip() and value.strip()):
+            raise ValueError(f"{what}: {item!r} is not KEY=VALUE")
+        pairs[key.strip()] = value.strip()
+    return pairs
+
 
 class MessageLog:
-    """Thread-safe record of received messages, mirrored to a JSON Lines file."""
+    """Thread-safe record of received messages, mirrored to a JSON Lines file, and the workspace's channels: id ->
+    name, and each webhook's path -> the channel (name or id) it posts to."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, channels: dict[str, str] | None = None, webhooks: dict[str, str] | None = None,
+                 webhook_channel: str = "#sre"):
+        self.channels = dict(channels or {})
+        self.webhooks = dict(webhooks or {})
+        self.webhook_channel = webhook_channel
         self.path = path
         self.files_dir = path.parent / "files"
         self.files_dir.mkdir(parents=True, exist_ok=True)
@@ -49,12 +115,21 @@ class MessageLog:
             if source.exists():
                 target.extend(json.loads(line) for line in source.read_text().splitlines() if line.strip())
 
-    def add(self, kind: str, path: str, payload: dict[str, Any]) -> dict[str, Any]:
+    def channel_name(self, channel: str) -> str:
+        """`#name` of a channel given by id (or by name: the webhooks' channels)."""
+        return self.channels.get(channel, channel)
+
+    def webhook_target(self, path: str) -> str:
+        """The one channel a webhook posts to, whatever its body says."""
+        return self.webhooks.get(path, self.webhook_channel)
+
+    def add(self, kind: str, path: str, payload: dict[str, Any], channel: str) -> dict[str, Any]:
         record = {
             "received_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "kind": kind,
             "path": path,
-            "channel": payload.get("channel") or payload.get("channel_id"),
+            "channel": channel,
+            "channel_name": self.channel_name(channel),
             "text": payload.get("text") or payload.get("initial_comment") or "",
             "blocks": payload.get("blocks"),
             "attachments": payload.get("attachments"),
@@ -106,11 +181,14 @@ def _decode_body(content_type: str, body: bytes) -> dict[str, Any]:
     if not body:
         return {}
     if "application/json" in content_type:
-        return json.loads(body)
-    form = {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
-    if "payload" in form:
-        return json.loads(form["payload"])
-    for key in ("blocks", "attachments", "files"):
+        form = json.loads(body)
+        if not isinstance(form, dict):
+            return form  # type: ignore[no-any-return]  (PagerDuty's stand-in names it)
+    else:
+        form = {k: v[0] for k, v in parse_qs(body.decode(), keep_blank_values=True).items()}
+        if "payload" in form:
+            return dict(json.loads(form["payload"]))
+    for key in ("blocks", "attachments", "files"):  # JSON in a string, as form fields and some clients send them
         if isinstance(form.get(key), str):
             try:
                 form[key] = json.loads(form[key])
@@ -166,7 +244,7 @@ def render_page(log: MessageLog) -> str:
         rows.append(
             "<div class='msg'>"
             f"<div class='meta'>{html.escape(m['received_at'])} · {html.escape(m['kind'])} · "
-            f"{html.escape(str(m.get('channel') or m['path']))}</div>"
+            f"{html.escape(str(m.get('channel_name') or m.get('channel') or m['path']))}</div>"
             f"<pre>{html.escape(str(m['text']))}</pre>"
             + (f"<details><summary>blocks</summary><pre>{_render_text(m.get('blocks'))}</pre></details>"
                if m.get("blocks") else "")
@@ -267,7 +345,7 @@ def make_handler(log: MessageLog) -> type[BaseHTTPRequestHandler]:
                 if not (payload.get("text") or payload.get("blocks") or payload.get("attachments")):
                     self._send(400, "no_text", "text/plain")
                     return
-                log.add("webhook", path, payload)
+                log.add("webhook", path, payload, log.webhook_target(path))  # a `channel` field changes nothing
                 self._send(200, "ok", "text/plain")
 
         def _pagerduty(self, event: dict[str, Any]) -> None:
@@ -284,21 +362,29 @@ def make_handler(log: MessageLog) -> type[BaseHTTPRequestHandler]:
             if method == "auth.test":
                 self._json(200, {"ok": True, "user": "gamesre-bot", "team": "demo", "url": "http://sink/"})
             elif method == "chat.postMessage":
-                if not payload.get("channel"):
+                channel = str(payload.get("channel") or "")
+                if channel not in log.channels:
                     self._json(200, {"ok": False, "error": "channel_not_found"})
                     return
-                log.add("chat.postMessage", method, payload)
-                self._json(200, {"ok": True, "channel": payload["channel"], "ts": f"{time.time():.6f}"})
+                if not (payload.get("text") or payload.get("blocks") or payload.get("attachments")):
+                    self._json(200, {"ok": False, "error": "no_text"})
+                    return
+                log.add("chat.postMessage", method, payload, channel)
+                self._json(200, {"ok": True, "channel": channel, "ts": f"{time.time():.6f}"})
             elif method == "files.getUploadURLExternal":
                 file_id = log.new_file_id()
                 log.pending_uploads[file_id] = {"filename": payload.get("filename"), "length": payload.get("length")}
                 host = self.headers.get("Host", "127.0.0.1")
                 self._json(200, {"ok": True, "file_id": file_id, "upload_url": f"http://{host}/upload/{file_id}"})
             elif method == "files.completeUploadExternal":
+                channel = str(payload.get("channel_id") or "")
+                if channel not in log.channels:
+                    self._json(200, {"ok": False, "error": "channel_not_found"})
+                    return
                 files = payload.get("files") or []
                 if isinstance(files, str):
                     files = json.loads(files)
-                log.add("file", method, {**payload, "files": files})
+                log.add("file", method, {**payload, "files": files}, channel)
                 self._json(200, {"ok": True, "files": [{"id": f.get("id"), "title": f.get("title")} for f in files]})
             else:
                 self._json(200, {"ok": False, "error": "unknown_method", "method": method})
@@ -306,9 +392,12 @@ def make_handler(log: MessageLog) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-def serve(host: str, port: int, data_dir: Path) -> ThreadingHTTPServer:
+def serve(host: str, port: int, data_dir: Path, *, channels: dict[str, str] | None = None,
+          webhooks: dict[str, str] | None = None, webhook_channel: str = "#sre") -> ThreadingHTTPServer:
+    """The sink on host:port; `channels` (id -> name) defaults to the project's (project_channels)."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    log = MessageLog(data_dir / "messages.jsonl")
+    log = MessageLog(data_dir / "messages.jsonl", project_channels() if channels is None else channels,
+                     {**alert_webhooks(), **(webhooks or {})}, webhook_channel)
     return ThreadingHTTPServer((host, port), make_handler(log))
 
 
@@ -317,9 +406,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--port", type=int, required=True, help="port to listen on")
     parser.add_argument("--data-dir", type=Path, required=True, help="folder for messages.jsonl and uploaded files")
+    parser.add_argument("--channels", action="append", default=[], metavar="ID=#NAME[,...]",
+                        help="the channels chat.postMessage and file uploads accept, by id (repeatable; default: the "
+                             "project's, from include/config/services.yaml and chaos/policy.yaml)")
+    parser.add_argument("--webhook", action="append", default=[], metavar="PATH=CHANNEL[,...]",
+                        help="the channel a webhook posts to, by its URL path, e.g. "
+                             "/services/T0DEMO/B0ONCALL/x=#sre-oncall (repeatable)")
+    parser.add_argument("--webhook-channel", default="#sre",
+                        help="the channel of every other webhook (default #sre)")
     args = parser.parse_args(argv)
     try:
-        server = serve(args.host, args.port, args.data_dir)
+        channels = parse_pairs(args.channels, "--channels") if args.channels else None
+        webhooks = parse_pairs(args.webhook, "--webhook")
+    except ValueError as exc:
+        parser.error(str(exc))
+    try:
+        server = serve(args.host, args.port, args.data_dir, channels=channels, webhooks=webhooks,
+                       webhook_channel=args.webhook_channel)
     except OSError as exc:
         print(f"slack sink: cannot listen on {args.host}:{args.port}: {exc.strerror}", file=sys.stderr)
         return 2

@@ -45,15 +45,26 @@ def services() -> Iterator[ProcessGroup]:
 
 
 class SlackSink:
+    """demo/slack_sink.py as the tests see it: a webhook URL (it posts to the sink's default webhook channel, #sre),
+    the messages each with the `channel` (id) it reached, and the PagerDuty events."""
+
     def __init__(self, port: int):
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.webhook_url = f"{self.url}/services/T0TEST/B0TEST/sink"
 
-    def messages(self) -> list[dict]:
+    def messages(self, channel: str | None = None) -> list[dict]:
+        """Every message, or those that reached `channel` (an id, or a webhook's channel name)."""
         import requests
 
-        return list(requests.get(f"{self.url}/messages", timeout=5).json())
+        found = list(requests.get(f"{self.url}/messages", timeout=5).json())
+        return [m for m in found if channel is None or m["channel"] == channel]
+
+    def events(self) -> list[dict]:
+        """The PagerDuty Events v2 events the stand-in accepted."""
+        import requests
+
+        return list(requests.get(f"{self.url}/v2/events", timeout=5).json())
 
     def clear(self) -> None:
         import requests

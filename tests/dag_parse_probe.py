@@ -35,6 +35,13 @@ def main(dags_folder: str) -> None:
 
     from airflow.dag_processing.dagbag import DagBag
 
+    from gamesre.airflow.failure_notifier import TaskFailureNotifier
+
+    def notified(task: object) -> bool:
+        callbacks = getattr(task, "on_failure_callback", None) or []
+        callbacks = callbacks if isinstance(callbacks, list) else [callbacks]
+        return any(isinstance(c, TaskFailureNotifier) for c in callbacks)
+
     started = time.perf_counter()
     bag = DagBag(dag_folder=dags_folder)
     elapsed = time.perf_counter() - started
@@ -51,6 +58,7 @@ def main(dags_folder: str) -> None:
                 "doc_md": bool(dag.doc_md and dag.doc_md.strip()),
                 "fileloc": dag.fileloc,
                 "n_tasks": len(dag.tasks),
+                "tasks_without_failure_notifier": sorted(t.task_id for t in dag.tasks if not notified(t)),
             }
             for dag_id, dag in bag.dags.items()
         },

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 
@@ -14,6 +15,7 @@ from gamesre.integrations.store import SREStore
 pytestmark = pytest.mark.e2e
 
 KST_OFFSET = timedelta(hours=9)
+SERVICES = load_services()
 
 
 def kst_iso(dt: datetime) -> str:
@@ -66,7 +68,10 @@ def test_register_is_idempotent_then_cancel_expires_the_silences(airflow, slack_
     assert [str(m) for m in s.matchers] == ['service="matchmaking"']
     window = SREStore(airflow.store_url).window(window_id)
     assert window is not None and window["excludes_budget"] and window["silence_ids"] == [s.id]
-    assert any(window_id in m["text"] and "registered" in m["text"] for m in slack_sink.messages())
+    # in matchmaking's channel, by its id through the Web API; nowhere else (game-server is not affected)
+    registered = [m for m in slack_sink.messages() if window_id in m["text"] and "registered" in m["text"]]
+    assert registered and {(m["kind"], m["channel"]) for m in registered} == {
+        ("chat.postMessage", SERVICES.get("matchmaking").slack.channel_id)}
 
     cancel = airflow.trigger("maintenance_window_request", {"action": "cancel", "window_id": window_id,
                                                             "requested_by": "e2e"})
@@ -151,7 +156,8 @@ def test_reconciler_waits_deferred_for_the_exact_end_then_expires_and_completes(
     assert datetime.now(UTC) >= end
     assert live_silences(am, window_id) == []
     assert SREStore(airflow.store_url).window(window_id)["status"] == "completed"
-    assert any("Maintenance ended" in m["text"] and window_id in m["text"] for m in slack_sink.messages())
+    ended = [m for m in slack_sink.messages() if "Maintenance ended" in m["text"] and window_id in m["text"]]
+    assert ended and {m["channel"] for m in ended} == {SERVICES.get("game-server").slack.channel_id}
 
 
 def test_alertmanager_down_retries_then_fails_with_a_slack_notice(airflow, slack_sink) -> None:
@@ -168,8 +174,11 @@ def test_alertmanager_down_retries_then_fails_with_a_slack_notice(airflow, slack
     apply = tis["apply"]
     assert apply["state"] == "failed" and apply["try_number"] == 3  # two retries, then it gives up
     assert "unreachable" in airflow.task_log("maintenance_window_request", run, "apply", 3)
-    assert any("maintenance_window_request.apply failed" in m["text"] and "unreachable" in m["text"]
-               for m in slack_sink.messages())
+    (notice,) = [m for m in slack_sink.messages() if "*maintenance_window_request* failed: task `apply`" in m["text"]
+                 and run in m["text"]]
+    assert notice["channel"] == SERVICES.sre.slack.channel_id and "unreachable" in notice["text"]
+    assert f"/dags/maintenance_window_request/runs/{quote(run)}/tasks/apply?try_number=3|apply log>" in notice["text"]
+    assert "its window is neither registered nor cancelled" in notice["text"]
     # the window is recorded (a retry or the reconciler finishes the silences); no silence without an end exists
     am = AlertmanagerClient(airflow.alertmanager.url)
     assert all(s.ends_at is not None for s in am.silences())

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from gamesre.checklists import default_registry, load_checklists
+from gamesre.core.services import load_services
 from gamesre.integrations.store import SREStore
 
 pytestmark = pytest.mark.e2e
@@ -36,9 +37,13 @@ def test_the_daily_checklist_stores_every_item_and_reports_failing_first(airflow
     files = record["report"]["files"]
     markdown = Path(files["markdown"]).read_text()
     assert "Daily SLO checklist" in markdown and Path(files["html"]).read_text().count("<img") >= 1
-    texts = [m["text"] for m in slack_sink.messages() if m["kind"] == "webhook"]
+    sre = load_services().sre.slack.channel_id
+    texts = [m["text"] for m in slack_sink.messages() if (m["kind"], m["channel"]) == ("chat.postMessage", sre)]
     assert any("Daily SLO checklist" in t for t in texts), texts
-    assert any(m["kind"] == "file" for m in slack_sink.messages())
+    assert all(files["html"] not in t for t in texts)  # no path on the worker: the report is a Slack file
+    uploaded = [f["title"] for m in slack_sink.messages() if (m["kind"], m["channel"]) == ("file", sre)
+                for f in m["files"]]
+    assert any(t.startswith("daily SLO checklist report") for t in uploaded) and len(uploaded) >= 2, uploaded
 
 
 def test_with_prometheus_down_its_items_are_errors_and_the_report_is_still_delivered(
@@ -57,6 +62,6 @@ def test_with_prometheus_down_its_items_are_errors_and_the_report_is_still_deliv
         assert "Prometheus" in by_id[item_id]["summary"], by_id[item_id]["summary"]
     others = [r for r in results if r["item_id"] not in needs_prometheus]
     assert others and not any("Prometheus" in r["summary"] for r in others if r["status"] == "error")
-    texts = [m["text"] for m in slack_sink.messages() if m["kind"] == "webhook"]
+    texts = [m["text"] for m in slack_sink.messages() if m["kind"] == "chat.postMessage"]
     assert any("Daily SLO checklist" in t and "error" in t for t in texts), texts
     assert record["report"]["delivered"] is True

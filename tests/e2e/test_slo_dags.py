@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
 
+from gamesre.core.services import load_services
+from gamesre.core.time import KST
 from gamesre.integrations.prometheus import PrometheusClient
 from gamesre.integrations.store import SREStore, slo_ledger, slo_ledger_day
+from gamesre.observability.alertmanager import demo_routing_key
 from gamesre.slo.ingest import ingest_all
 from gamesre.slo.spec import load_slos
 
@@ -59,9 +63,10 @@ def test_ingest_then_report_publishes_states_and_posts_to_slack(airflow, history
     assert published and set(published[-1]["extra"]["slos"]) == set(load_slos().names())
 
     messages = slack_sink.messages()
-    texts = [m["text"] for m in messages if m["kind"] == "webhook"]
+    sre = load_services().sre.slack.channel_id  # the report and its chart in the SRE channel, by id
+    texts = [m["text"] for m in messages if (m["kind"], m["channel"]) == ("chat.postMessage", sre)]
     assert any("Error-budget report" in t and "availability" in t for t in texts), texts
-    files = [m for m in messages if m["kind"] == "file"]
+    files = [m for m in messages if (m["kind"], m["channel"]) == ("file", sre)]
     assert files and files[0]["files"][0]["title"] == "Error-budget burn-down"
 
 
@@ -131,3 +136,46 @@ def test_prometheus_stopped_mid_ingest_the_log_says_what_was_written_and_the_ret
         assert len(want) > 3 * 1400, name  # the history covers the whole span
         for field in ("minutes", "good", "total", "span"):
             assert getattr(got, field).tolist() == getattr(want, field).tolist(), (name, field)
+
+
+def test_a_failed_ingest_tells_the_sre_channel_when_the_state_goes_stale_and_pages(
+        airflow, history_prometheus, slack_sink) -> None:
+    """With Prometheus down slo_ingest fails after its retries (about 4-7 minutes of retry delays): the SRE channel
+    hears which task failed, why, where its log is and when the published state goes stale; the state was published
+    100 minutes ago, so it goes stale in under 30 minutes and the on-call is paged."""
+    store = SREStore(airflow.store_url)
+
+    def busy() -> bool:
+        runs = airflow.call("GET", "dags/slo_ingest/dagRuns", params={"state": ["queued", "running"]}).json()
+        return bool(runs["dag_runs"])
+
+    # no hourly report may publish a fresh state meanwhile; the services' state was published 100 minutes ago
+    airflow.call("PATCH", "dags/error_budget_report", json={"is_paused": True}).raise_for_status()
+    try:
+        wait_until(lambda: not busy(), 300, "no slo_ingest run in progress", every=2)
+        published = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=100)
+        for name in load_services().names:
+            store.publish_state("service", name, "normal", published, [], {})
+        slack_sink.clear()
+        with history_prometheus.down():
+            run = airflow.trigger("slo_ingest", {"max_backfill_days": 1})
+            finished = airflow.wait("slo_ingest", run, timeout=900)
+    finally:
+        airflow.call("PATCH", "dags/error_budget_report", json={"is_paused": False}).raise_for_status()
+    assert finished["state"] == "failed", airflow.task_instances("slo_ingest", run)
+
+    (notice,) = [m for m in slack_sink.messages(load_services().sre.slack.channel_id)
+                 if "*slo_ingest* failed" in m["text"] and run in m["text"]]
+    assert notice["kind"] == "chat.postMessage"
+    text = notice["text"]
+    assert text.startswith(f":rotating_light: *slo_ingest* failed: task `ingest` of run `{run}`, try 4"), text
+    assert "• *Error:* `IngestError: " in text and "Prometheus" in text, text
+    assert f"/dags/slo_ingest/runs/{quote(run)}/tasks/ingest?try_number=4|ingest log>" in text, text
+    stale = published + timedelta(hours=2)
+    assert (f"goes stale at {stale.astimezone(KST):%H:%M} KST (published {published.astimezone(KST):%H:%M} + 2h, "
+            "include/config/policies.yaml state.stale_after), and then blocks every deploy and game-day") in text
+    assert "• *Paged:* the on-call, through PagerDuty (dedup key gamesre/slo_ingest/policy-state-stale)" in text
+
+    events = [e for e in slack_sink.events() if e["dedup_key"] == "gamesre/slo_ingest/policy-state-stale"]
+    assert events and all(e["routing_key"] == demo_routing_key("primary") for e in events)
+    assert any(e["custom_details"]["run_id"] == run and e["event_action"] == "trigger" for e in events)

@@ -12,8 +12,8 @@ class RecordingNotifier:
     files: list[dict[str, Any]] = field(default_factory=list)
     accept: bool = True  # False: Slack refuses everything (a notification failure must not fail the workflow)
 
-    def message(self, text: str, *, channel: str | None = None) -> bool:
-        self.messages.append({"text": text, "channel": channel})
+    def message(self, text: str, *, channel_id: str) -> bool:
+        self.messages.append({"text": text, "channel_id": channel_id})
         return self.accept
 
     def file(self, path: Path, *, channel_id: str, title: str, comment: str | None = None) -> bool:

@@ -230,7 +230,7 @@ def test_one_dag_runs_end_to_end_on_two_celery_workers(celery_airflow: CeleryAir
                     assert state is not None and state["computed_at"] == end, (name, state)
             finally:
                 store.engine.dispose()
-            texts = [m["text"] for m in slack_sink.messages() if m["kind"] == "webhook"]
+            texts = [m["text"] for m in slack_sink.messages() if m["kind"] == "chat.postMessage"]
             assert any("Error-budget report" in t for t in texts), texts
         if hostnames == set(WORKERS):
             break

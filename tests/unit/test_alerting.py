@@ -173,8 +173,13 @@ def test_scrape_rendering_refuses_what_it_cannot_express() -> None:
 def test_the_committed_alertmanager_config_keeps_secrets_in_files() -> None:
     text = (REPO / alertmanager.ALERTMANAGER_CONFIG).read_text()
     config = yaml.safe_load(text)
-    assert config["global"]["slack_api_url_file"] == "/etc/alertmanager/secrets/slack-webhook-url"
-    assert "slack_api_url" not in config["global"] and "hooks.slack.com" not in text
+    assert not {"slack_api_url", "slack_api_url_file"} & set(config["global"]) and "hooks.slack.com" not in text
+    # a Slack app's webhook posts to its own channel only: each channel is sent through its own webhook
+    slack = [sc for r in config["receivers"] for sc in r.get("slack_configs", [])]
+    assert slack and all(sc["api_url_file"] == f"/etc/alertmanager/secrets/slack-webhook-{sc['channel'][1:]}"
+                         for sc in slack)
+    assert {sc["channel"] for sc in slack} == {"#sre-oncall", "#sre-management", "#game-server-alerts",
+                                               "#matchmaking-alerts", "#sre-tickets"}
     keys = [pd for r in config["receivers"] for pd in r.get("pagerduty_configs", [])]
     assert keys and all(set(pd) & {"routing_key", "service_key"} == set() for pd in keys)
     assert {pd["routing_key_file"] for pd in keys} == {f"/etc/alertmanager/secrets/pagerduty-{s}.key"

@@ -56,6 +56,13 @@ def test_every_task_retries_except_where_a_retry_would_be_wrong(parsed: dict) ->
         assert max(dag["retries"]) >= 1, f"{dag_id}: no task retries"
 
 
+def test_every_task_of_every_dag_tells_its_owners_when_it_fails(parsed: dict) -> None:
+    """default_args on_failure_callback: a TaskFailureNotifier (gamesre.airflow.failure_notifier) on every task."""
+    assert len(parsed["dags"]) == 10
+    for dag_id, dag in parsed["dags"].items():
+        assert dag["tasks_without_failure_notifier"] == [], dag_id
+
+
 def test_each_file_parses_in_under_a_second(parsed: dict) -> None:
     slow = {f: d for f, d in parsed["file_durations"].items() if d >= 1.0}
     assert not slow, f"DAG files slower than 1 s to parse: {slow}"

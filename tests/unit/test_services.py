@@ -127,3 +127,16 @@ def test_synthetic_stages_need_the_local_backend() -> None:
     for env in raw["services"]["matchmaking"]["deploy"]["environments"].values():
         env["traffic"] = "players"
     assert parse_services(raw, SOURCE).get("matchmaking").deploy.environments["dev"].namespace == "game-dev"
+
+
+def test_the_sre_channel_is_where_anything_not_about_one_service_goes() -> None:
+    catalog = load_services()
+    assert (catalog.sre.team, catalog.sre.slack.channel, catalog.sre.slack.channel_id) == ("sre", "#sre", "C07SRE00001")
+    assert catalog.channel_id("matchmaking") == "C07MATCHMK1"
+    assert catalog.channel_id(None) == catalog.channel_id("payments") == "C07SRE00001"
+    raw = shipped()
+    del raw["sre"]
+    assert f"{SOURCE}: sre: missing (the SRE team and its Slack channel)" in errors(raw)
+    raw = shipped()
+    raw["sre"]["slack"]["channel_id"] = "#sre"
+    assert f"{SOURCE}: sre: slack.channel_id: String should match pattern" in errors(raw)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
@@ -18,6 +17,7 @@ if TYPE_CHECKING:
     from gamesre.app.chaos import ChaosPorts
     from gamesre.app.checklists import ChecklistPorts
     from gamesre.app.deploy import DeployPorts
+    from gamesre.app.failures import FailurePorts, Pager
     from gamesre.app.maintenance import MaintenancePorts
     from gamesre.app.slo import SloPorts
     from gamesre.chaos.faults import ChaosBackend
@@ -30,10 +30,10 @@ T = TypeVar("T")
 
 
 class SlackNotifier:
-    """Slack through the provider's hooks (`slack_default` webhook, `slack_api_default` Web API)."""
+    """Slack's Web API through the provider (`slack_api_default`): messages and files to a channel by its id."""
 
-    def message(self, text: str, *, channel: str | None = None) -> bool:
-        return notify.post_message(text, channel=channel)
+    def message(self, text: str, *, channel_id: str) -> bool:
+        return notify.post_message(text, channel_id=channel_id)
 
     def file(self, path: Path, *, channel_id: str, title: str, comment: str | None = None) -> bool:
         return notify.post_file(path, channel_id=channel_id, title=title, comment=comment)
@@ -113,6 +113,7 @@ def checklist_ports() -> ChecklistPorts:
     from gamesre.app.checklists import ChecklistPorts
     from gamesre.checklists import load_checklists
     from gamesre.core.paths import report_root
+    from gamesre.core.services import load_services
     from gamesre.integrations.checklist_sources import fetch_inputs
 
     the_store = store()
@@ -130,16 +131,17 @@ def checklist_ports() -> ChecklistPorts:
                             store=the_store)
 
     return ChecklistPorts(store=the_store, fetch_inputs=fetch, notifier=SlackNotifier(), clock=utcnow,
-                          checklists=load_checklists(), report_dir=report_root())
+                          checklists=load_checklists(), report_dir=report_root(),
+                          report_channel_id=load_services().sre.slack.channel_id)
 
 
 def slo_ports() -> SloPorts:
     from gamesre.app.slo import SloPorts
+    from gamesre.core.services import load_services
     from gamesre.slo.spec import load_policies, load_slos
 
     return SloPorts(store=store(), prometheus=prometheus, notifier=SlackNotifier(), clock=utcnow, slos=load_slos(),
-                    policy=load_policies(),
-                    report_channel_id=os.environ.get("GAMESRE_REPORT_CHANNEL", "C0SREREPORTS"))
+                    policy=load_policies(), report_channel_id=load_services().sre.slack.channel_id)
 
 
 def deploy_ports() -> DeployPorts:
@@ -189,3 +191,20 @@ def chaos_ports() -> ChaosPorts:
     return ChaosPorts(store=on_first_use(store), prometheus=on_first_use(prometheus),
                       alertmanager=on_first_use(alertmanager), backend=backend, notifier=SlackNotifier(),
                       kill_switch=kill_switch, config=config, report_dir=report_root() / "chaos")
+
+
+def pager() -> Pager:
+    from gamesre.airflow.hooks.pagerduty import PagerDutyEventsHook
+
+    return PagerDutyEventsHook().get_conn()
+
+
+def failure_ports() -> FailurePorts:
+    """For the failure notifier: Slack, and the store and PagerDuty (`pagerduty_default`) opened only when needed,
+    so a missing connection costs only the part that needs it."""
+    from gamesre.app.failures import FailurePorts
+    from gamesre.core.services import load_services
+    from gamesre.slo.spec import load_policies
+
+    return FailurePorts(notifier=SlackNotifier(), fixed_channel=notify.post_webhook, pager=pager, store=store,
+                        clock=utcnow, services=load_services(), policy=load_policies())

@@ -1,11 +1,17 @@
-"""Slack notifications that never fail the workflow: a message (webhook) and files such as report charts (Web API).
+"""Slack notifications that never fail the workflow: messages and files to a channel by its id (the Web API), and
+the incoming webhook for its one fixed channel.
 
-A notification failure is logged with its reason and reported back as False; the task carries on
-(DESIGN.md, decision 7). Connections: `slack_default` (incoming webhook) and `slack_api_default` (Web API).
+A real Slack app's incoming webhook posts to the channel it was created for and ignores any `channel` in the body,
+so everything meant for a particular channel goes through the Web API (`chat.postMessage`, files_upload_v2) with
+the channel's id (include/config/services.yaml `slack.channel_id`), sent by the Slack provider's notifier and hook.
+A notification failure (Slack refusing, e.g. `channel_not_found`, or not answering) is logged with its reason and
+reported back as False; the task carries on (DESIGN.md, decision 7). Connections: `slack_api_default` (Web API,
+a bot token) and `slack_default` (incoming webhook).
 """
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,32 +19,38 @@ log = logging.getLogger(__name__)
 
 WEBHOOK_CONN_ID = "slack_default"
 API_CONN_ID = "slack_api_default"
+USERNAME = "gamesre"
 
 
-def post_message(text: str, *, blocks: list[dict[str, Any]] | None = None, channel: str | None = None,
-                 conn_id: str = WEBHOOK_CONN_ID) -> bool:
-    """Send a message through the Slack webhook; True when Slack (or the sink) accepted it."""
+def post_message(text: str, *, channel_id: str, blocks: Sequence[dict[str, Any]] = (),
+                 conn_id: str = API_CONN_ID) -> bool:
+    """chat.postMessage to the channel `channel_id`; True when Slack (or the sink) accepted it."""
     try:
-        from airflow.providers.slack.hooks.slack_webhook import SlackWebhookHook
+        from airflow.providers.slack.notifications.slack import SlackNotifier
 
-        body: dict[str, Any] = {"text": text}
-        if blocks:
-            body["blocks"] = blocks
-        if channel:
-            body["channel"] = channel
-        response = SlackWebhookHook(slack_webhook_conn_id=conn_id).send_dict(body)
-        ok = 200 <= int(getattr(response, "status_code", 200)) < 300
-        if not ok:
-            log.warning("Slack webhook refused the message: HTTP %s %s", response.status_code, response.body)
-        return ok
+        SlackNotifier(slack_conn_id=conn_id, channel=channel_id, text=text, blocks=blocks, username=USERNAME,
+                      unfurl_links=False).notify({})
+        return True
     except Exception as exc:  # a notification failure never fails the workflow
-        log.warning("Slack notification not sent (%s: %s); continuing", type(exc).__name__, exc)
+        log.warning("Slack message to %s not sent (%s: %s); continuing", channel_id, type(exc).__name__, exc)
+        return False
+
+
+def post_webhook(text: str, *, conn_id: str = WEBHOOK_CONN_ID) -> bool:
+    """A message through the incoming webhook, to the one channel it was created for; True when accepted."""
+    try:
+        from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+
+        SlackWebhookNotifier(slack_webhook_conn_id=conn_id, text=text).notify({})
+        return True
+    except Exception as exc:  # a notification failure never fails the workflow
+        log.warning("Slack webhook message not sent (%s: %s); continuing", type(exc).__name__, exc)
         return False
 
 
 def post_file(path: Path, *, channel_id: str, title: str, comment: str | None = None,
               conn_id: str = API_CONN_ID) -> bool:
-    """Upload a file (e.g. a PNG chart) with the Web API's files_upload_v2; True when accepted."""
+    """Upload a file (a PNG chart, an HTML report) with the Web API's files_upload_v2; True when accepted."""
     try:
         from airflow.providers.slack.hooks.slack import SlackHook
 
@@ -49,14 +61,6 @@ def post_file(path: Path, *, channel_id: str, title: str, comment: str | None = 
         )
         return True
     except Exception as exc:  # a notification failure never fails the workflow
-        log.warning("Slack file %s not sent (%s: %s); continuing", path.name, type(exc).__name__, exc)
+        log.warning("Slack file %s not sent to %s (%s: %s); continuing", path.name, channel_id, type(exc).__name__,
+                    exc)
         return False
-
-
-def notify_failure(context: dict[str, Any]) -> None:
-    """on_failure_callback: tell Slack which task failed, after its retries, and why (never raises)."""
-    ti = context.get("task_instance")
-    exc = context.get("exception")
-    task = f"{getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')}"
-    run = getattr(context.get("dag_run"), "run_id", "?")
-    post_message(f":rotating_light: {task} failed (run {run}): {type(exc).__name__ if exc else 'error'}: {exc}")

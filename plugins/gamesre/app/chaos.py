@@ -389,7 +389,7 @@ def page_unrecovered(ports: ChaosPorts, run_id: str, exception: object = None) -
             + "\n".join(f"• {r}" for r in remaining)
             + f"\nLast error: {last_error}\n"
             f"Recover by hand or re-run the task: {record.get('run_url') or run_id}")
-    ports.notifier.message(text, channel=ports.config.catalog.policy.oncall_channel)
+    ports.notifier.message(text, channel_id=ports.config.catalog.policy.oncall_channel_id)
     ports.store.update_chaos_run(run_id, verdict="error", reason=f"recovery failed, on-call paged: {last_error}",
                                  finished_at=ports.clock())
 
@@ -448,14 +448,19 @@ def write_report(ports: ChaosPorts, runs: list[dict[str, Any]], *, name: str, su
 
 def notify(ports: ChaosPorts, runs: list[dict[str, Any]], gameday: Mapping[str, Any] | None,
            files: Mapping[str, Path]) -> None:
-    """The summary to the Slack channel of every service the runs touched (the default channel when none)."""
-    text = slack_summary(runs, gameday=gameday, report_url=str(files.get("html")))
+    """The summary, then the HTML report as a Slack file, to the channel of every service the runs touched (the SRE
+    channel when none): readable from Slack, not a path on the worker."""
+    text = slack_summary(runs, gameday=gameday)
     services = ports.config.services
-    channels = {services.get(r["service"]).slack.channel for r in runs if r.get("service") in services.names}
-    if not channels:
-        ports.notifier.message(text)
-    for channel in sorted(channels):
-        ports.notifier.message(text, channel=channel)
+    touched = {r["service"] for r in runs if r.get("service") in services.names}
+    channel_ids = sorted({services.channel_id(name) for name in touched} or {services.sre.slack.channel_id})
+    title = f"Chaos report: {gameday.get('suite')} game day" if gameday else "Chaos report: " + ", ".join(
+        str(r.get("experiment")) for r in runs)
+    for channel_id in channel_ids:
+        ports.notifier.message(text, channel_id=channel_id)
+        if "html" in files:
+            ports.notifier.file(files["html"], channel_id=channel_id, title=title[:200],
+                                comment="The full report")
 
 
 # --- the reaper -------------------------------------------------------------------------------------------------
@@ -499,7 +504,8 @@ def reap(ports: ChaosPorts, current_run_id: str | None = None) -> dict[str, Any]
                 store.release_chaos_lock(injection.run_id)
     if failed:
         ports.notifier.message("<!here> :rotating_light: *Chaos reaper could not recover* left-behind faults:\n"
-                               + "\n".join(f"• {f}" for f in failed), channel=config.catalog.policy.oncall_channel)
+                               + "\n".join(f"• {f}" for f in failed),
+                               channel_id=config.catalog.policy.oncall_channel_id)
         raise RecoveryFailed("; ".join(failed))
     for entry in reaped:
         log.warning("reaper recovered a left-behind fault: %s", entry)

@@ -3,8 +3,8 @@
 `evaluate` fetches every input the cadence's items need once (an outside system that is down makes its
 inputs Unavailable, never an exception), runs every item fail-safe (gamesre.checklists.run_checklist: an
 item without its data is `error` with the reason) and stores the results. `report` renders Markdown and HTML
-with charts, writes them under the report folder and posts the summary and the charts to Slack, failing items
-first. A Slack failure never fails the run.
+with charts, writes them under the report folder and posts to the SRE channel the summary (failing items first),
+the HTML report as a Slack file and the charts. A Slack failure never fails the run.
 """
 from __future__ import annotations
 
@@ -25,8 +25,6 @@ from gamesre.reports.checklist_report import charts, render_html, render_markdow
 log = logging.getLogger(__name__)
 
 DAG_IDS = {"daily": "slo_checklist_daily", "weekly": "slo_checklist_weekly", "monthly": "slo_checklist_monthly"}
-REPORT_CHANNEL = "#sre"
-REPORT_CHANNEL_ID = "C07SRE00001"
 
 
 class ChecklistStore(Protocol):
@@ -54,6 +52,7 @@ class ChecklistPorts:
     clock: Clock
     checklists: ChecklistSpec
     report_dir: Path
+    report_channel_id: str  # the SRE channel (services.yaml `sre.slack.channel_id`)
 
 
 def evaluate(ports: ChecklistPorts, cadence: str, run_id: str, at: datetime, run_url: str = "") -> dict[str, Any]:
@@ -77,12 +76,12 @@ def evaluate(ports: ChecklistPorts, cadence: str, run_id: str, at: datetime, run
 
 
 def report(ports: ChecklistPorts, cadence: str, run_id: str) -> dict[str, Any]:
-    """Render the stored results, write the files, post to Slack; returns where the report went."""
+    """Render the stored results, write the files, post them to Slack; returns where the report went."""
     runs = ports.store.checklist_runs(ids=[run_id])
     stored = ports.store.checklist_results(run_id) if runs else []
     if not stored:
         text = f":boom: The {cadence} SLO checklist did not run (run {run_id}): see its evaluate task."
-        return {"delivered": ports.notifier.message(text, channel=REPORT_CHANNEL), "files": {}}
+        return {"delivered": ports.notifier.message(text, channel_id=ports.report_channel_id), "files": {}}
     run = runs[0]
     order = [item.id for item in ports.checklists.for_cadence(cadence)]
     fields = ("item_id", "title", "cadence", "status", "summary", "evidence", "owner")
@@ -97,15 +96,20 @@ def report(ports: ChecklistPorts, cadence: str, run_id: str) -> dict[str, Any]:
     run_url = run["run_url"] or None
     files["markdown"].write_text(render_markdown(results, cadence=cadence, period_label=label, run_url=run_url))
     files["html"].write_text(render_html(results, cadence=cadence, period_label=label, run_url=run_url))
-    delivered = ports.notifier.message(slack_summary(results, cadence=cadence, period_label=label,
-                                                     report_url=str(files["html"])), channel=REPORT_CHANNEL)
+    channel = ports.report_channel_id
+    delivered = ports.notifier.message(slack_summary(results, cadence=cadence, period_label=label), channel_id=channel)
+    # the report itself as a Slack file: readable from Slack, unlike a path on the worker that wrote it
+    report_uploaded = ports.notifier.file(files["html"], channel_id=channel,
+                                          title=f"{cadence} SLO checklist report, {label}",
+                                          comment="The full report: every item with its evidence")
     uploaded = []
     for name, png in charts(results).items():
         path = folder / f"{stem}-{name}.png"
         path.write_bytes(png)
         files[name] = path
-        if ports.notifier.file(path, channel_id=REPORT_CHANNEL_ID, title=f"{cadence} SLO checklist: {name}"):
+        if ports.notifier.file(path, channel_id=channel, title=f"{cadence} SLO checklist: {name}"):
             uploaded.append(name)
-    where = {"files": {k: str(v) for k, v in files.items()}, "delivered": delivered, "charts_uploaded": uploaded}
+    where = {"files": {k: str(v) for k, v in files.items()}, "delivered": delivered,
+             "report_uploaded": report_uploaded, "charts_uploaded": uploaded}
     ports.store.update_checklist_run(run_id, report=where, finished_at=ports.clock())
     return where

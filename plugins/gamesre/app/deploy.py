@@ -376,17 +376,17 @@ def succeeded(result: Mapping[str, Any]) -> bool:
 
 def _notify(ports: DeployPorts, record: Mapping[str, Any], verdicts: list[dict[str, Any]],
             result: Mapping[str, Any]) -> None:
-    """The outcome in the service's channel, the evidence as a file; a notification failure never fails the run."""
+    """The outcome in the service's channel (the SRE channel when the service is unknown), the evidence as a file;
+    a notification failure never fails the run."""
     outcome = str(result["outcome"])
     text = (f"{EMOJI.get(outcome, '')} Deploy {record.get('service') or '?'} {record.get('version') or '?'}: "
             f"*{outcome}*. {result['reason']}\nRun and evidence: {record.get('run_url')}")
-    service = str(record.get("service") or "")
-    spec = ports.configs.services.get(service) if service in ports.configs.services.names else None
-    ports.notifier.message(text, channel=spec.slack.channel if spec else None)
-    if spec is not None and spec.slack.channel_id and verdicts:
+    channel_id = ports.configs.services.channel_id(str(record.get("service") or ""))
+    ports.notifier.message(text, channel_id=channel_id)
+    if verdicts:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / f"deploy-evidence-{record.get('service')}-{record.get('version')}.md"
             path.write_text(evidence_markdown(record, verdicts))
-            ports.notifier.file(path, channel_id=spec.slack.channel_id, title=f"Deploy evidence: "
+            ports.notifier.file(path, channel_id=channel_id, title=f"Deploy evidence: "
                                 f"{record.get('service')} {record.get('version')} ({outcome})")
 

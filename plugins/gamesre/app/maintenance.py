@@ -3,7 +3,7 @@
 Everything here is idempotent (DESIGN.md, decision 9): it reads the store, Alertmanager or the scaling backend
 before acting, so a retry or a re-run converges on the same state and makes no duplicates. The calendar is
 include/config/calendar.yaml plus the windows people registered (store rows); the plan is pure
-(gamesre.calendar.plan).
+(gamesre.calendar.plan). Notices go to the Slack channels of the services a window or event affects.
 """
 from __future__ import annotations
 
@@ -83,6 +83,13 @@ def _silence_comment(window: Occurrence) -> str:
     return f"Maintenance {window.id}: {window.reason} (ticket {window.ticket}, owner {window.owner})"
 
 
+def announce(ports: MaintenancePorts, services: Sequence[str], text: str) -> None:
+    """Tell the Slack channel of each affected service (once per channel; the SRE channel when none is known)."""
+    channel_ids = {ports.services.channel_id(name) for name in services if name in ports.services}
+    for channel_id in sorted(channel_ids or {ports.services.sre.slack.channel_id}):
+        ports.notifier.message(text, channel_id=channel_id)
+
+
 def ensure_window_silences(ports: MaintenancePorts, window: Occurrence) -> list[str]:
     """One live silence per affected service, ending when the window ends; ids recorded on the window."""
     ids = []
@@ -97,7 +104,8 @@ def ensure_window_silences(ports: MaintenancePorts, window: Occurrence) -> list[
 
 def reconcile(ports: MaintenancePorts, now: datetime) -> dict[str, Any]:
     """Converge the store, Alertmanager and event capacity on the calendar at `now`; returns the plan."""
-    plan = plan_reconcile(ports.current_calendar(), now)
+    calendar = ports.current_calendar()
+    plan = plan_reconcile(calendar, now)
     for window in plan.record:
         created_by = window.owner if window.kind != "adhoc" else None
         ports.store.upsert_window(window.to_store_row(status=status_at(window, plan.now), created_by=created_by))
@@ -107,8 +115,9 @@ def reconcile(ports: MaintenancePorts, now: datetime) -> dict[str, Any]:
         gone = ports.silences.expire_window_silences(window_id)
         if gone:
             expired[window_id] = gone
-            ports.notifier.message(f":white_check_mark: Silences of cancelled maintenance {window_id} expired: "
-                                   f"{', '.join(gone)}")
+            cancelled = calendar.find(window_id)
+            announce(ports, cancelled.services if cancelled else (), f":white_check_mark: Silences of cancelled "
+                     f"maintenance {window_id} expired: {', '.join(gone)}")
     scaled = {e.id: scale_event(ports, e, up=True) for e in plan.scale_up}
     scaled.update({e.id: scale_event(ports, e, up=False) for e in plan.scale_down})
     return {**plan.summary(), "silences": silenced, "expired": expired, "scaling": scaled}
@@ -126,15 +135,15 @@ def apply_transition(ports: MaintenancePorts, transition: Mapping[str, Any]) -> 
     if t.kind == "window_start":
         ensure_window_silences(ports, window)
         ports.store.update_window(window.id, status="active")
-        ports.notifier.message(f":construction: Maintenance started: {span}. {window.reason} (ticket "
-                               f"{window.ticket}). Alerts of these services are silenced and the window is excluded "
-                               "from their SLO budgets.")
+        announce(ports, window.services, f":construction: Maintenance started: {span}. {window.reason} (ticket "
+                 f"{window.ticket}). Alerts of these services are silenced and the window is excluded from their "
+                 "SLO budgets.")
         return {"transition": dict(transition), "status": "active"}
     if t.kind == "window_end":
         gone = ports.silences.expire_window_silences(window.id)
         ports.store.update_window(window.id, status="completed")
-        ports.notifier.message(f":white_check_mark: Maintenance ended: {span}. "
-                               f"Silences expired: {', '.join(gone) or 'none left'}.")
+        announce(ports, window.services, f":white_check_mark: Maintenance ended: {span}. "
+                 f"Silences expired: {', '.join(gone) or 'none left'}.")
         return {"transition": dict(transition), "status": "completed", "expired": gone}
     return {"transition": dict(transition), "scaling": scale_event(ports, window, up=t.kind == "scale_up")}
 
@@ -148,8 +157,8 @@ def scale_event(ports: MaintenancePorts, event: Occurrence, *, up: bool) -> dict
         outcome[scaling.service] = change.message
         if change.changed:
             verb = "scaled up for" if up else "scaled back after"
-            ports.notifier.message(f":chart_with_upwards_trend: {scaling.service} {verb} event {event.id}: "
-                                   f"{change.message}")
+            announce(ports, (scaling.service,), f":chart_with_upwards_trend: {scaling.service} {verb} event "
+                     f"{event.id}: {change.message}")
     return outcome
 
 
@@ -198,14 +207,14 @@ def apply_request(ports: MaintenancePorts, request: Mapping[str, Any]) -> dict[s
             ports.store.upsert_window(window.to_store_row(status="cancelled"))
         ports.store.update_window(window.id, status="cancelled", cancelled_at=ports.clock(), cancelled_by=who)
         gone = ports.silences.expire_window_silences(window.id)
-        ports.notifier.message(f":x: Maintenance window cancelled by {who}: {window.describe(calendar.tz)}. "
-                               f"Silences expired: {', '.join(gone) or 'none'}. Its minutes count against the "
-                               "budgets again.")
+        announce(ports, window.services, f":x: Maintenance window cancelled by {who}: "
+                 f"{window.describe(calendar.tz)}. Silences expired: {', '.join(gone) or 'none'}. Its minutes count "
+                 "against the budgets again.")
         return {"window_id": window.id, "status": "cancelled", "expired_silences": gone}
     if not decision.already_registered:
         ports.store.upsert_window(window.to_store_row(status="scheduled", created_by=who))
     ids = ensure_window_silences(ports, window)
-    ports.notifier.message(f":calendar: Maintenance window registered by {who}: {window.describe(calendar.tz)}. "
-                           f"{window.reason} (ticket {window.ticket}). Silences: {', '.join(ids)}.")
+    announce(ports, window.services, f":calendar: Maintenance window registered by {who}: "
+             f"{window.describe(calendar.tz)}. {window.reason} (ticket {window.ticket}). Silences: {', '.join(ids)}.")
     return {"window_id": window.id, "status": "scheduled", "silence_ids": ids,
             "start": window.start.isoformat(), "end": window.end.isoformat()}

@@ -15,8 +15,9 @@ def utcnow() -> datetime:
 
 
 class Notifier(Protocol):
-    """Messages and files to people. A notification failure never fails a workflow: both return False instead."""
+    """Messages and files to people, each to a Slack channel given by its id (services.yaml `slack.channel_id`,
+    e.g. C07GAMESRV1; never a #name). A notification failure never fails a workflow: both return False instead."""
 
-    def message(self, text: str, *, channel: str | None = None) -> bool: ...
+    def message(self, text: str, *, channel_id: str) -> bool: ...
 
     def file(self, path: Path, *, channel_id: str, title: str, comment: str | None = None) -> bool: ...

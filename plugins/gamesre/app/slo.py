@@ -47,7 +47,7 @@ class SloPorts:
     clock: Clock
     slos: SloCatalog
     policy: Policy
-    report_channel_id: str  # where the burn-down chart goes (a Slack channel id)
+    report_channel_id: str  # where the daily report and its chart go: the SRE channel's Slack id
     sleep: Callable[[float], None] = field(default=time.sleep)
 
 
@@ -120,7 +120,7 @@ def post_report(ports: SloPorts, at: datetime) -> dict[str, Any]:
     series = {ev.slo.name: burn_down_series(ev.slo, ev.ledger, at, ev.exclusions) for ev in evaluated}
     top = sorted(ranges, key=lambda r: r.budget_share, reverse=True)[:5]
     states = {n: s.state for n, s in service_states(ev.state for ev in evaluated).items()}
-    sent = ports.notifier.message(report_text(at, rows, top, states))
+    sent = ports.notifier.message(report_text(at, rows, top, states), channel_id=ports.report_channel_id)
     with tempfile.TemporaryDirectory() as tmp:
         chart = burn_down_chart(series, Path(tmp) / "error-budget-burn-down.png",
                                 f"Error budget remaining, window ending {at:%Y-%m-%d %H:%M} UTC")

@@ -79,7 +79,7 @@ class ChaosPolicy(_Model):
     recovery_confirmations: Annotated[int, Field(ge=1, le=20)]  # consecutive all-pass polls that confirm it
     max_duration: Duration
     lock_stale_after: Duration  # a game-day lock this old belongs to a crashed run and may be taken over
-    oncall_channel: Annotated[str, Field(pattern=r"^#[a-z0-9_-]{1,80}$")]  # paged when a recovery fails
+    oncall_channel_id: Annotated[str, Field(pattern=r"^[CG][A-Z0-9]{8,}$")]  # Slack channel paged when a recovery fails
 
     @property
     def probe_interval_s(self) -> int:

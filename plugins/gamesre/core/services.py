@@ -1,5 +1,8 @@
 """Per-service operating settings (include/config/services.yaml): owners, Slack, alert matchers and backends.
 
+The file also names the SRE team's own Slack channel (`sre`): where reports and failures that are not about one
+service go.
+
 Pure: reads one YAML file and the metric contract, no network. Every error raises ServicesError naming the
 file, the service and the field, e.g. `include/config/services.yaml: service 'game-server': scaling.backend:
 Input should be 'local' or 'kubernetes'`. The services must be exactly the metric contract's, with its teams.
@@ -97,6 +100,13 @@ class SlackSettings(_Model):
 
     channel: Annotated[str, Field(pattern=r"^#[a-z0-9][a-z0-9_-]{0,79}$")]
     channel_id: Annotated[str, Field(pattern=r"^[CG][A-Z0-9]{8,}$")]
+
+
+class TeamSettings(_Model):
+    """A team that owns no service of its own (the SRE team) and where it reads about its work."""
+
+    team: Annotated[str, Field(pattern=_SLUG)]
+    slack: SlackSettings
 
 
 class AlertingSettings(_Model):
@@ -246,9 +256,10 @@ class ServiceSpec(_Model):
 
 @dataclass(frozen=True)
 class ServiceCatalog:
-    """The validated services, in file order."""
+    """The validated services, in file order, and the SRE team's channel."""
 
     services: dict[str, ServiceSpec]
+    sre: TeamSettings
     source: str = "services.yaml"
 
     def __iter__(self) -> Iterator[ServiceSpec]:
@@ -274,6 +285,11 @@ class ServiceCatalog:
     def unknown(self, names: list[str] | tuple[str, ...] | set[str]) -> list[str]:
         """The names that are not services of the catalog, sorted."""
         return sorted(set(names) - set(self.services))
+
+    def channel_id(self, service: str | None) -> str:
+        """The Slack channel id of a service's team; the SRE channel's for anything else (None, unknown)."""
+        spec = self.services.get(service or "")
+        return spec.slack.channel_id if spec is not None else self.sre.slack.channel_id
 
 
 # --- loading --------------------------------------------------------------------------------------------
@@ -311,7 +327,15 @@ def parse_services(raw: object, source: str = "services.yaml", contract: Contrac
     contract = contract if contract is not None else load_contract()
     if not isinstance(raw, dict):
         raise ServicesError(f"{source}: expected a mapping with 'version' and 'services' at the top level")
-    lines = header_problems(raw, source, "services")
+    lines = header_problems({k: v for k, v in raw.items() if k != "sre"}, source, "services")
+    sre: TeamSettings | None = None
+    if "sre" not in raw:
+        lines.append(f"{source}: sre: missing (the SRE team and its Slack channel)")
+    else:
+        try:
+            sre = TeamSettings.model_validate(raw["sre"])
+        except ValidationError as exc:
+            lines += [f"{source}: sre: {path}: {msg}" for path, msg in validation_problems(exc)]
     items = raw.get("services")
     if not isinstance(items, dict) or not items:
         raise ServicesError("\n".join([*lines, f"{source}: services: expected a mapping of service name to settings"]))
@@ -344,9 +368,9 @@ def parse_services(raw: object, source: str = "services.yaml", contract: Contrac
             lines.append(f"{source}: service {spec.name!r}: scaling.event.instance_prefix: {prefix!r} is already "
                          f"used by {seen_prefixes[prefix]!r}")
         seen_prefixes[prefix] = spec.name
-    if lines:
+    if lines or sre is None:
         raise ServicesError("\n".join(lines))
-    return ServiceCatalog(services, source)
+    return ServiceCatalog(services, sre, source)
 
 
 def load_services(path: Path | str = SERVICES_PATH, contract: Contract | None = None) -> ServiceCatalog:

@@ -10,13 +10,17 @@ Routing (alerting.yaml `routing` and `escalation`):
 Inhibition: a `MaintenanceWindow` mutes the page and ticket alerts (escalations included) of its service;
 a page mutes the ticket of the same condition (same alertname, service, slo, instance, mountpoint,
 resource); an SLO burn page mutes the SLO burn tickets of the same SLO.
-Secrets are never in the file: the Slack webhook URL is read from `<secrets_dir>/slack-webhook-url` and each
-PagerDuty service's Events v2 routing key from `<secrets_dir>/pagerduty-<service>.key`. The demo harness may
-put its local sink's URL inline (it is not a secret).
+Slack: a Slack app's incoming webhook posts to the one channel it was created for and ignores the `channel` field,
+so every channel has its own webhook, and each receiver's slack_config sends to its channel's webhook.
+Secrets are never in the file: each channel's webhook URL is read from `<secrets_dir>/slack-webhook-<channel>` (the
+channel's name without `#`) and each PagerDuty service's Events v2 routing key from
+`<secrets_dir>/pagerduty-<service>.key`. The demo harness may put its local sink's URLs inline (they are not
+secrets).
 """
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +37,6 @@ from gamesre.observability.alerts import (
 )
 
 ALERTMANAGER_CONFIG = Path("include/alertmanager/alertmanager.yml")
-SLACK_URL_FILE = "slack-webhook-url"
 GROUP_BY = ["alertname", "service", "slo"]
 # Labels that tell one instance of a condition from another: a page only mutes the ticket of the same one.
 SAME_CONDITION = ["alertname", "service", "slo", "instance", "mountpoint", "resource"]
@@ -51,6 +54,18 @@ def pagerduty_key_file(secrets_dir: str | Path, service: str) -> str:
     return f"{secrets_dir}/pagerduty-{service}.key"
 
 
+def slack_webhook_file(secrets_dir: str | Path, channel: str) -> str:
+    """The file holding the incoming-webhook URL of `channel` (#sre-oncall -> slack-webhook-sre-oncall)."""
+    return f"{secrets_dir}/slack-webhook-{channel.lstrip('#')}"
+
+
+def slack_channels(src: Sources) -> list[str]:
+    """Every Slack channel the routing sends to (each needs its own incoming webhook), sorted."""
+    routing = src.spec.routing
+    return sorted({routing.oncall_channel, routing.fallback_channel, *routing.team_channels.values(),
+                   *(level.channel for level in src.spec.escalation)})
+
+
 def demo_routing_key(service: str) -> str:
     """A made-up Events v2 routing key for a local stand-in: 32 hex characters, like a real integration key."""
     return hashlib.sha256(f"demo-{service}".encode()).hexdigest()[:32]
@@ -62,15 +77,25 @@ class Delivery:
 
     secrets_dir: str | None  # None: every secret inline (the demo's sink URL and made-up keys only)
     pagerduty_url: str | None = None  # None: Alertmanager's default, PagerDuty's Events v2 API
-    slack_api_url: str | None = None  # inline webhook URL (demo sink only); None: read from the secrets folder
+    # channel -> inline webhook URL (the demo sink only); None: each read from the secrets folder
+    slack_webhook_urls: Mapping[str, str] | None = None
 
 
 def _timing(t: Timing) -> dict[str, str]:
     return {"group_wait": t.group_wait, "group_interval": t.group_interval, "repeat_interval": t.repeat_interval}
 
 
-def _slack(channel: str) -> dict[str, Any]:
-    return {"channel": channel, "send_resolved": True, "title": SLACK_TITLE, "text": SLACK_TEXT}
+def _slack(delivery: Delivery, channel: str) -> dict[str, Any]:
+    """A slack_config to `channel` through that channel's own webhook (`channel` only labels it: a Slack app's
+    webhook ignores it)."""
+    config: dict[str, Any] = {}
+    if delivery.slack_webhook_urls is not None:
+        config["api_url"] = delivery.slack_webhook_urls[channel]
+    elif delivery.secrets_dir is None:
+        raise ValueError("the Slack webhook URL files need a secrets folder (Delivery.secrets_dir)")
+    else:
+        config["api_url_file"] = slack_webhook_file(delivery.secrets_dir, channel)
+    return {**config, "channel": channel, "send_resolved": True, "title": SLACK_TITLE, "text": SLACK_TEXT}
 
 
 def _pagerduty(delivery: Delivery, service: str, *, inline_key: bool) -> dict[str, Any]:
@@ -105,12 +130,6 @@ def render(src: Sources, delivery: Delivery, *, timing: Timing | None = None, in
         return _timing(timing or t)
 
     global_: dict[str, Any] = {"resolve_timeout": "5m"}
-    if delivery.slack_api_url:
-        global_["slack_api_url"] = delivery.slack_api_url
-    elif delivery.secrets_dir is None:
-        raise ValueError("the Slack webhook URL file needs a secrets folder (Delivery.secrets_dir)")
-    else:
-        global_["slack_api_url_file"] = f"{delivery.secrets_dir}/{SLACK_URL_FILE}"
     if delivery.pagerduty_url:
         global_["pagerduty_url"] = delivery.pagerduty_url
 
@@ -119,13 +138,14 @@ def render(src: Sources, delivery: Delivery, *, timing: Timing | None = None, in
         {"name": "watchdog-heartbeat"},
         {"name": "oncall",
          "pagerduty_configs": [_pagerduty(delivery, routing.primary_pagerduty, inline_key=inline_pagerduty_keys)],
-         "slack_configs": [_slack(routing.oncall_channel)]},
+         "slack_configs": [_slack(delivery, routing.oncall_channel)]},
     ]
     escalation_routes = []
     for level in src.spec.escalation:
         name = f"escalation-{level.level}"
         pagerduty = _pagerduty(delivery, level.pagerduty, inline_key=inline_pagerduty_keys)
-        receivers.append({"name": name, "pagerduty_configs": [pagerduty], "slack_configs": [_slack(level.channel)]})
+        receivers.append({"name": name, "pagerduty_configs": [pagerduty],
+                          "slack_configs": [_slack(delivery, level.channel)]})
         escalation_routes.append({
             "receiver": name,
             "matchers": [f'alertname="{ESCALATION_ALERT}"', f'escalation="{level.level}"'],
@@ -135,9 +155,9 @@ def render(src: Sources, delivery: Delivery, *, timing: Timing | None = None, in
         })
     team_routes = []
     for team, channel in routing.team_channels.items():
-        receivers.append({"name": f"tickets-{team}", "slack_configs": [_slack(channel)]})
+        receivers.append({"name": f"tickets-{team}", "slack_configs": [_slack(delivery, channel)]})
         team_routes.append({"receiver": f"tickets-{team}", "matchers": [f'team="{team}"']})
-    receivers.append({"name": "tickets-fallback", "slack_configs": [_slack(routing.fallback_channel)]})
+    receivers.append({"name": "tickets-fallback", "slack_configs": [_slack(delivery, routing.fallback_channel)]})
 
     route: dict[str, Any] = {
         "receiver": "tickets-fallback",
@@ -173,7 +193,9 @@ def generate(src: Sources | None = None) -> dict[Path, str]:
         "# The Alertmanager configuration of the docker-compose stack.\n"
         "# Generated by plugins/gamesre/observability/alertmanager.py from include/config/alerting.yaml\n"
         f"# Change the spec, then regenerate: {COMMAND}\n"
-        f"# Secrets are files in {compose.secrets_dir} (not in git): {SLACK_URL_FILE} (the Slack webhook URL) and\n"
+        f"# Secrets are files in {compose.secrets_dir} (not in git), one value each:\n"
+        + "".join(f"#   {Path(slack_webhook_file(compose.secrets_dir, channel)).name} (the Slack incoming webhook "
+                  f"of {channel})\n" for channel in slack_channels(src))
         + "".join(f"#   {Path(pagerduty_key_file(compose.secrets_dir, s)).name} (PagerDuty Events v2 routing key)\n"
                   for s in src.spec.routing.pagerduty_services)
         + "# Explained in docs/alerting.md.\n"

@@ -21,11 +21,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from gamesre.core.durations import parse_duration
-from gamesre.core.time import KST, iso, to_epoch
+from gamesre.core.time import KST, as_utc, iso, to_epoch
 from gamesre.slo.budget import SloSnapshot, burn_factor
 from gamesre.slo.spec import BurnTier, Policy
 from gamesre.slo.windows import MINUTE
@@ -269,6 +269,19 @@ def service_states(states: Iterable[SloState]) -> dict[str, ServiceState]:
 def is_stale(published_at: datetime | int | float, now: datetime | int | float, policy: Policy) -> bool:
     """A published state older than `state.stale_after` must be treated as blocking."""
     return to_epoch(now) - to_epoch(published_at) > parse_duration(policy.state.stale_after)
+
+
+def stale_at(published_at: Iterable[datetime | int | float | None], policy: Policy) -> datetime | None:
+    """When the published policy state goes stale: `state.stale_after` after the oldest of the published states (the
+    first gate to read it blocks from then on). None when nothing is published: the gates block already."""
+    published = [as_utc(at) for at in published_at if at is not None]
+    return min(published) + timedelta(seconds=parse_duration(policy.state.stale_after)) if published else None
+
+
+def page_before_stale(stale: datetime | None, now: datetime, lead: timedelta) -> bool:
+    """Whether the policy state is stale or goes stale within `lead`: the gates are about to block every deploy
+    and game-day, which is worth waking someone for. Nothing published at all counts as stale."""
+    return stale is None or stale - as_utc(now) < lead
 
 
 def blocks_changes(

@@ -17,8 +17,10 @@ import pytest
 
 from gamesre.app import chaos
 from gamesre.app.chaos import ChaosRefused, RecoveryFailed, SteadyStateBroken
+from gamesre.chaos.catalog import load_catalog
 from gamesre.chaos.faults import ChaosBackendError, Recovery
 from gamesre.chaos.request import InvalidChaosRequest
+from gamesre.core.services import load_services
 from gamesre.integrations.store import SREStore
 from tests.fakes.alertmanager import page
 from tests.fakes.chaos_backend import injection
@@ -28,6 +30,9 @@ from tests.fakes.prometheus import unreachable_prometheus
 
 KILL_SWITCH = "gamesre_chaos_kill_switch"
 URL = RUN_URL
+SERVICES = load_services()
+GAME_SERVER, SRE = SERVICES.get("game-server").slack.channel_id, SERVICES.sre.slack.channel_id
+ONCALL = load_catalog().policy.oncall_channel_id
 
 
 @pytest.fixture
@@ -307,7 +312,7 @@ def test_the_oncall_is_paged_with_what_is_still_injected(rig: Rig) -> None:
         chaos.recover(rig.ports, "r1")
     chaos.page_unrecovered(rig.ports, "r1", "RecoveryFailed")
     (message,) = rig.notifier.messages
-    assert message["channel"] == "#sre-oncall" and "FAILED" in message["text"]
+    assert message["channel_id"] == ONCALL == "C07SREONCL1" and "FAILED" in message["text"]
     assert "• gs-stable-1: killed=true" in message["text"] and "Last error: still killed" in message["text"]
     assert URL in message["text"]
     record = rig.store.chaos_run("r1")
@@ -342,7 +347,11 @@ def test_a_run_that_held_passes_scores_100_and_is_reported_to_the_services_chann
     assert files["markdown"].parent == rig.report_dir and "gs-instance-kill" in files["markdown"].read_text()
     assert ET.parse(files["junit"]).getroot().find(".//failure") is None  # noqa: S314 (our own report)
     (message,) = rig.notifier.messages
-    assert message["channel"] == "#game-server" and "gs-instance-kill" in message["text"]
+    assert message["channel_id"] == GAME_SERVER == "C07GAMESRV1" and "gs-instance-kill" in message["text"]
+    assert str(rig.report_dir) not in message["text"]  # no worker path: the report is a Slack file
+    (report,) = rig.notifier.files
+    assert report["channel_id"] == GAME_SERVER and report["name"] == files["html"].name
+    assert b"gs-instance-kill" in report["content"]
 
 
 def test_a_steady_state_that_did_not_return_fails_with_the_probes_score(rig: Rig) -> None:
@@ -410,7 +419,8 @@ def test_the_gameday_report_scores_its_experiments(rig: Rig) -> None:
     (gameday,) = rig.store.gamedays(ids=["gd-1"])
     assert gameday["verdict"] == "pass" and gameday["score"] == pytest.approx(100.0)
     assert Path(result["report"]["html"]).exists()
-    assert rig.notifier.messages[-1]["channel"] == "#game-server"
+    assert rig.notifier.messages[-1]["channel_id"] == GAME_SERVER
+    assert rig.notifier.files[-1]["title"] == "Chaos report: smoke game day"
 
 
 def test_a_gameday_whose_plan_never_ran_is_still_recorded(rig: Rig) -> None:
@@ -418,7 +428,7 @@ def test_a_gameday_whose_plan_never_ran_is_still_recorded(rig: Rig) -> None:
     assert result["verdict"] == "error" and result["reason"] == "no experiment ran"
     (gameday,) = rig.store.gamedays(ids=["gd-x"])
     assert gameday["suite"] == "?" and gameday["run_url"] == URL
-    assert rig.notifier.messages[-1]["channel"] is None  # no service touched: the default channel
+    assert rig.notifier.messages[-1]["channel_id"] == SRE  # no service touched: the SRE channel
 
 
 # --- the reaper -----------------------------------------------------------------------------------------------------
@@ -466,7 +476,7 @@ def test_a_fault_the_reaper_cannot_recover_pages_the_oncall(rig: Rig) -> None:
     with pytest.raises(RecoveryFailed, match="orphan: gs-stable-1 unreachable"):
         chaos.reap(rig.ports)
     (message,) = rig.notifier.messages
-    assert message["channel"] == "#sre-oncall" and "could not recover" in message["text"]
+    assert message["channel_id"] == ONCALL and "could not recover" in message["text"]
 
 
 def test_a_backend_that_cannot_list_its_faults_does_not_stop_the_reaper(rig: Rig) -> None:

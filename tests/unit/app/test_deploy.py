@@ -158,9 +158,9 @@ def test_a_canary_passes_every_step_and_is_promoted(ports) -> None:
     assert result["previous_version"] == "1.5.0"
     assert ports.store.deploy_lock("game-server") is None
     message = ports.notifier.messages[-1]
-    assert message["channel"] == "#game-server" and "*promoted*" in message["text"]
+    assert message["channel_id"] == "C07GAMESRV1" and "*promoted*" in message["text"]  # services.yaml's id
     evidence = ports.notifier.files[-1]
-    assert evidence["channel_id"] and b"### canary 10%: pass" in evidence["content"]
+    assert evidence["channel_id"] == "C07GAMESRV1" and b"### canary 10%: pass" in evidence["content"]
 
 
 def test_a_failing_step_rolls_back_at_once(ports) -> None:

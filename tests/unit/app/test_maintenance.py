@@ -105,7 +105,9 @@ def test_window_end_expires_its_silences_and_says_so(ports) -> None:
     result = apply_transition(ports, end)
     assert result["status"] == "completed" and len(result["expired"]) == len(load_services().names)
     assert ports.store.window(WINDOW)["status"] == "completed"
-    assert ports.notifier.messages[-1]["text"].startswith(":white_check_mark: Maintenance ended:")
+    ended = ports.notifier.messages[-2:]  # the weekly window affects both services: one notice in each channel
+    assert all(m["text"].startswith(":white_check_mark: Maintenance ended:") for m in ended)
+    assert {m["channel_id"] for m in ended} == {"C07GAMESRV1", "C07MATCHMK1"}
 
 
 def test_a_transition_of_a_cancelled_window_does_nothing(ports) -> None:
@@ -123,6 +125,8 @@ def test_event_scaling_goes_to_the_backend_and_only_changes_are_posted(ports) ->
     assert set(first["scaling"]) == {"game-server", "matchmaking"}
     posted = [m["text"] for m in ports.notifier.messages]
     assert sum("scaled up for event winter-festival-2026" in t for t in posted) == 2
+    assert {m["text"].split()[1]: m["channel_id"] for m in ports.notifier.messages} == {
+        "game-server": "C07GAMESRV1", "matchmaking": "C07MATCHMK1"}  # each service's change in its own channel
     apply_transition(ports, up)  # a retry changes nothing and posts nothing more
     assert len(ports.notifier.messages) == len(posted)
     assert ("up", "winter-festival-2026", "game-server") in ports.fake_scaler.calls
@@ -138,9 +142,12 @@ def test_an_adhoc_window_needs_its_fields_and_registering_it_silences_its_servic
     assert checked["already_registered"] is False and ports.store.window(checked["window_id"]) is None
     done = apply_request(ports, checked)
     assert done["status"] == "scheduled" and len(done["silence_ids"]) == 1
+    (registered,) = ports.notifier.messages  # only the affected service's channel hears of it
+    assert registered["channel_id"] == "C07MATCHMK1" and "registered by sre-kim" in registered["text"]
     cancel = validate_request(ports, {**params, "action": "cancel", "window_id": done["window_id"]}, "sre-lee")
     gone = apply_request(ports, cancel)
     assert gone["status"] == "cancelled" and gone["expired_silences"] == done["silence_ids"]
     row = ports.store.window(done["window_id"])
     assert row["status"] == "cancelled" and row["cancelled_by"] == "sre-lee"
     assert ports.notifier.messages[-1]["text"].startswith(":x: Maintenance window cancelled by sre-lee")
+    assert [m["channel_id"] for m in ports.notifier.messages] == ["C07MATCHMK1", "C07MATCHMK1"]

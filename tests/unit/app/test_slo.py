@@ -100,7 +100,7 @@ def test_states_are_published_per_slo_and_per_service_and_the_report_reaches_sla
     assert state is not None and state["computed_at"] == END and state["state"] == "fast_burn"
     sent = post_report(p, END)
     assert sent["message_sent"] and sent["chart_sent"]
-    assert "availability" in p.notifier.messages[0]["text"]
+    assert "availability" in p.notifier.messages[0]["text"] and p.notifier.messages[0]["channel_id"] == "C0REPORTS"
     assert p.notifier.files[0]["channel_id"] == "C0REPORTS" and p.notifier.files[0]["name"].endswith(".png")
 
 

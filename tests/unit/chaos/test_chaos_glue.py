@@ -35,7 +35,7 @@ def test_a_recovery_that_keeps_failing_pages_the_oncall_from_the_task_context(ri
     assert rig.store.chaos_lock()["run_id"] == "r1"  # never released while the fault may be injected
     glue.page_unrecovered({"dag_run": DagRun(), "exception": "RecoveryFailed"})
     (message,) = rig.notifier.messages
-    assert message["channel"] == "#sre-oncall" and "gs-stable-1: killed=true" in message["text"]
+    assert message["channel_id"] == "C07SREONCL1" and "gs-stable-1: killed=true" in message["text"]
     assert "FAILED" in message["text"] and rig.store.chaos_run("r1")["verdict"] == "error"
 
 
