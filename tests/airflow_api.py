@@ -140,6 +140,9 @@ def airflow_standalone(home: Path, ep: Endpoints, port: int, metadata_url: str |
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "True"
     env["AIRFLOW__SCHEDULER__DAG_DIR_LIST_INTERVAL"] = "5"
+    # Retries wait at most 20 s here (exponential back-off would reach minutes): the tests that make a task fail
+    # on purpose wait through every retry before the failure notice goes out.
+    env["AIRFLOW__CORE__MAX_TASK_RETRY_DELAY"] = "20"
     if metadata_url:  # Airflow's own database on PostgreSQL too, still LocalExecutor under standalone
         env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = metadata_url
     airflow_bin = shutil.which("airflow", path=env["PATH"])

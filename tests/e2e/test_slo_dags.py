@@ -133,7 +133,7 @@ def test_prometheus_stopped_mid_ingest_the_log_says_what_was_written_and_the_ret
     ingest_all(load_slos(), PrometheusClient(history_prometheus.url), reference, start, end)
     for name in load_slos().names():
         got, want = store.ledger(name, start, end), reference.ledger(name)
-        assert len(want) > 3 * 1400, name  # the history covers the whole span
+        assert len(want) > 2 * 1440, name  # the history (ending 1-2 h before the run) covers most of the span
         for field in ("minutes", "good", "total", "span"):
             assert getattr(got, field).tolist() == getattr(want, field).tolist(), (name, field)
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from airflow.sdk import BaseHook
 
-from gamesre.airflow.hooks.prometheus import url_from_connection
 from gamesre.integrations.pagerduty import EVENTS_URL, PagerDutyEvents
 
 
@@ -24,5 +23,14 @@ class PagerDutyEventsHook(BaseHook):
 
     def get_conn(self) -> PagerDutyEvents:
         conn = self.get_connection(self.pagerduty_conn_id)
-        url = url_from_connection(conn) if conn.host else EVENTS_URL
-        return PagerDutyEvents(conn.password or "", url, timeout=self.timeout)
+        return PagerDutyEvents(conn.password or "", events_url(conn.host, conn.schema, conn.port), timeout=self.timeout)
+
+
+def events_url(host: str | None, schema: str | None, port: int | None) -> str:
+    """The Events API's base URL: the host as a full URL, or scheme://host:port; PagerDuty's own without a host.
+    (Not an HttpEndpoint: the connection's password is the routing key, not a credential of the API.)"""
+    if not host:
+        return EVENTS_URL
+    if "://" in host:
+        return host.rstrip("/")
+    return f"{schema or 'https'}://{host}" + (f":{port}" if port else "")
