@@ -1055,8 +1055,10 @@ def test_monthly_runbook_ages_from_git(world: World) -> None:
     at = world.at["monthly"]
     paths = sorted(p.relative_to(REPO_ROOT).as_posix() for g in ("include/runbooks/*.md", "docs/*.md")
                    for p in REPO_ROOT.glob(g))
-    log = subprocess.run(["git", "-C", str(REPO_ROOT), "log", "--format=%ct", "--name-only"], capture_output=True,
-                         text=True, check=True).stdout
+    # --cc lists the files a merge commit changed against every parent (a conflict resolved in the merge): those are
+    # changes too, as git log -- <path> counts them
+    log = subprocess.run(["git", "-C", str(REPO_ROOT), "log", "--format=%ct", "--name-only", "--cc"],
+                         capture_output=True, text=True, check=True).stdout
     newest: dict[str, float] = {}
     stamp = 0.0
     for line in log.splitlines():
