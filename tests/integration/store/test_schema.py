@@ -3,6 +3,7 @@ store of the hand-written migrations is taken over in place with its data; a new
 undone only without loss; two processes upgrading one store at once apply each revision once between them."""
 from __future__ import annotations
 
+import importlib
 import io
 import logging
 import multiprocessing
@@ -11,6 +12,7 @@ import subprocess
 import sys
 import time
 from contextlib import redirect_stdout
+from datetime import UTC, datetime
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -40,11 +42,15 @@ LEGACY_TABLES = {
     4: ("checklist_run", "checklist_result"),
 }
 
+LEGACY_4 = importlib.import_module("gamesre.integrations.store.migrations.versions.0001_schema_of_legacy_version_4"
+                                   ).legacy_4
+
 
 def build_legacy_store(url: str, version: int) -> None:
     """A store as the hand-written migrations left it at `version` (1-5), with a ledger row, its packed day and a
     published state: before 5, the ledger's two tables as migration 1 created them, without `span`; the other
-    tables of migrations 1..version as database.py defines them (unchanged since); store_meta with the version."""
+    tables of migrations 1..version as revision 0001 defines them (the schema of version 4); store_meta with the
+    version."""
     old = sa.MetaData()
     store_meta = sa.Table("store_meta", old, sa.Column("key", sa.String(64), primary_key=True),
                           sa.Column("value", sa.String(256), nullable=False))
@@ -60,7 +66,8 @@ def build_legacy_store(url: str, version: int) -> None:
     for migration in range(1, min(version, 4) + 1):
         for name in LEGACY_TABLES[migration]:
             if name not in old.tables:
-                metadata.tables[name].to_metadata(old)
+                # version 5 is version 4 with `span` on the ledger's two tables, as 0002 (and database.py) add it
+                (metadata if name.startswith("slo_ledger") else LEGACY_4).tables[name].to_metadata(old)
     engine = sa.create_engine(url)
     with engine.begin() as conn:
         old.create_all(conn)
@@ -110,8 +117,8 @@ def test_a_new_store_gets_exactly_the_tables_of_database_py_at_head(store_url: s
 
 
 @pytest.mark.parametrize("version, stamped, applied", [
-    (1, None, ["0001", "0002"]), (2, None, ["0001", "0002"]), (3, None, ["0001", "0002"]),
-    (4, "0001", ["0002"]), (5, "0002", []),
+    (1, None, ["0001", "0002", "0003"]), (2, None, ["0001", "0002", "0003"]), (3, None, ["0001", "0002", "0003"]),
+    (4, "0001", ["0002", "0003"]), (5, "0002", ["0003"]),
 ])
 def test_a_store_of_the_hand_written_migrations_is_taken_over_in_place_with_its_data(
         store_url: str, version: int, stamped: str | None, applied: list[str]) -> None:
@@ -149,7 +156,7 @@ def test_a_version_4_store_that_migration_5_left_half_way_is_taken_over(store_ur
     engine = sa.create_engine(store_url)
     with engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE slo_ledger ADD COLUMN span INTEGER DEFAULT 1 NOT NULL"))
-    assert [r.id for r in schema.upgrade(engine).applied] == ["0002"]
+    assert [r.id for r in schema.upgrade(engine).applied] == ["0002", "0003"]
     assert schema_differences(engine) == []
     assert SREStore(store_url).ledger("availability").span.tolist() == [1]
     engine.dispose()
@@ -184,13 +191,30 @@ def test_undoing_0002_refuses_while_a_row_covers_more_than_one_minute_and_keeps_
         schema.downgrade(store.engine, "0001")
     assert versions(store.engine) == [HEAD] and schema_differences(store.engine) == []  # nothing half done
     store.upsert_ledger("availability", [(T0 + 600, 90.0, 100.0, 1)])  # that minute re-ingested on its own
-    assert schema.downgrade(store.engine, "0001") == schema.Change("0001", schema.revisions()[1:])
+    assert schema.downgrade(store.engine, "0001") == schema.Change("0001", schema.revisions()[:0:-1])  # newest first
     assert "span" not in {c["name"] for c in sa.inspect(store.engine).get_columns("slo_ledger")}
     with store.engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT minute, good, total FROM slo_ledger ORDER BY minute")).all()
     assert [tuple(r) for r in rows] == [(T0, 9.0, 10.0), (T0 + 600, 90.0, 100.0)]
-    assert [r.id for r in schema.upgrade(store.engine).applied] == ["0002"]
+    assert [r.id for r in schema.upgrade(store.engine).applied] == ["0002", "0003"]
     assert store.ledger("availability").span.tolist() == [1, 1]
+
+
+def test_undoing_0003_refuses_while_an_incident_is_recorded_and_then_drops_its_tables(store_url: str) -> None:
+    store = SREStore(store_url)
+    store.upsert_incident({"id": "INC-20261207-001", "severity": "sev1", "title": "game-server down",
+                           "services": ["game-server"], "opened_at": datetime(2026, 12, 7, tzinfo=UTC)})
+    with pytest.raises(StoreError, match=r"cannot undo revision 0003: the store holds 1 incident record\(s\)"):
+        schema.downgrade(store.engine, "0002")
+    assert versions(store.engine) == [HEAD] and schema_differences(store.engine) == []  # nothing half done
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM incident"))
+    schema.downgrade(store.engine, "0002")
+    assert not {"incident_intake", "incident_alert", "incident_event", "incident_role", "incident_notice"} \
+        & tables(store.engine)
+    assert "team" not in {c["name"] for c in sa.inspect(store.engine).get_columns("incident")}
+    assert [r.id for r in schema.upgrade(store.engine).applied] == ["0003"]
+    assert schema_differences(store.engine) == []
 
 
 def test_the_first_revision_is_not_undone(store_url: str) -> None:
@@ -214,7 +238,7 @@ def test_an_upgrade_that_fails_half_way_leaves_nothing_behind_and_the_next_one_c
         SREStore(store_url, engine=engine)
     assert tables(engine) == set()  # not the ledger's tables created before it, nor a version table
     sa.event.remove(engine, "before_cursor_execute", fail_at_the_deploy_tables)
-    assert [r.id for r in schema.upgrade(engine).applied] == ["0001", "0002"]
+    assert [r.id for r in schema.upgrade(engine).applied] == ["0001", "0002", "0003"]
     assert schema_differences(engine) == []
     engine.dispose()
 
@@ -272,7 +296,8 @@ def test_two_processes_upgrading_a_new_store_at_once_apply_each_revision_once(st
         assert worker.exitcode == 0
     assert [status for status, _, _ in outcomes] == [0] * processes, outcomes
     ran = [line.split(",")[0] for _, _, log in outcomes for line in log if line.startswith("Running upgrade")]
-    assert sorted(ran) == ["Running upgrade  -> 0001", "Running upgrade 0001 -> 0002"]  # once each, in all
+    assert sorted(ran) == ["Running upgrade  -> 0001", "Running upgrade 0001 -> 0002",
+                           "Running upgrade 0002 -> 0003"]  # once each, in all
     appliers = [out for _, out, log in outcomes if any(line.startswith("Running upgrade") for line in log)]
     assert len(appliers) == 1  # both by one process
     others = [(out, log) for _, out, log in outcomes if not any(line.startswith("Running upgrade") for line in log)]
@@ -306,6 +331,7 @@ def test_db_upgrade_and_current_take_over_a_version_4_store_on_postgresql(store_
     assert upgraded.stdout.splitlines() == [
         "took over the hand-written migrations' schema_version 4: stamped 0001, store_meta dropped",
         f"applied 0002: {schema.revisions()[1].message}",
+        f"applied 0003: {schema.revisions()[2].message}",
         f"{store_url}: {HEAD} (head)"]
     assert gamesre("db", "current").stdout == f"{store_url}: {HEAD} (head)\n"
     assert SREStore(store_url).ledger("availability").span.tolist() == [1]

@@ -158,8 +158,8 @@ deploy_lock = sa.Table(
 
 
 # Chaos game-days: one row per experiment run (refused, dry and skipped runs too: a refusal records why), one
-# per game-day, the lock that keeps one game-day at a time, and open incidents (read by the chaos gate; the
-# incident workflow will write them).
+# per game-day, the lock that keeps one game-day at a time. Then incidents, written by the incident intake and the
+# incident_response workflow, read by the chaos and deploy gates.
 chaos_run = sa.Table(
     "chaos_run", metadata,
     sa.Column("id", sa.String(250), primary_key=True),  # the experiment run id (a DAG run id, or <gameday>/<n>)
@@ -225,6 +225,84 @@ incident = sa.Table(
     sa.Column("opened_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("resolved_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("details", sa.JSON, nullable=False),
+    sa.Column("team", sa.String(64), nullable=False, server_default="sre"),  # revision 0003: the owning team
+    sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True),  # revision 0003
+    sa.Column("acknowledged_by", sa.String(128), nullable=True),  # revision 0003
+)
+
+# Revision 0003, incident response (docs/incidents.md). Every Alertmanager notification the intake accepted, once
+# per distinct body (sha256) with how often it came: nothing received is lost, a repeat changes nothing else.
+incident_intake = sa.Table(
+    "incident_intake", metadata,
+    sa.Column("sha256", sa.String(64), primary_key=True),
+    sa.Column("group_key", sa.Text, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # the notification's: firing | resolved
+    sa.Column("first_received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_received_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("times", sa.Integer, nullable=False),
+    sa.Column("action", sa.String(16), nullable=False),  # open | join | ignore
+    sa.Column("incident_id", sa.String(128), nullable=True),
+    sa.Column("why", sa.Text, nullable=False),
+    sa.Column("body", sa.JSON, nullable=False),
+    sa.Index("ix_incident_intake_received", "last_received_at"),
+)
+
+# The alerts of an incident, by Alertmanager's fingerprint, with the alert group that brought them.
+incident_alert = sa.Table(
+    "incident_alert", metadata,
+    sa.Column("incident_id", sa.String(128), primary_key=True),
+    sa.Column("fingerprint", sa.String(16), primary_key=True),
+    sa.Column("group_key", sa.Text, nullable=False),
+    sa.Column("alertname", sa.String(256), nullable=False),
+    sa.Column("service", sa.String(128), nullable=False),  # the label as written ('' when missing)
+    sa.Column("status", sa.String(16), nullable=False),  # firing | resolved
+    sa.Column("labels", sa.JSON, nullable=False),
+    sa.Column("annotations", sa.JSON, nullable=False),
+    sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("ends_at", sa.DateTime(timezone=True), nullable=True),
+    sa.Column("first_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Index("ix_incident_alert_group", "group_key"),
+)
+
+# The timeline: everything that happened to an incident, when, by whom (a person, or `gamesre` for the workflow).
+incident_event = sa.Table(
+    "incident_event", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.String(128), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("summary", sa.Text, nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Index("ix_incident_event_incident_at", "incident_id", "at"),
+)
+
+# Who holds which role of an incident (incident_commander, operations_lead, communications_lead, scribe) and the
+# on-call levels paged, as assigned; a hand-over replaces the row and leaves a timeline entry.
+incident_role = sa.Table(
+    "incident_role", metadata,
+    sa.Column("incident_id", sa.String(128), primary_key=True),
+    sa.Column("role", sa.String(32), primary_key=True),
+    sa.Column("person", sa.String(128), nullable=False),
+    sa.Column("assigned_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("assigned_by", sa.String(128), nullable=False),
+    sa.Column("why", sa.Text, nullable=False),
+)
+
+# Every notification an incident sent or tried to send (Slack, PagerDuty, status page), delivered or not.
+incident_notice = sa.Table(
+    "incident_notice", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("incident_id", sa.String(128), nullable=False),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("channel", sa.String(32), nullable=False),  # slack | pagerduty | statuspage
+    sa.Column("target", sa.Text, nullable=False),  # a Slack channel, a PagerDuty dedup key, a status page component
+    sa.Column("purpose", sa.String(64), nullable=False),  # declared, escalation-secondary, update, resolved, ...
+    sa.Column("delivered", sa.Boolean, nullable=False),
+    sa.Column("error", sa.Text, nullable=False),
+    sa.Column("details", sa.JSON, nullable=False),
+    sa.Index("ix_incident_notice_incident", "incident_id", "at"),
 )
 
 
