@@ -9,7 +9,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-DOMAIN = ("core", "slo", "calendar", "checklists", "deploy", "chaos", "reports", "observability")
+DOMAIN = ("core", "slo", "calendar", "checklists", "deploy", "chaos", "incidents", "reports", "observability")
 
 # what each layer must not import (module name prefixes)
 FORBIDDEN = {

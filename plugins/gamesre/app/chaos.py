@@ -84,7 +84,7 @@ class ChaosStore(Protocol):
 
     def current_state(self, scope: str, name: str) -> dict[str, Any] | None: ...
 
-    def open_incidents(self) -> list[dict[str, Any]]: ...
+    def open_incidents(self, service: str | None = None) -> list[dict[str, Any]]: ...
 
 
 class PrometheusPort(Protocol):
@@ -190,7 +190,7 @@ def validate(ports: ChaosPorts, conf: Mapping[str, Any] | None, run_id: str, def
 
 def gather_gate_facts(ports: ChaosPorts, run: ExperimentRun, run_id: str) -> gates.GateFacts:
     """Read every fact the gates judge: the calendar with the store's windows over the experiment's span, the
-    published states of the service's SLOs, the firing alerts, the open incidents, the kill switch, and last the
+    published states of the service's SLOs, the firing alerts, the service's open incidents, the kill switch, and last the
     game-day lock (taken for a real run, only looked at for a dry run)."""
     store, config = ports.store, ports.config
     policy = config.catalog.policy
@@ -199,7 +199,7 @@ def gather_gate_facts(ports: ChaosPorts, run: ExperimentRun, run_id: str) -> gat
     calendar = config.calendar.with_store_rows(store.windows(now, now + span, include_cancelled=True))
     slo_states = {s.name: store.current_state("slo", s.name) for s in config.slos if s.service == run.service}
     alerts = read_alerts(ports.alertmanager)
-    incidents = store.open_incidents()
+    incidents = store.open_incidents(service=run.service)
     kill_switch = ports.kill_switch(policy.kill_switch_variable)
     if run.dry_run:
         holder = store.chaos_lock()

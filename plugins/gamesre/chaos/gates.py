@@ -7,7 +7,7 @@ Every gate must pass; a refused experiment records every gate's result (GateResu
 - budget        the worst error budget remaining among the target service's SLOs is at or below the
                 experiment's floor; a missing, unknown or stale state blocks too (never "fine");
 - page_alerts   a page-severity alert is firing (anywhere: a game-day during a page is never right);
-- incident      an incident is open;
+- incident      an incident is open on the target service;
 - kill_switch   the global kill switch Variable is on;
 - exclusive     another game-day holds the lock (one at a time).
 """

@@ -131,7 +131,8 @@ def _page_firing(rig: Rig) -> None:
 
 
 def _incident_open(rig: Rig) -> None:
-    rig.store.upsert_incident({"id": "inc-1", "severity": "sev2", "title": "login errors", "opened_at": NOW})
+    rig.store.upsert_incident({"id": "inc-1", "severity": "sev2", "title": "login errors", "opened_at": NOW,
+                               "services": ["game-server"]})
 
 
 def _kill_switch_on(rig: Rig) -> None:
@@ -164,6 +165,19 @@ def test_a_refusing_gate_is_recorded_with_its_reason_and_the_lock_is_given_back(
     assert refused == [gate], record["gates"]
     holder = rig.store.chaos_lock()
     assert (holder or {}).get("run_id") != "r1"
+
+
+def test_an_incident_of_another_service_does_not_hold_back_an_experiment(rig: Rig) -> None:
+    rig.budgets(0.9)
+    run = rig.validated()
+    rig.store.upsert_incident({"id": "INC-20261125-001", "severity": "sev1", "title": "queues stuck",
+                               "opened_at": NOW, "services": ["matchmaking"]})
+    chaos.check_gates(rig.ports, run, "r1")
+    gate = next(g for g in rig.store.chaos_run("r1")["gates"] if g["gate"] == "incident")
+    assert gate["passed"] and gate["reason"] == "no incident is open"
+    rig.store.update_incident("INC-20261125-001", services=["matchmaking", "game-server"])
+    with pytest.raises(ChaosRefused, match="incident: incident\\(s\\) open: INC-20261125-001"):
+        chaos.check_gates(rig.ports, rig.validated(run_id="r2"), "r2")
 
 
 def test_alertmanager_down_refuses(rig: Rig) -> None:
