@@ -6,7 +6,9 @@ It speaks just enough of Slack for this project's senders, and is as strict as S
   Alertmanager's, one per channel of include/config/alerting.yaml at `/services/T0ALERTS/<channel name>/hook`
   (alert_webhook_path), post to that channel, so do those named with `--webhook PATH=CHANNEL`, and any other
   webhook to `--webhook-channel` (#sre);
-- the Web API methods `chat.postMessage`, `auth.test`, and the three-step file upload that
+- the Web API methods `chat.postMessage`, `auth.test`, `conversations.create` (an incident's channel: a new id,
+  accepted from then on; `name_taken` when the name exists, `invalid_name_specials` for a name Slack refuses),
+  and the three-step file upload that
   `files_upload_v2` performs (`files.getUploadURLExternal`, the upload itself, `files.completeUploadExternal`).
   Channels are known by id only, as Slack's API wants them: an unknown id (or a `#name`) is refused with
   `{"ok": false, "error": "channel_not_found"}`. The ids are the project's (include/config/services.yaml: each
@@ -31,6 +33,7 @@ import hashlib
 import html
 import itertools
 import json
+import re
 import signal
 import sys
 import threading
@@ -171,6 +174,13 @@ class MessageLog:
         with self._lock:
             self.events.clear()
             self.events_path.write_text("")
+
+    def new_channel(self, name: str) -> str:
+        """A channel made through conversations.create: an id like Slack's, accepted from now on."""
+        with self._lock:
+            channel_id = f"C0INC{len(self.channels):06d}"
+            self.channels[channel_id] = name
+            return channel_id
 
     def new_file_id(self) -> str:
         return f"F{next(self._ids):06d}"
@@ -371,6 +381,16 @@ def make_handler(log: MessageLog) -> type[BaseHTTPRequestHandler]:
                     return
                 log.add("chat.postMessage", method, payload, channel)
                 self._json(200, {"ok": True, "channel": channel, "ts": f"{time.time():.6f}"})
+            elif method == "conversations.create":
+                name = str(payload.get("name") or "")
+                if not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,79}", name):
+                    self._json(200, {"ok": False, "error": "invalid_name_specials"})
+                elif f"#{name}" in log.channels.values():
+                    self._json(200, {"ok": False, "error": "name_taken"})
+                else:
+                    channel_id = log.new_channel(f"#{name}")
+                    log.add("conversations.create", method, payload, channel_id)
+                    self._json(200, {"ok": True, "channel": {"id": channel_id, "name": name, "is_channel": True}})
             elif method == "files.getUploadURLExternal":
                 file_id = log.new_file_id()
                 log.pending_uploads[file_id] = {"filename": payload.get("filename"), "length": payload.get("length")}

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from gamesre.app.checklists import ChecklistPorts
     from gamesre.app.deploy import DeployPorts
     from gamesre.app.failures import FailurePorts, Pager
+    from gamesre.app.incidents import IncidentPorts
     from gamesre.app.maintenance import MaintenancePorts
     from gamesre.app.slo import SloPorts
     from gamesre.chaos.faults import ChaosBackend
@@ -37,6 +38,9 @@ class SlackNotifier:
 
     def file(self, path: Path, *, channel_id: str, title: str, comment: str | None = None) -> bool:
         return notify.post_file(path, channel_id=channel_id, title=title, comment=comment)
+
+    def create_channel(self, name: str) -> str:
+        return notify.create_channel(name)
 
 
 def store() -> SREStore:
@@ -208,3 +212,9 @@ def failure_ports() -> FailurePorts:
 
     return FailurePorts(notifier=SlackNotifier(), fixed_channel=notify.post_webhook, pager=pager, store=store,
                         clock=utcnow, services=load_services(), policy=load_policies())
+
+
+def incident_ports() -> IncidentPorts:
+    from gamesre.app.incidents import IncidentPorts
+
+    return IncidentPorts(store=store(), chat=SlackNotifier(), pager=pager, clock=utcnow)

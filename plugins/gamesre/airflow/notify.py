@@ -64,3 +64,20 @@ def post_file(path: Path, *, channel_id: str, title: str, comment: str | None = 
         log.warning("Slack file %s not sent to %s (%s: %s); continuing", path.name, channel_id, type(exc).__name__,
                     exc)
         return False
+
+
+def create_channel(name: str, *, conn_id: str = API_CONN_ID) -> str:
+    """conversations.create of a public channel named `name` (no '#'); its id. SlackChannelTaken when the name
+    exists; any other failure raises (the caller records it and goes on)."""
+    from airflow.providers.slack.hooks.slack import SlackHook
+    from slack_sdk.errors import SlackApiError
+
+    from gamesre.app.incidents import SlackChannelTaken
+
+    try:
+        response = SlackHook(slack_conn_id=conn_id).client.conversations_create(name=name)
+    except SlackApiError as exc:
+        if exc.response.get("error") == "name_taken":
+            raise SlackChannelTaken(name) from None
+        raise
+    return str(response["channel"]["id"])

@@ -190,8 +190,8 @@ def validate(ports: ChaosPorts, conf: Mapping[str, Any] | None, run_id: str, def
 
 def gather_gate_facts(ports: ChaosPorts, run: ExperimentRun, run_id: str) -> gates.GateFacts:
     """Read every fact the gates judge: the calendar with the store's windows over the experiment's span, the
-    published states of the service's SLOs, the firing alerts, the service's open incidents, the kill switch, and last the
-    game-day lock (taken for a real run, only looked at for a dry run)."""
+    published states of the service's SLOs, the firing alerts, the service's open incidents, the kill switch, and
+    last the game-day lock (taken for a real run, only looked at for a dry run)."""
     store, config = ports.store, ports.config
     policy = config.catalog.policy
     now = ports.clock()

@@ -12,11 +12,14 @@ from functools import cached_property
 from typing import Any, Protocol
 
 from gamesre.core.services import ServiceCatalog, load_services
-from gamesre.core.time import as_utc
+from gamesre.core.time import KST, as_utc
+from gamesre.incidents.ids import channel_name
 from gamesre.incidents.intake import IntakeDecision, OpenIncident, decide_intake, service_teams
+from gamesre.incidents.oncall import OncallSpec, Roster, load_oncall, roster
 from gamesre.incidents.payload import Alert, Notification, PayloadError, parse_alertmanager_webhook
-from gamesre.incidents.severity import SeverityFacts, classify
+from gamesre.incidents.severity import SeverityFacts, classify, higher
 from gamesre.incidents.spec import IncidentsSpec, load_incidents
+from gamesre.slo.spec import SloCatalog, load_slos
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # Alertmanager's bodies are kilobytes; a group of 1,000 alerts is about 1 MB
 
@@ -40,6 +43,14 @@ class IncidentConfig:
     @cached_property
     def teams(self) -> dict[str, str]:
         return service_teams(self.services)
+
+    @cached_property
+    def oncall(self) -> OncallSpec:
+        return load_oncall(teams={s.team for s in self.services} | {self.services.sre.team})
+
+    @cached_property
+    def slos(self) -> SloCatalog:
+        return load_slos()
 
 
 @dataclass(frozen=True)
@@ -143,6 +154,222 @@ def _alert_line(alert: Alert) -> str:
     summary = alert.annotations.get("summary", "")
     return f"{alert.alertname} {alert.status} on {alert.service or '(no service label)'}" + (
         f": {summary}" if summary else "")
+
+
+# --- the incident_response steps -------------------------------------------------------------------------------
+
+# The first holder of each role, by on-call level: the primary commands (the runbook: "the IC, the primary at
+# first"), the secondary runs operations and keeps the timeline, the team lead communicates. People hand roles over.
+ROLE_LEVELS = {"incident_commander": "primary", "operations_lead": "secondary", "communications_lead": "tertiary",
+               "scribe": "secondary"}
+ROLE_NAMES = {"incident_commander": "Incident Commander", "operations_lead": "Operations Lead",
+              "communications_lead": "Communications Lead", "scribe": "Scribe"}
+LEVEL_NAMES = {"primary": "Primary", "secondary": "Secondary", "tertiary": "Tertiary (team lead)",
+               "executive": "Executive (CTO)"}
+ACTOR = "gamesre"
+
+
+class IncidentStorePort(Protocol):
+    def incident(self, incident_key: str) -> dict[str, Any] | None: ...
+    def incident_alerts(self, incident_key: str) -> list[dict[str, Any]]: ...
+    def update_incident(self, incident_key: str, **fields: Any) -> None: ...
+    def add_incident_event(self, incident_key: str, kind: str, summary: str, *, actor: str = ...,
+                           at: datetime | None = None, details: dict[str, Any] | None = None) -> None: ...
+    def assign_role(self, incident_key: str, role: str, person: str, *, by: str, why: str,
+                    at: datetime | None = None) -> None: ...
+    def incident_roles(self, incident_key: str) -> dict[str, dict[str, Any]]: ...
+    def record_notice(self, incident_key: str, *, channel: str, target: str, purpose: str, delivered: bool,
+                      error: str = "", details: dict[str, Any] | None = None, at: datetime | None = None) -> None: ...
+    def incident_notices(self, incident_key: str) -> list[dict[str, Any]]: ...
+    def current_state(self, scope: str, name: str) -> dict[str, Any] | None: ...
+
+
+class IncidentChat(Protocol):
+    """Slack's Web API: messages to a channel by id, and channels made for an incident."""
+
+    def message(self, text: str, *, channel_id: str) -> bool: ...
+    def create_channel(self, name: str) -> str: ...  # the new channel's id; SlackChannelTaken when the name is
+
+
+class SlackChannelTaken(Exception):
+    """Slack refused a channel name that exists already."""
+
+
+class IncidentPager(Protocol):
+    def trigger(self, *, summary: str, source: str, dedup_key: str, severity: str,
+                details: dict[str, Any]) -> str: ...
+
+
+@dataclass
+class IncidentPorts:
+    store: IncidentStorePort
+    chat: IncidentChat
+    pager: Callable[[], IncidentPager]  # opened only to page
+    clock: Callable[[], datetime]
+    config: IncidentConfig = field(default_factory=IncidentConfig)
+
+
+def _incident(ports: IncidentPorts, incident_id: str) -> dict[str, Any]:
+    found = ports.store.incident(incident_id)
+    if found is None:
+        raise LookupError(f"no incident {incident_id} in the SRE store (the intake records it before the run starts)")
+    return found
+
+
+def budget_facts(ports: IncidentPorts, services: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The published state of every SLO of the services: state, budget remaining and 1h burn (adjusted)."""
+    facts: dict[str, dict[str, Any]] = {}
+    for slo in ports.config.slos:
+        if slo.service not in services:
+            continue
+        state = ports.store.current_state("slo", slo.name)
+        details = (state or {}).get("details") or {}
+        facts[slo.name] = {"state": (state or {}).get("state"), "computed_at": (state or {}).get("computed_at"),
+                           "budget_remaining": details.get("budget_remaining_adjusted"),
+                           "burn_rate_1h": (details.get("burn_rates_adjusted") or {}).get("1h")}
+    return facts
+
+
+def declare(ports: IncidentPorts, incident_id: str) -> dict[str, Any]:
+    """Settle the severity with the budget facts (only ever raised over the intake's, never silently lowered) and
+    write the declaration into the timeline. Re-running it changes nothing more."""
+    incident = _incident(ports, incident_id)
+    spec, now = ports.config.spec, ports.clock()
+    alerts = [Alert(a["fingerprint"], a["status"], a["labels"], a["annotations"], a["starts_at"], a["ends_at"], "")
+              for a in ports.store.incident_alerts(incident_id)]
+    budgets = budget_facts(ports, incident["services"])
+    facts = SeverityFacts(burn_rates={k: v["burn_rate_1h"] for k, v in budgets.items()
+                                      if v["burn_rate_1h"] is not None})
+    slos = sorted({a.slo for a in alerts if a.slo})
+    decided = classify(alerts, incident["services"], slos, facts, spec)
+    details = dict(incident["details"])
+    if details.get("declared_at"):
+        return {"incident": incident_id, "severity": incident["severity"], "declared_at": details["declared_at"]}
+    severity = higher(incident["severity"], decided.severity)
+    if severity != incident["severity"]:
+        ports.store.add_incident_event(incident_id, "severity", f"severity raised {incident['severity']} -> "
+                                       f"{severity} with the budget facts: {'; '.join(decided.why)}", at=now,
+                                       details={"from": incident["severity"], "to": severity, "rule": decided.rule})
+    details.update({"declared_at": now.isoformat(), "budgets_at_declare": budgets, "slos": slos or details.get("slos")})
+    ports.store.update_incident(incident_id, severity=severity, details=details)
+    ports.store.add_incident_event(
+        incident_id, "declared", f"{incident_id} declared: {severity.upper()} {incident['title']}; services "
+        f"{', '.join(incident['services']) or '(none known)'}, owner {incident['team']}", at=now,
+        details={"severity": severity, "budgets": budgets})
+    return {"incident": incident_id, "severity": severity, "declared_at": details["declared_at"]}
+
+
+def assemble(ports: IncidentPorts, incident_id: str) -> dict[str, Any]:
+    """Bring people in: the owning team's on-call roster, the roles of the severity, the incident's Slack channel
+    with the declaration, the team's and the SRE channels told, PagerDuty paged for a severity that pages.
+    Idempotent: a role, channel or notice already done is not done again."""
+    incident = _incident(ports, incident_id)
+    spec, now = ports.config.spec, ports.clock()
+    level = spec.severities[incident["severity"]]
+    on_call = roster(ports.config.oncall, incident["team"], now)
+    roles = ports.store.incident_roles(incident_id)
+    for role in level.roles:
+        if role not in roles:
+            who = on_call.level(ROLE_LEVELS[role])
+            ports.store.assign_role(incident_id, role, who.person, by=ACTOR, at=now,
+                                    why=f"{LEVEL_NAMES[who.level]} on call for {incident['team']}: {who.why}")
+    roles = ports.store.incident_roles(incident_id)
+    details = dict(incident["details"])
+    details["roster"] = on_call.to_dict()
+    if not details.get("channel_id"):
+        details.update(_create_channel(ports, incident_id, incident["title"]))
+    ports.store.update_incident(incident_id, details=details)
+    text = declaration_text(incident, details, roles, on_call, ports.config)
+    done = {(n["target"], n["purpose"]) for n in ports.store.incident_notices(incident_id) if n["delivered"]}
+    targets = [details.get("channel_id")] + [ports.config.services.channel_id(s) for s in incident["services"]
+                                             or [None]] + [ports.config.services.sre.slack.channel_id]
+    sent = []
+    for channel_id in dict.fromkeys(t for t in targets if t):
+        if (channel_id, "declared") in done:
+            continue
+        ok = ports.chat.message(text, channel_id=channel_id)
+        ports.store.record_notice(incident_id, channel="slack", target=channel_id, purpose="declared", delivered=ok,
+                                  error="" if ok else "Slack did not accept the message (see the task log)", at=now)
+        sent.append({"channel_id": channel_id, "delivered": ok})
+    paged = None
+    if level.pagerduty and (incident_id, "declared") not in done:
+        paged = _page(ports, incident, on_call, now)
+    return {"incident": incident_id, "roles": {r: v["person"] for r, v in roles.items()},
+            "channel": details.get("channel_name"), "messages": sent, "paged": paged}
+
+
+def _create_channel(ports: IncidentPorts, incident_id: str, title: str) -> dict[str, Any]:
+    base = channel_name(incident_id, title)
+    for attempt in range(1, 6):
+        name = base if attempt == 1 else f"{base[:77]}-{attempt}"
+        try:
+            channel_id = ports.chat.create_channel(name)
+        except SlackChannelTaken:
+            continue
+        except Exception as exc:  # Slack down: the incident goes on in the team channel
+            ports.store.record_notice(incident_id, channel="slack", target=f"#{name}", purpose="channel",
+                                      delivered=False, error=f"{type(exc).__name__}: {exc}")
+            ports.store.add_incident_event(incident_id, "channel", f"the incident channel #{name} could not be "
+                                           f"created ({exc}); the incident goes on in the team's channel")
+            return {}
+        ports.store.add_incident_event(incident_id, "channel", f"incident channel #{name} created",
+                                       details={"channel_id": channel_id, "channel_name": f"#{name}"})
+        return {"channel_id": channel_id, "channel_name": f"#{name}"}
+    ports.store.add_incident_event(incident_id, "channel", f"no free channel name for #{base} after 5 tries")
+    return {}
+
+
+def _page(ports: IncidentPorts, incident: dict[str, Any], on_call: Roster, now: datetime) -> dict[str, Any]:
+    primary = on_call.level("primary")
+    summary = f"[{incident['severity'].upper()}] {incident['id']}: {incident['title']}"
+    details = {"incident": incident["id"], "team": incident["team"], "services": incident["services"],
+               "primary": primary.name, "channel": incident["details"].get("channel_name")}
+    try:
+        key = ports.pager().trigger(summary=summary, source="gamesre incident_response", dedup_key=incident["id"],
+                                    severity="critical", details=details)
+        ok, error = True, ""
+    except Exception as exc:  # PagerDuty down: recorded and said; the run goes on
+        key, ok, error = incident["id"], False, f"{type(exc).__name__}: {exc}"
+    ports.store.record_notice(incident["id"], channel="pagerduty", target=key, purpose="declared", delivered=ok,
+                              error=error, details=details, at=now)
+    ports.store.add_incident_event(incident["id"], "paged", f"PagerDuty trigger {'sent' if ok else 'NOT sent'} "
+                                   f"(dedup key {key}) for {primary.name}" + (f": {error}" if error else ""), at=now)
+    return {"dedup_key": key, "delivered": ok, "error": error}
+
+
+def declaration_text(incident: dict[str, Any], details: dict[str, Any], roles: dict[str, dict[str, Any]],
+                     on_call: Roster, config: IncidentConfig) -> str:
+    """The message that opens the incident in Slack: what, how bad, who, the budgets, where to read."""
+    opened = as_utc(incident["opened_at"])
+    people = {r.person: r for r in on_call.levels}
+
+    def who(person: str) -> str:
+        responder = people.get(person)
+        return f"{responder.name} (<@{responder.slack_user_id}>)" if responder else person
+
+    lines = [f":rotating_light: *{incident['id']}* declared: *{incident['severity'].upper()}* {incident['title']}",
+             f"Opened {opened.astimezone(KST):%Y-%m-%d %H:%M} KST ({opened:%H:%M} UTC) · services "
+             f"{', '.join(incident['services']) or '(none known)'} · owner {incident['team']}"]
+    if details.get("channel_name"):
+        lines.append(f"Incident channel: {details['channel_name']}")
+    lines.append("Roles: " + " · ".join(f"{ROLE_NAMES[r]} {who(v['person'])}" for r, v in sorted(
+        roles.items(), key=lambda kv: list(ROLE_NAMES).index(kv[0]))))
+    lines.append("On call: " + " · ".join(f"{LEVEL_NAMES[r.level]} {r.name}" for r in on_call.levels))
+    budgets = details.get("budgets_at_declare") or {}
+    if budgets:
+        lines.append("Budgets now: " + " · ".join(
+            f"{slo} {_pct(b['budget_remaining'])} left, {_rate(b['burn_rate_1h'])} burn over 1h ({b['state']})"
+            for slo, b in sorted(budgets.items())))
+    lines.append("Playbook: include/runbooks/incident-response.md · on-call: include/runbooks/oncall-escalation.md")
+    return "\n".join(lines)
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _rate(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1f}x"
 
 
 __all__ = ["IncidentConfig", "IntakeResult", "PayloadError", "body_digest", "incident_title", "intake_plan",

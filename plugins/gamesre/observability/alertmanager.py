@@ -4,7 +4,8 @@ Routing (alerting.yaml `routing` and `escalation`):
 - `Watchdog` -> the `watchdog-heartbeat` receiver (no integration here: plug a dead man's switch service in);
   `MaintenanceWindow` -> `null` (it exists to inhibit, not to notify);
 - `PageEscalation` -> `escalation-<level>`: that level's PagerDuty service and Slack channel;
-- severity=page -> `oncall`: PagerDuty (primary service) and the on-call Slack channel, in one receiver;
+- severity=page -> `oncall`: PagerDuty (primary service), the on-call Slack channel and, where configured, the
+  incident intake on the Airflow API server (a webhook with a bearer token from a file), in one receiver;
 - severity=ticket -> `tickets-<team>`, the team's Slack channel by the `team` label; any other team and any
   alert without a severity -> `tickets-fallback` (the fallback channel).
 Inhibition: a `MaintenanceWindow` mutes the page and ticket alerts (escalations included) of its service;
@@ -79,6 +80,25 @@ class Delivery:
     pagerduty_url: str | None = None  # None: Alertmanager's default, PagerDuty's Events v2 API
     # channel -> inline webhook URL (the demo sink only); None: each read from the secrets folder
     slack_webhook_urls: Mapping[str, str] | None = None
+    # the incident intake (POST .../gamesre/incidents/alertmanager on the Airflow API server); None: none
+    incident_intake_url: str | None = None
+
+
+def incident_intake_token_file(secrets_dir: str | Path) -> str:
+    """The file holding the incident intake's bearer token (the API server reads the same token)."""
+    return f"{secrets_dir}/incident-intake-token"
+
+
+def _incident_intake(delivery: Delivery) -> list[dict[str, Any]]:
+    """The webhook that opens incidents from pages, with its bearer token read from a file; resolved
+    notifications too (they mark alerts resolved, never close an incident)."""
+    if delivery.incident_intake_url is None:
+        return []
+    if delivery.secrets_dir is None:
+        raise ValueError("the incident intake's token file needs a secrets folder (Delivery.secrets_dir)")
+    return [{"url": delivery.incident_intake_url, "send_resolved": True, "max_alerts": 0,
+             "http_config": {"authorization": {"type": "Bearer",
+                                               "credentials_file": incident_intake_token_file(delivery.secrets_dir)}}}]
 
 
 def _timing(t: Timing) -> dict[str, str]:
@@ -138,7 +158,8 @@ def render(src: Sources, delivery: Delivery, *, timing: Timing | None = None, in
         {"name": "watchdog-heartbeat"},
         {"name": "oncall",
          "pagerduty_configs": [_pagerduty(delivery, routing.primary_pagerduty, inline_key=inline_pagerduty_keys)],
-         "slack_configs": [_slack(delivery, routing.oncall_channel)]},
+         "slack_configs": [_slack(delivery, routing.oncall_channel)],
+         **({"webhook_configs": _incident_intake(delivery)} if delivery.incident_intake_url else {})},
     ]
     escalation_routes = []
     for level in src.spec.escalation:
@@ -198,7 +219,11 @@ def generate(src: Sources | None = None) -> dict[Path, str]:
                   f"of {channel})\n" for channel in slack_channels(src))
         + "".join(f"#   {Path(pagerduty_key_file(compose.secrets_dir, s)).name} (PagerDuty Events v2 routing key)\n"
                   for s in src.spec.routing.pagerduty_services)
+        + (f"#   {Path(incident_intake_token_file(compose.secrets_dir)).name} (the incident intake's bearer token, "
+           "the same file as the API server's GAMESRE_INCIDENT_INTAKE_TOKEN_FILE)\n"
+           if compose.incident_intake_url else "")
         + "# Explained in docs/alerting.md.\n"
     )
-    delivery = Delivery(secrets_dir=compose.secrets_dir, pagerduty_url=compose.pagerduty_url)
+    delivery = Delivery(secrets_dir=compose.secrets_dir, pagerduty_url=compose.pagerduty_url,
+                        incident_intake_url=compose.incident_intake_url)
     return {ALERTMANAGER_CONFIG: render(src, delivery, header=header)}

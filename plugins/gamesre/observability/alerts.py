@@ -124,6 +124,8 @@ class ComposeSettings(_Model):
     targets: dict[str, dict[str, HostPort] | list[HostPort]]
     secrets_dir: Annotated[str, Field(pattern=r"^/")]
     pagerduty_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
+    # the incident intake served by the Airflow API server (docs/incidents.md); None: pages open no incident
+    incident_intake_url: Annotated[str, Field(pattern=r"^https?://")] | None = None
 
 
 class Graded(_Model):

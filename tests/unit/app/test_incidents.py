@@ -1,14 +1,25 @@
 """The intake use case with the real store on in-memory SQLite: open, join, repeat, ignore, refuse."""
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from gamesre.app.incidents import IncidentConfig, PayloadError, receive_notification
+from gamesre.app import incidents
+from gamesre.app.incidents import (
+    IncidentConfig,
+    IncidentPorts,
+    PayloadError,
+    SlackChannelTaken,
+    receive_notification,
+)
+from gamesre.incidents.oncall import roster
 from gamesre.integrations.store import SREStore
 from tests.fakes.alertmanager_webhook import alert, body, raw
 from tests.fakes.memory_store import memory_store
+from tests.fakes.notifier import RecordingNotifier
 
 NOW = datetime(2026, 12, 7, 1, 3, tzinfo=UTC)  # 10:03 KST
 
@@ -103,3 +114,104 @@ def test_a_bad_body_is_refused_naming_the_problem_and_nothing_is_recorded(store:
     with pytest.raises(PayloadError, match=says):
         receive_notification(payload, store, config, NOW)
     assert store.intake_log() == [] and store.incidents() == []
+
+
+# --- declare and assemble -----------------------------------------------------------------------------------------
+
+@dataclass
+class Chat(RecordingNotifier):
+    channels: dict[str, str] = field(default_factory=dict)  # name -> id
+    taken: set[str] = field(default_factory=set)
+    down: bool = False
+
+    def create_channel(self, name: str) -> str:
+        if self.down:
+            raise ConnectionError("slack.com unreachable")
+        if name in self.taken or name in self.channels:
+            raise SlackChannelTaken(name)
+        self.channels[name] = f"C0INC{len(self.channels):06d}"
+        return self.channels[name]
+
+
+@dataclass
+class Pager:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    down: bool = False
+
+    def trigger(self, *, summary: str, source: str, dedup_key: str, severity: str, details: dict[str, Any]) -> str:
+        if self.down:
+            raise ConnectionError("events.pagerduty.com unreachable")
+        self.events.append({"summary": summary, "dedup_key": dedup_key, "details": details})
+        return dedup_key
+
+
+def ports_of(store: SREStore, config: IncidentConfig, chat: Chat, pager: Pager, at: datetime) -> IncidentPorts:
+    return IncidentPorts(store=store, chat=chat, pager=lambda: pager, clock=lambda: at, config=config)
+
+
+def opened(store: SREStore, config: IncidentConfig, **labels: Any) -> str:
+    result = receive_notification(raw(body(alert(**labels))), store, config, NOW)
+    return str(result.incident_id)
+
+
+def test_declare_raises_the_severity_on_a_fast_burn_and_says_why(store: SREStore, config: IncidentConfig) -> None:
+    incident_id = opened(store, config, slo="latency")
+    assert store.incident(incident_id)["severity"] == "sev2"  # type: ignore[index]
+    store.publish_state("slo", "latency", "fast_burn", NOW, [],
+                        {"budget_remaining_adjusted": 0.61, "burn_rates_adjusted": {"1h": 15.2}})
+    later = NOW + timedelta(seconds=20)
+    result = incidents.declare(ports_of(store, config, Chat(), Pager(), later), incident_id)
+    assert result["severity"] == "sev1"
+    events = store.incident_events(incident_id)
+    assert [e["kind"] for e in events][-2:] == ["severity", "declared"]
+    assert "sev2 -> sev1" in events[-2]["summary"] and "14.4x" in events[-2]["summary"]
+    again = incidents.declare(ports_of(store, config, Chat(), Pager(), later + timedelta(minutes=1)), incident_id)
+    assert again["declared_at"] == result["declared_at"] and len(store.incident_events(incident_id)) == len(events)
+
+
+def test_assemble_assigns_roles_from_the_rotation_makes_the_channel_posts_and_pages(store: SREStore,
+                                                                                    config: IncidentConfig) -> None:
+    incident_id = opened(store, config, slo="data-save-success")  # sev1: pages, three roles
+    chat, pager = Chat(), Pager()
+    ports = ports_of(store, config, chat, pager, NOW + timedelta(seconds=30))
+    incidents.declare(ports, incident_id)
+    result = incidents.assemble(ports, incident_id)
+    on_call = roster(config.oncall, "game-server", NOW)
+    roles = store.incident_roles(incident_id)
+    assert {r: v["person"] for r, v in roles.items()} == {
+        "incident_commander": on_call.level("primary").person, "operations_lead": on_call.level("secondary").person,
+        "communications_lead": on_call.level("tertiary").person}
+    assert result["channel"] == "#inc-20261207-sloburnpagefast-on-game-server"
+    game_server = config.services.channel_id("game-server")
+    sre = config.services.sre.slack.channel_id
+    assert [m["channel_id"] for m in chat.messages] == [chat.channels[result["channel"][1:]], game_server, sre]
+    text = chat.messages[0]["text"]
+    assert f"*{incident_id}* declared: *SEV1*" in text and on_call.level("primary").name in text
+    assert [e["dedup_key"] for e in pager.events] == [incident_id]
+    # a retry of the task sends nothing twice
+    incidents.assemble(ports, incident_id)
+    assert len(chat.messages) == 3 and len(pager.events) == 1 and len(chat.channels) == 1
+
+
+def test_a_taken_channel_name_gets_a_suffix(store: SREStore, config: IncidentConfig) -> None:
+    incident_id = opened(store, config)
+    title = store.incident(incident_id)["title"]  # type: ignore[index]
+    chat = Chat(taken={incidents.channel_name(incident_id, title)})
+    result = incidents.assemble(ports_of(store, config, chat, Pager(), NOW), incident_id)
+    assert result["channel"] == f"#{incidents.channel_name(incident_id, title)}-2"
+
+
+def test_slack_and_pagerduty_down_are_recorded_and_the_incident_goes_on(store: SREStore,
+                                                                        config: IncidentConfig) -> None:
+    incident_id = opened(store, config, slo="data-save-success")
+    chat, pager = Chat(down=True, accept=False), Pager(down=True)
+    result = incidents.assemble(ports_of(store, config, chat, pager, NOW), incident_id)
+    assert result["channel"] is None and result["paged"]["delivered"] is False
+    notices = store.incident_notices(incident_id)
+    assert [(n["channel"], n["delivered"]) for n in notices] == [("slack", False)] * 3 + [("pagerduty", False)]
+    assert "unreachable" in notices[0]["error"] and "unreachable" in notices[-1]["error"]
+    assert any("NOT sent" in e["summary"] for e in store.incident_events(incident_id))
+    # once Slack and PagerDuty are back, a retry delivers what was not
+    chat.down, chat.accept, pager.down = False, True, False
+    incidents.assemble(ports_of(store, config, chat, pager, NOW + timedelta(minutes=1)), incident_id)
+    assert len(pager.events) == 1 and len(chat.messages) == 5 and len(chat.channels) == 1

@@ -1,0 +1,59 @@
+"""
+### Incident response
+
+One run per incident, started by the incident intake when an Alertmanager page opens one (the run id is the
+incident id, e.g. `INC-20261207-001`; docs/incidents.md). Re-running a run, or triggering with
+`{"incident_id": "INC-..."}`, picks the incident up where it is: every step reads the store first.
+
+1. **declare**: the severity settled with the budget facts (the published state of the incident's SLOs: a burn
+   of 14.4x or more is at least Sev1, as `include/config/incidents.yaml` says), written into the timeline.
+2. **assemble**: the owning team's on-call from `include/config/oncall.yaml` (Primary, Secondary, Tertiary =
+   team lead, Executive = CTO), the roles of the severity (Incident Commander, Operations Lead, Communications
+   Lead, Scribe), a Slack channel `#inc-YYYYMMDD-<title>` with the declaration, the team's and the SRE channels
+   told, and PagerDuty paged for Sev0 and Sev1 (dedup key = the incident id).
+
+Slack or PagerDuty being down never stops the run: what was not delivered is recorded with the incident and
+said in the timeline; a retry of the task delivers it.
+"""
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import Param, dag, task
+
+from gamesre.airflow.failure_notifier import TaskFailureNotifier
+
+
+@dag(
+    dag_id="incident_response",
+    schedule=None,
+    start_date=pendulum.datetime(2026, 1, 1, tz="Asia/Seoul"),
+    catchup=False,
+    max_active_runs=50,  # one per open incident
+    default_args={"owner": "sre", "retries": 3, "retry_delay": timedelta(seconds=10),
+                  "on_failure_callback": TaskFailureNotifier(
+                      blocks="this incident's automation: run its steps again from the Airflow UI; the incident "
+                             "record and its timeline are in the SRE store")},
+    params={"incident_id": Param("", type="string", pattern="^(INC-[0-9]{8}-[0-9]{3})?$",
+                                 description="The incident, e.g. INC-20261207-001 (the intake sets it).")},
+    tags=["incidents"],
+    doc_md=__doc__,
+)
+def incident_response():
+    @task
+    def declare(params=None, dag_run=None) -> dict:
+        from gamesre.airflow.incidents import declare, incident_of
+
+        return declare(incident_of(params, dag_run))
+
+    @task
+    def assemble(declared: dict) -> dict:
+        from gamesre.airflow.incidents import assemble
+
+        return assemble(declared["incident"])
+
+    assemble(declare())
+
+
+incident_response()
