@@ -25,6 +25,7 @@ class Endpoints:
     sre_store_url: str  # an SQLAlchemy URL, e.g. sqlite:////abs/path/sre.db
     haproxy_runtime_port: int | None = None
     fleet_file: Path | None = None  # JSON description of the running fleet (ports, admin URLs)
+    incident_intake_token_file: Path | None = None  # the bearer token Alertmanager sends to the incident intake
 
 
 def _http_conn(port: int, conn_type: str = "http", **fields: str) -> str:
@@ -141,4 +142,6 @@ def airflow_env(
     )
     if ep.fleet_file is not None:
         env["GAMESRE_DEMO_FLEET"] = str(ep.fleet_file)
+    if ep.incident_intake_token_file is not None:
+        env["GAMESRE_INCIDENT_INTAKE_TOKEN_FILE"] = str(ep.incident_intake_token_file)
     return env

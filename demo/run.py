@@ -167,11 +167,13 @@ def rule_files() -> list[Path]:
     return sorted((REPO / "include" / "prometheus").glob("*_rules.yml"))
 
 
-def start_airflow(group: ProcessGroup, ports: Ports, fleet_file: Path) -> tuple[ManagedProcess, str]:
+def start_airflow(group: ProcessGroup, ports: Ports, fleet_file: Path,
+                  intake_token_file: Path) -> tuple[ManagedProcess, str]:
     ep = Endpoints(
         prometheus_port=ports["prometheus"], alertmanager_port=ports["alertmanager"],
         slack_sink_port=ports["slack_sink"], sre_store_url=f"sqlite:///{AIRFLOW_HOME / 'sre.db'}",
         haproxy_runtime_port=ports["haproxy_admin"], fleet_file=fleet_file,
+        incident_intake_token_file=intake_token_file,
     )
     password = ensure_password(AIRFLOW_HOME)
     env = airflow_env(AIRFLOW_HOME, ep, ports["airflow"])
@@ -284,21 +286,24 @@ def run(args: argparse.Namespace) -> int:
         fleet_file.write_text(json.dumps(fleet, indent=2))
         airflow = None
         password = ""
+        # Alertmanager's secrets in files as in production; the incident intake's token is shared with Airflow
+        webhook = f"http://127.0.0.1:{ports['slack_sink']}/services/T0DEMO/B0DEMO/alerts"
+        secrets_dir = RUN_DIR / "alertmanager" / "secrets"
+        secret_files = write_alertmanager_secrets(secrets_dir, webhook)
         if not args.no_airflow:
             log("starting Airflow standalone (first start migrates its database)")
-            airflow, password = start_airflow(group, ports, fleet_file)
+            airflow, password = start_airflow(group, ports, fleet_file, secret_files["incident-intake-token"])
         data_dir = RUN_DIR / "prometheus" / "data"
         if args.history_days > 0:
             log(f"backfilling {args.history_days} days of history into Prometheus' storage")
             backfill_history(data_dir, args.history_days)
         log("starting Alertmanager and Prometheus")
-        # the routing tree of include/alertmanager/alertmanager.yml, its secrets in files as in production, Slack
-        # and PagerDuty delivered to the sink
-        webhook = f"http://127.0.0.1:{ports['slack_sink']}/services/T0DEMO/B0DEMO/alerts"
-        secrets_dir = RUN_DIR / "alertmanager" / "secrets"
-        write_alertmanager_secrets(secrets_dir, webhook)
+        # the routing tree of include/alertmanager/alertmanager.yml: Slack and PagerDuty delivered to the sink, pages
+        # to the incident intake on Airflow's API server too
+        intake = None if args.no_airflow else f"http://127.0.0.1:{ports['airflow']}/gamesre/incidents/alertmanager"
         group.add(start_alertmanager(RUN_DIR / "alertmanager", ports["alertmanager"],
-                                     render_alertmanager_config(webhook, secrets_dir=secrets_dir)))
+                                     render_alertmanager_config(webhook, secrets_dir=secrets_dir,
+                                                                incident_intake_url=intake)))
         instances: dict[str, dict[str, object]] = fleet["instances"]  # type: ignore[assignment]
         targets = [ScrapeTarget(str(i["job"]), name, f"127.0.0.1:{i['port']}") for name, i in instances.items()]
         group.add(start_prometheus(

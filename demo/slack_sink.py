@@ -389,7 +389,7 @@ def make_handler(log: MessageLog) -> type[BaseHTTPRequestHandler]:
                     self._json(200, {"ok": False, "error": "name_taken"})
                 else:
                     channel_id = log.new_channel(f"#{name}")
-                    log.add("conversations.create", method, payload, channel_id)
+                    log.add("conversations.create", method, {"text": f"(channel #{name} created)"}, channel_id)
                     self._json(200, {"ok": True, "channel": {"id": channel_id, "name": name, "is_channel": True}})
             elif method == "files.getUploadURLExternal":
                 file_id = log.new_file_id()

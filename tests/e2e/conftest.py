@@ -1,6 +1,7 @@
 """A real Airflow (`airflow standalone`) wired to the test services, driven through its REST API."""
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
 
 import pytest
@@ -27,6 +28,8 @@ def airflow(tmp_path_factory: pytest.TempPathFactory, history_prometheus, slack_
     """Airflow for the end-to-end tests; stopped when they are done, so it does not load later tests."""
     home = tmp_path_factory.mktemp("airflow-home")
     metadata_url, store_url = airflow_databases
+    intake_token = home / "incident-intake-token"  # what the incident intake on the API server checks
+    intake_token.write_text(secrets.token_hex(32))
     port = free_port()
     alertmanager = RestartableAlertmanager(tmp_path_factory.mktemp("airflow-alertmanager"), free_port(),
                                            slack_sink.webhook_url)
@@ -36,6 +39,7 @@ def airflow(tmp_path_factory: pytest.TempPathFactory, history_prometheus, slack_
         alertmanager_port=alertmanager.port,
         slack_sink_port=slack_sink.port,
         sre_store_url=store_url,
+        incident_intake_token_file=intake_token,
     )
     try:
         with airflow_standalone(home, ep, port, metadata_url) as password:

@@ -184,6 +184,12 @@ def test_the_committed_alertmanager_config_keeps_secrets_in_files() -> None:
     assert keys and all(set(pd) & {"routing_key", "service_key"} == set() for pd in keys)
     assert {pd["routing_key_file"] for pd in keys} == {f"/etc/alertmanager/secrets/pagerduty-{s}.key"
                                                         for s in ("primary", "secondary", "management")}
+    # pages, and only pages, also reach the incident intake, its bearer token read from a file
+    hooks = {r["name"]: r["webhook_configs"] for r in config["receivers"] if "webhook_configs" in r}
+    assert hooks == {"oncall": [{
+        "url": "http://airflow-apiserver:8080/gamesre/incidents/alertmanager", "send_resolved": True, "max_alerts": 0,
+        "http_config": {"authorization": {"type": "Bearer",
+                                          "credentials_file": "/etc/alertmanager/secrets/incident-intake-token"}}}]}
 
 
 @pytest.mark.parametrize(("edit", "message"), [

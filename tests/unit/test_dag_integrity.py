@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-ALLOWED_TAGS = {"slo", "error-budget", "reports", "checklist", "maintenance", "chaos", "deploy", "ingest", "gamesre", "incidents"}
+ALLOWED_TAGS = {"slo", "error-budget", "reports", "checklist", "maintenance", "chaos", "deploy", "ingest", "gamesre",
+                "incidents"}
 
 
 @pytest.fixture(scope="module")

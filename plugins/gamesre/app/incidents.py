@@ -279,7 +279,7 @@ def assemble(ports: IncidentPorts, incident_id: str) -> dict[str, Any]:
     if not details.get("channel_id"):
         details.update(_create_channel(ports, incident_id, incident["title"]))
     ports.store.update_incident(incident_id, details=details)
-    text = declaration_text(incident, details, roles, on_call, ports.config)
+    text = declaration_text(incident, details, roles, on_call, ports.store.incident_alerts(incident_id))
     done = {(n["target"], n["purpose"]) for n in ports.store.incident_notices(incident_id) if n["delivered"]}
     targets = [details.get("channel_id")] + [ports.config.services.channel_id(s) for s in incident["services"]
                                              or [None]] + [ports.config.services.sre.slack.channel_id]
@@ -338,7 +338,7 @@ def _page(ports: IncidentPorts, incident: dict[str, Any], on_call: Roster, now: 
 
 
 def declaration_text(incident: dict[str, Any], details: dict[str, Any], roles: dict[str, dict[str, Any]],
-                     on_call: Roster, config: IncidentConfig) -> str:
+                     on_call: Roster, alerts: Sequence[dict[str, Any]]) -> str:
     """The message that opens the incident in Slack: what, how bad, who, the budgets, where to read."""
     opened = as_utc(incident["opened_at"])
     people = {r.person: r for r in on_call.levels}
@@ -355,13 +355,27 @@ def declaration_text(incident: dict[str, Any], details: dict[str, Any], roles: d
     lines.append("Roles: " + " · ".join(f"{ROLE_NAMES[r]} {who(v['person'])}" for r, v in sorted(
         roles.items(), key=lambda kv: list(ROLE_NAMES).index(kv[0]))))
     lines.append("On call: " + " · ".join(f"{LEVEL_NAMES[r.level]} {r.name}" for r in on_call.levels))
+    if details.get("severity_why"):
+        lines.append(f"Why {incident['severity'].upper()}: {'; '.join(details['severity_why'])}")
+    for alert in alerts[:5]:
+        since = as_utc(alert["starts_at"]).astimezone(KST)
+        summary = alert["annotations"].get("summary", "")
+        lines.append(f"Alert {alert['alertname']} {alert['status']} since {since:%H:%M} KST" + (
+            f": {summary}" if summary else ""))
+    if len(alerts) > 5:
+        lines.append(f"... and {len(alerts) - 5} more alerts")
     budgets = details.get("budgets_at_declare") or {}
     if budgets:
-        lines.append("Budgets now: " + " · ".join(
-            f"{slo} {_pct(b['budget_remaining'])} left, {_rate(b['burn_rate_1h'])} burn over 1h ({b['state']})"
-            for slo, b in sorted(budgets.items())))
+        lines.append("Budgets now: " + " · ".join(_budget_line(slo, b) for slo, b in sorted(budgets.items())))
     lines.append("Playbook: include/runbooks/incident-response.md · on-call: include/runbooks/oncall-escalation.md")
     return "\n".join(lines)
+
+
+def _budget_line(slo: str, budget: dict[str, Any]) -> str:
+    if budget.get("state") is None:
+        return f"{slo}: no published state yet"
+    return (f"{slo} {_pct(budget['budget_remaining'])} of its budget left, {_rate(budget['burn_rate_1h'])} burn over "
+            f"1h ({budget['state']})")
 
 
 def _pct(value: float | None) -> str:

@@ -82,6 +82,8 @@ class Delivery:
     slack_webhook_urls: Mapping[str, str] | None = None
     # the incident intake (POST .../gamesre/incidents/alertmanager on the Airflow API server); None: none
     incident_intake_url: str | None = None
+    # the file with its bearer token; None: incident-intake-token in the secrets folder
+    incident_intake_token_file: str | None = None
 
 
 def incident_intake_token_file(secrets_dir: str | Path) -> str:
@@ -94,11 +96,13 @@ def _incident_intake(delivery: Delivery) -> list[dict[str, Any]]:
     notifications too (they mark alerts resolved, never close an incident)."""
     if delivery.incident_intake_url is None:
         return []
-    if delivery.secrets_dir is None:
-        raise ValueError("the incident intake's token file needs a secrets folder (Delivery.secrets_dir)")
+    token_file = delivery.incident_intake_token_file
+    if token_file is None:
+        if delivery.secrets_dir is None:
+            raise ValueError("the incident intake's token file needs a secrets folder (Delivery.secrets_dir)")
+        token_file = incident_intake_token_file(delivery.secrets_dir)
     return [{"url": delivery.incident_intake_url, "send_resolved": True, "max_alerts": 0,
-             "http_config": {"authorization": {"type": "Bearer",
-                                               "credentials_file": incident_intake_token_file(delivery.secrets_dir)}}}]
+             "http_config": {"authorization": {"type": "Bearer", "credentials_file": token_file}}}]
 
 
 def _timing(t: Timing) -> dict[str, str]:

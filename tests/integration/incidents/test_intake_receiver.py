@@ -26,7 +26,7 @@ from tests.fakes.alertmanager_webhook import alert, body
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "0123456789abcdef0123456789abcdef"  # noqa: S105 (a test token)
+TOKEN = "0123456789abcdef0123456789abcdef"
 
 
 @dataclass

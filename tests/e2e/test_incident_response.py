@@ -1,0 +1,138 @@
+"""Incident response through the real chain: a Prometheus rule fires a page, Alertmanager notifies the incident intake
+on Airflow's API server (the gamesre plugin, with its bearer token), the incident is opened and its
+incident_response run declares it and brings people in (the incident's Slack channel, the team's and the SRE
+channels, PagerDuty), all within 30 s of Alertmanager's notification."""
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from demo.procs import ProcessGroup, free_port
+from demo.services import render_alertmanager_config, render_prometheus_config, start_alertmanager, start_prometheus
+from gamesre.core.services import load_services
+from gamesre.incidents.oncall import load_oncall, roster
+from gamesre.integrations.store import SREStore
+from tests.airflow_api import AirflowAPI
+
+pytestmark = pytest.mark.e2e
+
+DAG = "incident_response"
+# A page of data-save-success on game-server (incidents.yaml: Sev1, so PagerDuty is paged too), firing 5 s after
+# Prometheus starts: an alert firing before Prometheus has found its Alertmanager is dropped and only sent again a
+# minute later (resend_delay).
+RULES = """
+groups:
+  - name: e2e-incident
+    interval: 1s
+    rules:
+      - alert: DataSaveFailures
+        expr: vector(1)
+        for: 5s
+        labels: {severity: page, service: game-server, team: game-server, slo: data-save-success}
+        annotations:
+          summary: "game-server: player saves failing (an end-to-end test's page)"
+          runbook_url: include/runbooks/data-save.md#save-failures
+"""
+
+
+@pytest.fixture
+def paging_stack(airflow: AirflowAPI, slack_sink: Any, tmp_path: Path) -> Iterator[str]:
+    """A Prometheus with the always-firing page rule and an Alertmanager routing pages to the intake on the shared
+    Airflow's API server, with the token file Airflow checks (the routing of include/alertmanager, delivered to the
+    sink). Yields Alertmanager's URL."""
+    airflow.wait_for_dag(DAG)
+    airflow.call("PATCH", f"dags/{DAG}", json={"is_paused": False}).raise_for_status()
+    am_port, prom_port = free_port(), free_port()
+    rules = tmp_path / "e2e_rules.yml"
+    rules.write_text(RULES)
+    group = ProcessGroup()
+    with group.running():
+        group.add(start_alertmanager(tmp_path / "alertmanager", am_port, render_alertmanager_config(
+            slack_sink.webhook_url, group_wait="1s", group_interval="5s",
+            incident_intake_url=f"{airflow.url}/gamesre/incidents/alertmanager",
+            incident_intake_token_file=airflow.home / "incident-intake-token")))
+        group.add(start_prometheus(tmp_path / "prometheus", prom_port, render_prometheus_config(
+            [], alertmanager=f"127.0.0.1:{am_port}", rule_files=[rules])))
+        yield f"http://127.0.0.1:{am_port}"
+    airflow.call("PATCH", f"dags/{DAG}", json={"is_paused": True})
+
+
+def wait_for(check: Any, timeout: float, what: str) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"{what}: not within {timeout} s")
+
+
+def notified_at(alertmanager: str) -> float:
+    """When Alertmanager first notified (its alert is active from then on, group_wait 1 s later)."""
+    def active() -> list[dict[str, Any]]:
+        alerts = requests.get(f"{alertmanager}/api/v2/alerts", params={"filter": 'alertname="DataSaveFailures"'},
+                              timeout=5).json()
+        return [a for a in alerts if a["status"]["state"] == "active"]
+
+    wait_for(active, 60, "Alertmanager receiving the page from Prometheus")
+    return time.monotonic()
+
+
+def test_a_page_opens_an_incident_whose_run_declares_it_and_brings_people_in(
+        airflow: AirflowAPI, slack_sink: Any, paging_stack: str) -> None:
+    store = SREStore(airflow.store_url)
+    before = {i["id"] for i in store.incidents()}
+    received = notified_at(paging_stack)
+
+    def opened() -> list[dict[str, Any]]:
+        return [i for i in store.incidents() if i["id"] not in before]
+
+    incident = wait_for(opened, 30, "the incident opened by the intake")[0]  # the intake's promise
+    incident_id = incident["id"]
+    services = load_services()
+    team_channel, sre_channel = services.channel_id("game-server"), services.sre.slack.channel_id
+
+    def declared_in_slack() -> list[dict[str, Any]]:
+        return [m for m in slack_sink.messages(team_channel) if f"*{incident_id}* declared" in m["text"]]
+
+    # the run starts as soon as the scheduler takes it: the 30 s target is measured by benchmarks/incident_intake.py
+    # on an unloaded machine; here, beside the other tests, a minute is allowed
+    message = wait_for(declared_in_slack, 60, "the declaration in Slack")[0]
+    declared_after = time.monotonic() - received
+    run = airflow.wait(DAG, incident_id, timeout=120)
+    assert run["state"] == "success", airflow.task_instances(DAG, incident_id)
+    print(f"page -> incident declared in Slack: {declared_after:.1f} s")
+
+    record = store.incident(incident_id)
+    assert record is not None
+    assert (record["severity"], record["team"], record["services"], record["title"]) == (
+        "sev1", "game-server", ["game-server"], "DataSaveFailures on game-server")
+    on_call = roster(load_oncall(), "game-server", record["opened_at"])
+    roles = {r: v["person"] for r, v in store.incident_roles(incident_id).items()}
+    assert roles == {"incident_commander": on_call.level("primary").person,
+                     "operations_lead": on_call.level("secondary").person,
+                     "communications_lead": on_call.level("tertiary").person}
+    channel_id, channel_name = record["details"]["channel_id"], record["details"]["channel_name"]
+    assert channel_name.startswith(f"#inc-{incident_id[4:12]}-datasavefailures")
+    assert [(m["kind"], m["text"]) for m in slack_sink.messages(channel_id)] == [
+        ("conversations.create", f"(channel {channel_name} created)"), ("chat.postMessage", message["text"])]
+    assert [m["text"] for m in slack_sink.messages(sre_channel) if incident_id in m["text"]] == [message["text"]]
+    assert on_call.level("primary").name in message["text"] and "SEV1" in message["text"]
+    events = [e for e in slack_sink.events() if e.get("dedup_key") == incident_id]
+    assert len(events) == 1 and events[0]["event_action"] == "trigger" and incident_id in events[0]["summary"]
+    kinds = [e["kind"] for e in store.incident_events(incident_id)]
+    assert kinds[:3] == ["intake", "severity", "alert_firing"] and "declared" in kinds and "paged" in kinds
+    assert all(n["delivered"] for n in store.incident_notices(incident_id))
+
+    # Alertmanager's next notification of the group (group_interval 5 s, or its repeat) joins the incident and
+    # starts no second run
+    time.sleep(8)
+    assert [i["id"] for i in store.open_incidents(service="game-server") if i["id"] not in before] == [incident_id]
+    runs = airflow.call("GET", f"dags/{DAG}/dagRuns").json()["dag_runs"]
+    assert [r["dag_run_id"] for r in runs if r["dag_run_id"] == incident_id] == [incident_id]
+    assert sum(r["times"] for r in store.intake_log() if r["incident_id"] == incident_id) >= 1
