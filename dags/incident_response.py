@@ -11,6 +11,16 @@ incident id, e.g. `INC-20261207-001`; docs/incidents.md). Re-running a run, or t
    team lead, Executive = CTO), the roles of the severity (Incident Commander, Operations Lead, Communications
    Lead, Scribe), a Slack channel `#inc-YYYYMMDD-<title>` with the declaration, the team's and the SRE channels
    told, and PagerDuty paged for Sev0 and Sev1 (dedup key = the incident id).
+3. **escalate**: deferred (no worker slot held) until the next escalation is due or people change the
+   incident: not acknowledged 5 minutes after it opened -> the Secondary; not resolved after 30 minutes -> the
+   Tertiary (team lead); after 1 hour -> the Executive (CTO); each a message in the incident's channel and a
+   PagerDuty trigger, recorded. It ends when a person resolves the incident.
+4. **close**: PagerDuty resolved, MTTA / MTTD / MTTR, the budget each SLO lost (from the ledger), and the
+   postmortem draft (timeline with the deploys, chaos experiments, maintenance windows and policy states around
+   it), written under the report folder, stored with the incident and announced in its channel.
+
+People act through the `incident_action` DAG (its form in the UI, or `conf` over the REST API): acknowledge,
+change the severity, hand a role over, add a note, mark mitigated, resolve.
 
 Slack or PagerDuty being down never stops the run: what was not delivered is recorded with the incident and
 said in the timeline; a retry of the task delivers it.
@@ -23,6 +33,7 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from gamesre.airflow.failure_notifier import TaskFailureNotifier
+from gamesre.airflow.operators.incident import IncidentWatchOperator
 
 
 @dag(
@@ -53,7 +64,17 @@ def incident_response():
 
         return assemble(declared["incident"])
 
-    assemble(declare())
+    @task
+    def close(watched: dict) -> dict:
+        from gamesre.airflow.incidents import close
+
+        return close(watched["incident"])
+
+    declared = declare()
+    escalate = IncidentWatchOperator(task_id="escalate", incident_id="{{ params.incident_id }}",
+                                     retries=5)
+    close(escalate.output)
+    assemble(declared) >> escalate
 
 
 incident_response()

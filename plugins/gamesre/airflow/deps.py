@@ -17,13 +17,14 @@ if TYPE_CHECKING:
     from gamesre.app.chaos import ChaosPorts
     from gamesre.app.checklists import ChecklistPorts
     from gamesre.app.deploy import DeployPorts
-    from gamesre.app.failures import FailurePorts, Pager
+    from gamesre.app.failures import FailurePorts
     from gamesre.app.incidents import IncidentPorts
     from gamesre.app.maintenance import MaintenancePorts
     from gamesre.app.slo import SloPorts
     from gamesre.chaos.faults import ChaosBackend
     from gamesre.integrations.alertmanager import AlertmanagerClient
     from gamesre.integrations.haproxy import HAProxyRuntime
+    from gamesre.integrations.pagerduty import PagerDutyEvents
     from gamesre.integrations.prometheus import PrometheusClient
     from gamesre.integrations.store import SREStore
 
@@ -197,7 +198,7 @@ def chaos_ports() -> ChaosPorts:
                       kill_switch=kill_switch, config=config, report_dir=report_root() / "chaos")
 
 
-def pager() -> Pager:
+def pager() -> PagerDutyEvents:
     from gamesre.airflow.hooks.pagerduty import PagerDutyEventsHook
 
     return PagerDutyEventsHook().get_conn()
@@ -216,5 +217,6 @@ def failure_ports() -> FailurePorts:
 
 def incident_ports() -> IncidentPorts:
     from gamesre.app.incidents import IncidentPorts
+    from gamesre.core.paths import report_root
 
-    return IncidentPorts(store=store(), chat=SlackNotifier(), pager=pager, clock=utcnow)
+    return IncidentPorts(store=store(), chat=SlackNotifier(), pager=pager, clock=utcnow, report_dir=report_root())

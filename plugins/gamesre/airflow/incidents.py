@@ -23,3 +23,23 @@ def declare(incident_id: str) -> dict[str, Any]:
 
 def assemble(incident_id: str) -> dict[str, Any]:
     return incidents.assemble(incident_ports(), incident_id)
+
+
+def watch(incident_id: str) -> dict[str, Any]:
+    return incidents.watch(incident_ports(), incident_id)
+
+
+def close(incident_id: str) -> dict[str, Any]:
+    return incidents.close(incident_ports(), incident_id)
+
+
+def act(params: dict[str, Any], by: str) -> dict[str, Any]:
+    """A person's action from the incident_action form or REST conf; a refusal fails the task without retries."""
+    from airflow.exceptions import AirflowFailException
+
+    try:
+        return incidents.act(incident_ports(), str(params.get("incident_id") or ""), str(params.get("action") or ""),
+                             by, text=str(params.get("text") or ""), severity=str(params.get("severity") or ""),
+                             role=str(params.get("role") or ""), person=str(params.get("person") or ""))
+    except incidents.IncidentActionRefused as exc:
+        raise AirflowFailException(f"refused, nothing changed: {exc}") from None

@@ -7,18 +7,24 @@ import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
+from pathlib import Path
 from typing import Any, Protocol
+
+import numpy as np
 
 from gamesre.core.services import ServiceCatalog, load_services
 from gamesre.core.time import KST, as_utc
+from gamesre.incidents.escalation import cancelled_steps, due_steps, next_escalation
 from gamesre.incidents.ids import channel_name
 from gamesre.incidents.intake import IntakeDecision, OpenIncident, decide_intake, service_teams
 from gamesre.incidents.oncall import OncallSpec, Roster, load_oncall, roster
 from gamesre.incidents.payload import Alert, Notification, PayloadError, parse_alertmanager_webhook
-from gamesre.incidents.severity import SeverityFacts, classify, higher
+from gamesre.incidents.severity import SeverityFacts, change_severity, classify, higher
 from gamesre.incidents.spec import IncidentsSpec, load_incidents
+from gamesre.reports.document import render_html, render_markdown
+from gamesre.reports.postmortem import build_postmortem
 from gamesre.slo.spec import SloCatalog, load_slos
 
 MAX_BODY_BYTES = 4 * 1024 * 1024  # Alertmanager's bodies are kilobytes; a group of 1,000 alerts is about 1 MB
@@ -51,6 +57,13 @@ class IncidentConfig:
     @cached_property
     def slos(self) -> SloCatalog:
         return load_slos()
+
+    @cached_property
+    def holidays(self) -> frozenset[date]:
+        """The KST dates of calendar.yaml's public holidays (postmortem due dates skip them)."""
+        from gamesre.calendar import load_calendar
+
+        return frozenset(h.date for h in load_calendar(services=self.services).spec.holidays.days)
 
 
 @dataclass(frozen=True)
@@ -182,6 +195,16 @@ class IncidentStorePort(Protocol):
                       error: str = "", details: dict[str, Any] | None = None, at: datetime | None = None) -> None: ...
     def incident_notices(self, incident_key: str) -> list[dict[str, Any]]: ...
     def current_state(self, scope: str, name: str) -> dict[str, Any] | None: ...
+    def incident_events(self, incident_key: str) -> list[dict[str, Any]]: ...
+    def state_history(self, scope: str, name: str, since: datetime | None = None) -> list[dict[str, Any]]: ...
+    def deployments(self, service: str | None = None, since: datetime | None = None,
+                    ids: Sequence[str] | None = None) -> list[dict[str, Any]]: ...
+    def chaos_runs(self, *, ids: Sequence[str] | None = None, gameday_id: str | None = None,
+                   experiment: str | None = None, since: datetime | None = None,
+                   verdicts: Sequence[str] | None = None) -> list[dict[str, Any]]: ...
+    def windows(self, start: datetime | None = None, end: datetime | None = None, *,
+                include_cancelled: bool = False) -> list[dict[str, Any]]: ...
+    def ledger(self, slo: str, start: int | None = None, end: int | None = None) -> Any: ...
 
 
 class IncidentChat(Protocol):
@@ -198,6 +221,7 @@ class SlackChannelTaken(Exception):
 class IncidentPager(Protocol):
     def trigger(self, *, summary: str, source: str, dedup_key: str, severity: str,
                 details: dict[str, Any]) -> str: ...
+    def resolve(self, *, dedup_key: str) -> str: ...
 
 
 @dataclass
@@ -207,6 +231,7 @@ class IncidentPorts:
     pager: Callable[[], IncidentPager]  # opened only to page
     clock: Callable[[], datetime]
     config: IncidentConfig = field(default_factory=IncidentConfig)
+    report_dir: Path | None = None  # where postmortem drafts are written (None: not written to a file)
 
 
 def _incident(ports: IncidentPorts, incident_id: str) -> dict[str, Any]:
@@ -299,7 +324,7 @@ def assemble(ports: IncidentPorts, incident_id: str) -> dict[str, Any]:
 
 
 def _create_channel(ports: IncidentPorts, incident_id: str, title: str) -> dict[str, Any]:
-    base = channel_name(incident_id, title)
+    base, now = channel_name(incident_id, title), ports.clock()
     for attempt in range(1, 6):
         name = base if attempt == 1 else f"{base[:77]}-{attempt}"
         try:
@@ -308,14 +333,14 @@ def _create_channel(ports: IncidentPorts, incident_id: str, title: str) -> dict[
             continue
         except Exception as exc:  # Slack down: the incident goes on in the team channel
             ports.store.record_notice(incident_id, channel="slack", target=f"#{name}", purpose="channel",
-                                      delivered=False, error=f"{type(exc).__name__}: {exc}")
+                                      delivered=False, error=f"{type(exc).__name__}: {exc}", at=now)
             ports.store.add_incident_event(incident_id, "channel", f"the incident channel #{name} could not be "
-                                           f"created ({exc}); the incident goes on in the team's channel")
+                                           f"created ({exc}); the incident goes on in the team's channel", at=now)
             return {}
-        ports.store.add_incident_event(incident_id, "channel", f"incident channel #{name} created",
+        ports.store.add_incident_event(incident_id, "channel", f"incident channel #{name} created", at=now,
                                        details={"channel_id": channel_id, "channel_name": f"#{name}"})
         return {"channel_id": channel_id, "channel_name": f"#{name}"}
-    ports.store.add_incident_event(incident_id, "channel", f"no free channel name for #{base} after 5 tries")
+    ports.store.add_incident_event(incident_id, "channel", f"no free channel name for #{base} after 5 tries", at=now)
     return {}
 
 
@@ -384,6 +409,280 @@ def _pct(value: float | None) -> str:
 
 def _rate(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.1f}x"
+
+
+# --- people in the loop -----------------------------------------------------------------------------------------
+
+ACTIONS = ("acknowledge", "severity", "note", "handover", "mitigated", "resolve")
+
+
+class IncidentActionRefused(ValueError):
+    """A person's action that cannot apply (unknown incident, resolved already, a missing reason): nothing changed."""
+
+
+def act(ports: IncidentPorts, incident_id: str, action: str, by: str, *, text: str = "", severity: str = "",
+        role: str = "", person: str = "") -> dict[str, Any]:
+    """Apply what a person did to the incident, recorded with who and why, and said in its channel."""
+    found = ports.store.incident(incident_id)
+    if found is None:
+        raise IncidentActionRefused(f"no incident {incident_id}")
+    if action not in ACTIONS:
+        raise IncidentActionRefused(f"unknown action {action!r} (actions: {', '.join(ACTIONS)})")
+    if not by or by == "unknown":
+        raise IncidentActionRefused("who acts is required (requested_by, or the user triggering the run)")
+    if found["status"] == "resolved":
+        raise IncidentActionRefused(f"{incident_id} is resolved already ({found['resolved_at']:%Y-%m-%d %H:%M} UTC)")
+    now = as_utc(ports.clock())
+    store, details = ports.store, dict(found["details"])
+    if action == "acknowledge":
+        if found["acknowledged_at"] is not None:
+            return {"incident": incident_id, "action": action, "changed": False,
+                    "said": f"acknowledged already by {found['acknowledged_by']}"}
+        minutes = (now - as_utc(found["opened_at"])).total_seconds() / 60
+        store.update_incident(incident_id, acknowledged_at=now, acknowledged_by=by)
+        cancelled = [s.level for s in cancelled_steps(found["opened_at"], now, ports.config.spec.escalation)]
+        said = f"acknowledged by {by} {minutes:.0f} min after it opened" + (
+            f"; the {', '.join(LEVEL_NAMES[c] for c in cancelled)} is not brought in" if cancelled else "")
+    elif action == "severity":
+        try:
+            change = change_severity(found["severity"], severity, text, by)
+        except ValueError as exc:
+            raise IncidentActionRefused(str(exc)) from None
+        store.update_incident(incident_id, severity=severity)
+        moved = {"upgrade": "raised", "downgrade": "lowered"}.get(change["direction"], change["direction"])
+        said = f"severity {moved} {found['severity']} -> {severity} by {by}: {text}"
+    elif action == "note":
+        if not text.strip():
+            raise IncidentActionRefused("a note needs its text")
+        said = f"note by {by}: {text.strip()}"
+    elif action == "handover":
+        if role not in ROLE_NAMES:
+            raise IncidentActionRefused(f"unknown role {role!r} (roles: {', '.join(ROLE_NAMES)})")
+        if person not in ports.config.oncall.people:
+            raise IncidentActionRefused(f"unknown person {person!r} (people of include/config/oncall.yaml)")
+        if not text.strip():
+            raise IncidentActionRefused("a hand-over needs its reason")
+        store.assign_role(incident_id, role, person, by=by, why=text.strip(), at=now)
+        said = f"{ROLE_NAMES[role]} handed over to {ports.config.oncall.people[person].name} by {by}: {text.strip()}"
+    elif action == "mitigated":
+        store.update_incident(incident_id, status="mitigated")
+        said = f"mitigated, said {by}" + (f": {text.strip()}" if text.strip() else "")
+    else:  # resolve
+        if not text.strip():
+            raise IncidentActionRefused("resolving needs a one-line summary of how it ended")
+        firing = [a["alertname"] for a in store.incident_alerts(incident_id) if a["status"] == "firing"]
+        details.update({"resolved_by": by, "resolution": text.strip(), "firing_at_resolution": firing})
+        store.update_incident(incident_id, status="resolved", resolved_at=now, details=details)
+        said = f"resolved by {by}: {text.strip()}" + (
+            f" (still firing: {', '.join(sorted(set(firing)))})" if firing else " (every alert resolved)")
+    if action != "handover":  # assign_role wrote its own timeline entry
+        store.add_incident_event(incident_id, action if action != "resolve" else "resolved", said, actor=by, at=now,
+                                 details={"severity": severity, "role": role, "person": person, "text": text})
+    _say(ports, found, f"*{incident_id}*: {said}", purpose=f"action-{action}")
+    return {"incident": incident_id, "action": action, "changed": True, "said": said}
+
+
+def _say(ports: IncidentPorts, incident: dict[str, Any], text: str, *, purpose: str) -> bool:
+    """A message in the incident's channel (the team's when it has none), recorded as a notice."""
+    channel_id = incident["details"].get("channel_id") or ports.config.services.channel_id(
+        (incident["services"] or [None])[0])
+    ok = ports.chat.message(text, channel_id=channel_id)
+    ports.store.record_notice(incident["id"], channel="slack", target=channel_id, purpose=purpose, delivered=ok,
+                              error="" if ok else "Slack did not accept the message (see the task log)",
+                              at=ports.clock())
+    return ok
+
+
+# --- the deferred watch: escalation until people resolve it -------------------------------------------------------
+
+def watch(ports: IncidentPorts, incident_id: str) -> dict[str, Any]:
+    """Take the escalation steps now due and say when the next one is; the task defers until then or until the
+    incident changes (acknowledged, resolved). {"resolved", "next_at" (ISO or None), "escalated", "seen"}."""
+    incident = _incident(ports, incident_id)
+    now = as_utc(ports.clock())
+    settings = ports.config.spec.escalation
+    resolved = incident["status"] == "resolved"
+    done = [e["details"].get("level") for e in ports.store.incident_events(incident_id) if e["kind"] == "escalated"]
+    escalated = []
+    for step in due_steps(incident["opened_at"], incident["acknowledged_at"], resolved, now, settings, done):
+        escalated.append(_escalate(ports, incident, step.level, step.why, step.due_at, now))
+    following = next_escalation(incident["opened_at"], incident["acknowledged_at"], resolved, now, settings,
+                                [*done, *(e["level"] for e in escalated)])
+    return {"incident": incident_id, "resolved": resolved, "escalated": escalated,
+            "next_at": following.due_at.isoformat() if following else None,
+            "seen": {"status": incident["status"], "acknowledged": incident["acknowledged_at"] is not None,
+                     "severity": incident["severity"]}}
+
+
+def _escalate(ports: IncidentPorts, incident: dict[str, Any], level: str, why: str, due_at: datetime,
+              now: datetime) -> dict[str, Any]:
+    who = roster(ports.config.oncall, incident["team"], now).level(level)
+    late = (now - due_at).total_seconds()
+    summary = (f"escalated to the {LEVEL_NAMES[level]}, {who.name}: {why}"
+               + (f" (taken {late:.0f} s late)" if late > 60 else ""))
+    _say(ports, incident, f":arrow_double_up: *{incident['id']}* ({incident['severity'].upper()} {incident['title']})"
+         f" {summary}. <@{who.slack_user_id}>, please join.", purpose=f"escalation-{level}")
+    key = f"{incident['id']}/{level}"
+    try:
+        ports.pager().trigger(summary=f"[{incident['severity'].upper()}] {incident['id']} escalated to {who.name} "
+                              f"({LEVEL_NAMES[level]}): {incident['title']}", source="gamesre incident_response",
+                              dedup_key=key, severity="critical",
+                              details={"incident": incident["id"], "level": level, "person": who.name, "why": why})
+        ok, error = True, ""
+    except Exception as exc:  # PagerDuty down: recorded and said; the escalation message went to Slack
+        ok, error = False, f"{type(exc).__name__}: {exc}"
+    ports.store.record_notice(incident["id"], channel="pagerduty", target=key, purpose=f"escalation-{level}",
+                              delivered=ok, error=error, at=now)
+    ports.store.add_incident_event(incident["id"], "escalated", summary + ("" if ok else f"; PagerDuty NOT paged: "
+                                                                            f"{error}"), at=now,
+                                   details={"level": level, "person": who.person, "due_at": due_at.isoformat()})
+    return {"level": level, "person": who.person, "paged": ok}
+
+
+# --- resolution: PagerDuty resolved, the numbers, the postmortem draft ---------------------------------------------
+
+LOOK_BACK = timedelta(hours=6)  # changes this long before the first alert are related-change candidates
+
+
+def close(ports: IncidentPorts, incident_id: str) -> dict[str, Any]:
+    """After people resolved it: resolve what was paged, compute MTTA / MTTD / MTTR and the budget the incident
+    cost, and write the postmortem draft (stored, posted to the incident's channel). Idempotent."""
+    incident = _incident(ports, incident_id)
+    if incident["status"] != "resolved":
+        raise IncidentActionRefused(f"{incident_id} is not resolved (status {incident['status']})")
+    notices = ports.store.incident_notices(incident_id)
+    for key in sorted({n["target"] for n in notices if n["channel"] == "pagerduty" and n["delivered"]
+                       and n["purpose"] != "resolved"}):
+        if any(n["target"] == key and n["purpose"] == "resolved" and n["delivered"] for n in notices):
+            continue
+        try:
+            ports.pager().resolve(dedup_key=key)
+            ok, error = True, ""
+        except Exception as exc:
+            ok, error = False, f"{type(exc).__name__}: {exc}"
+        ports.store.record_notice(incident_id, channel="pagerduty", target=key, purpose="resolved", delivered=ok,
+                                  error=error, at=ports.clock())
+    facts = postmortem_facts(ports, incident)
+    draft = build_postmortem(facts)
+    markdown = render_markdown(draft)
+    details = dict(incident["details"])
+    due = postmortem_due(ports, incident)
+    details["postmortem"] = {"owner": facts["roles"].get("incident_commander", {}).get("person"),
+                             "due": due.isoformat() if due else None, "metrics": facts["metrics"],
+                             "budget": facts["budget"], "markdown": markdown}
+    if ports.report_dir is not None:
+        folder = ports.report_dir / "incidents"
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{incident_id}-postmortem.md"
+        path.write_text(markdown)
+        (folder / f"{incident_id}-postmortem.html").write_text(render_html(draft))
+        details["postmortem"]["path"] = str(path)
+    ports.store.update_incident(incident_id, details=details)
+    if not any(e["kind"] == "postmortem" for e in ports.store.incident_events(incident_id)):
+        ports.store.add_incident_event(incident_id, "postmortem", f"postmortem draft written; owner "
+                                       f"{details['postmortem']['owner'] or '(none)'}, due {due or 'not required'}",
+                                       at=ports.clock())
+        mttr = facts["metrics"]["mttr_s"]
+        _say(ports, incident, f":memo: *{incident_id}* resolved after {_minutes(mttr)}; the postmortem draft is "
+             f"written" + (f" (owner {details['postmortem']['owner']}, due {due})" if due else "")
+             + "\n" + "\n".join(f"• {slo}: {_budget_cost(b)}" for slo, b in sorted(facts["budget"].items())),
+             purpose="postmortem")
+    return {"incident": incident_id, "metrics": facts["metrics"], "budget": facts["budget"],
+            "postmortem": {k: v for k, v in details["postmortem"].items() if k != "markdown"}}
+
+
+def postmortem_due(ports: IncidentPorts, incident: dict[str, Any]) -> date | None:
+    """The postmortem's due date: the severity's business days after resolution, in KST, skipping weekends and the
+    calendar's holidays; None when the severity needs none."""
+    days = ports.config.spec.severities[incident["severity"]].postmortem_business_days
+    if days is None:
+        return None
+    holidays = ports.config.holidays
+    day = as_utc(incident["resolved_at"]).astimezone(KST).date()
+    while days:
+        day += timedelta(days=1)
+        if day.weekday() < 5 and day not in holidays:
+            days -= 1
+    return day
+
+
+def postmortem_facts(ports: IncidentPorts, incident: dict[str, Any]) -> dict[str, Any]:
+    """Everything the draft says, gathered from the store: timeline, alerts, roles, related changes, budget."""
+    store = ports.store
+    incident_id = incident["id"]
+    alerts = store.incident_alerts(incident_id)
+    opened, resolved = as_utc(incident["opened_at"]), as_utc(incident["resolved_at"])
+    first_alert = min([as_utc(a["starts_at"]) for a in alerts] or [opened])
+    since = first_alert - LOOK_BACK
+    services = incident["services"]
+    deploys = [d for s in services for d in store.deployments(service=s, since=since)
+               if as_utc(d["requested_at"]) <= resolved]
+    chaos = [r for r in store.chaos_runs(since=since) if r["service"] in services
+             and as_utc(r["requested_at"]) <= resolved]
+    windows = [w for w in store.windows(since, resolved) if set(w["services"] or []) & set(services)]
+    slos = [s for s in ports.config.slos if s.service in services]
+    transitions = [{**h, "slo": s.name} for s in slos for h in store.state_history("slo", s.name, since=since)
+                   if as_utc(h["computed_at"]) <= resolved]
+    budget = {s.name: budget_cost(ports, s.name, first_alert, resolved) for s in slos}
+    acked = incident["acknowledged_at"]
+    burn_start = earliest_burn(ports, slos, first_alert)
+    metrics = {"mtta_s": (as_utc(acked) - opened).total_seconds() if acked else None,
+               "mttd_s": (opened - burn_start).total_seconds() if burn_start else None,
+               "mttr_s": (resolved - opened).total_seconds(),
+               "burn_started_at": burn_start.isoformat() if burn_start else None}
+    return {"incident": incident, "alerts": alerts, "events": store.incident_events(incident_id),
+            "roles": store.incident_roles(incident_id), "deploys": deploys, "chaos": chaos, "windows": windows,
+            "transitions": transitions, "budget": budget, "metrics": metrics, "first_alert_at": first_alert}
+
+
+def budget_cost(ports: IncidentPorts, slo_name: str, start: datetime, end: datetime) -> dict[str, Any]:
+    """What the incident cost an SLO, from the ledger: bad events (or bad minutes) between the first alert and the
+    resolution, and that as a share of the window's budget from the last published snapshot."""
+    slo = ports.config.slos[slo_name]
+    ledger = ports.store.ledger(slo_name, int(start.timestamp()) // 60 * 60, int(end.timestamp()))
+    good, total = float(ledger.good.sum()), float(ledger.total.sum())
+    state = ports.store.current_state("slo", slo_name)
+    budget_total = ((state or {}).get("details") or {}).get("budget_total")
+    unit = ((state or {}).get("details") or {}).get("budget_unit") or (
+        "events" if slo.budgeting_method == "occurrences" else "minutes")
+    if unit == "events":
+        bad = total - good
+    else:  # timeslices: a minute is bad when its ratio is under the target
+        ratio = ledger.good / np.maximum(ledger.total, 1e-12)
+        bad = float(((ledger.total > 0) & (ratio < (slo.timeslice_target or slo.target))).astype(float) @ ledger.span)
+    share = None if not budget_total else bad / float(budget_total)
+    return {"unit": unit, "bad": bad, "events": total, "minutes": int(ledger.span.sum()) if len(ledger) else 0,
+            "budget_total": budget_total, "budget_share": share}
+
+
+def earliest_burn(ports: IncidentPorts, slos: Sequence[Any], first_alert: datetime) -> datetime | None:
+    """Where the burn that led to the page began: going back from the first alert, the start of the unbroken run
+    of ledger minutes whose error ratio was above the SLO's budget rate (a burn faster than 1x), earliest over the
+    incident's SLOs; None when no SLO burned."""
+    found: list[datetime] = []
+    end = int(first_alert.timestamp()) // 60 * 60
+    for slo in slos:
+        ledger = ports.store.ledger(slo.name, end - int(LOOK_BACK.total_seconds()), end + 60)
+        if not len(ledger):
+            continue
+        bad = (ledger.total - ledger.good) / np.maximum(ledger.total, 1e-12) > (1 - slo.target)
+        if not bad[-1]:
+            continue
+        start = len(bad) - 1
+        while start > 0 and bad[start - 1]:
+            start -= 1
+        found.append(datetime.fromtimestamp(int(ledger.minutes[start]), UTC))
+    return min(found) if found else None
+
+
+def _minutes(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds / 60:.0f} min"
+
+
+def _budget_cost(cost: dict[str, Any]) -> str:
+    share = cost["budget_share"]
+    what = f"{cost['bad']:g} bad {cost['unit']}"
+    return what + (f" = {share:.1%} of its budget" if share is not None else " (no published budget to compare)")
 
 
 __all__ = ["IncidentConfig", "IntakeResult", "PayloadError", "body_digest", "incident_title", "intake_plan",

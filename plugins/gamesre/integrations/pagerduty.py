@@ -1,4 +1,4 @@
-"""PagerDuty Events API v2 client: trigger an alert on a service by its integration (routing) key.
+"""PagerDuty Events API v2 client: trigger and resolve an alert on a service by its integration (routing) key.
 
 `POST <url>/v2/enqueue` with the event; PagerDuty answers 202 with the dedup key. A trigger carrying the dedup key of
 an alert that is still open is added to that alert instead of opening (and paging for) a new one. The URL is
@@ -36,10 +36,17 @@ class PagerDutyEvents:
         """Open (or add to) the alert of `dedup_key`; returns the dedup key PagerDuty acknowledged."""
         if severity not in SEVERITIES:
             raise ValueError(f"severity must be one of {', '.join(SEVERITIES)}")
-        event = {"routing_key": self.routing_key, "event_action": "trigger", "dedup_key": dedup_key,
-                 "client": "gamesre",
-                 "payload": {"summary": summary[:1024], "source": source, "severity": severity,
-                             "custom_details": dict(details or {})}}
+        return self._send({"routing_key": self.routing_key, "event_action": "trigger", "dedup_key": dedup_key,
+                           "client": "gamesre",
+                           "payload": {"summary": summary[:1024], "source": source, "severity": severity,
+                                       "custom_details": dict(details or {})}})
+
+    def resolve(self, *, dedup_key: str) -> str:
+        """Resolve the alert of `dedup_key` (nothing happens to one that is resolved or unknown)."""
+        return self._send({"routing_key": self.routing_key, "event_action": "resolve", "dedup_key": dedup_key})
+
+    def _send(self, event: dict[str, Any]) -> str:
+        dedup_key = str(event["dedup_key"])
         endpoint = f"{self.url}/v2/enqueue"
         try:
             response = requests.post(endpoint, json=event, timeout=self.timeout)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -136,6 +137,7 @@ class Chat(RecordingNotifier):
 @dataclass
 class Pager:
     events: list[dict[str, Any]] = field(default_factory=list)
+    resolved: list[str] = field(default_factory=list)
     down: bool = False
 
     def trigger(self, *, summary: str, source: str, dedup_key: str, severity: str, details: dict[str, Any]) -> str:
@@ -144,9 +146,17 @@ class Pager:
         self.events.append({"summary": summary, "dedup_key": dedup_key, "details": details})
         return dedup_key
 
+    def resolve(self, *, dedup_key: str) -> str:
+        if self.down:
+            raise ConnectionError("events.pagerduty.com unreachable")
+        self.resolved.append(dedup_key)
+        return dedup_key
 
-def ports_of(store: SREStore, config: IncidentConfig, chat: Chat, pager: Pager, at: datetime) -> IncidentPorts:
-    return IncidentPorts(store=store, chat=chat, pager=lambda: pager, clock=lambda: at, config=config)
+
+def ports_of(store: SREStore, config: IncidentConfig, chat: Chat, pager: Pager, at: datetime,
+             report_dir: Path | None = None) -> IncidentPorts:
+    return IncidentPorts(store=store, chat=chat, pager=lambda: pager, clock=lambda: at, config=config,
+                         report_dir=report_dir)
 
 
 def opened(store: SREStore, config: IncidentConfig, **labels: Any) -> str:
@@ -215,3 +225,152 @@ def test_slack_and_pagerduty_down_are_recorded_and_the_incident_goes_on(store: S
     chat.down, chat.accept, pager.down = False, True, False
     incidents.assemble(ports_of(store, config, chat, pager, NOW + timedelta(minutes=1)), incident_id)
     assert len(pager.events) == 1 and len(chat.messages) == 5 and len(chat.channels) == 1
+
+
+
+# --- people, escalation, resolution ---------------------------------------------------------------------------------
+
+@dataclass
+class Rig:
+    store: SREStore
+    config: IncidentConfig
+    chat: Chat = field(default_factory=Chat)
+    pager: Pager = field(default_factory=Pager)
+    now: datetime = NOW
+    report_dir: Path | None = None
+
+    @property
+    def ports(self) -> IncidentPorts:
+        return IncidentPorts(store=self.store, chat=self.chat, pager=lambda: self.pager, clock=lambda: self.now,
+                             config=self.config, report_dir=self.report_dir)
+
+    def at(self, **delta: float) -> Rig:
+        self.now = NOW + timedelta(**delta)
+        return self
+
+
+@pytest.fixture
+def rig(store: SREStore, config: IncidentConfig, tmp_path: Path) -> Rig:
+    return Rig(store, config, report_dir=tmp_path)
+
+
+def assembled(rig: Rig, **labels: Any) -> str:
+    incident_id = opened(rig.store, rig.config, **labels)
+    incidents.declare(rig.ports, incident_id)
+    incidents.assemble(rig.ports, incident_id)
+    return incident_id
+
+
+def test_without_an_acknowledgement_every_level_is_brought_in_on_time_once(rig: Rig) -> None:
+    incident_id = assembled(rig, slo="data-save-success")
+    opened_at = rig.store.incident(incident_id)["opened_at"]  # type: ignore[index]
+    rig.now = opened_at + timedelta(minutes=4)
+    state = incidents.watch(rig.ports, incident_id)
+    assert state["escalated"] == [] and state["next_at"] == (opened_at + timedelta(minutes=5)).isoformat()
+    rig.now = opened_at + timedelta(minutes=5, seconds=3)
+    state = incidents.watch(rig.ports, incident_id)
+    on_call = roster(rig.config.oncall, "game-server", rig.now)
+    assert [(s["level"], s["person"]) for s in state["escalated"]] == [("secondary",
+                                                                         on_call.level("secondary").person)]
+    assert state["next_at"] == (opened_at + timedelta(minutes=30)).isoformat()
+    assert incidents.watch(rig.ports, incident_id)["escalated"] == []  # once
+    rig.now = opened_at + timedelta(hours=2)  # a watch that comes late takes both, says how late
+    assert [s["level"] for s in incidents.watch(rig.ports, incident_id)["escalated"]] == ["tertiary", "executive"]
+    escalations = [e for e in rig.store.incident_events(incident_id) if e["kind"] == "escalated"]
+    assert [e["details"]["level"] for e in escalations] == ["secondary", "tertiary", "executive"]
+    assert "taken 5400 s late" in escalations[1]["summary"]
+    assert [e["dedup_key"] for e in rig.pager.events][1:] == [f"{incident_id}/secondary", f"{incident_id}/tertiary",
+                                                               f"{incident_id}/executive"]
+    message = next(m for m in rig.chat.messages if "Executive (CTO)" in m["text"] and "escalated" in m["text"])
+    assert f"<@{on_call.level('executive').slack_user_id}>" in message["text"]
+
+
+def test_an_acknowledgement_in_time_stops_the_secondary_and_is_said(rig: Rig) -> None:
+    incident_id = assembled(rig)
+    rig.at(minutes=3)
+    result = incidents.act(rig.ports, incident_id, "acknowledge", "yuna")
+    assert "acknowledged by yuna" in result["said"] and "Secondary is not brought in" in result["said"]
+    assert incidents.act(rig.ports, incident_id, "acknowledge", "doyun")["changed"] is False
+    rig.at(minutes=20)
+    state = incidents.watch(rig.ports, incident_id)
+    assert state["escalated"] == [] and state["seen"]["acknowledged"] is True
+    assert state["next_at"].startswith(str((rig.store.incident(incident_id)["opened_at"]  # type: ignore[index]
+                                            + timedelta(minutes=30)).date()))
+
+
+@pytest.mark.parametrize(("action", "fields", "says"), [
+    ("severity", {"severity": "sev1"}, "reason"),
+    ("severity", {"severity": "sev9", "text": "worse"}, "sev9"),
+    ("handover", {"role": "incident_commander", "person": "bob", "text": "shift end"}, "unknown person 'bob'"),
+    ("handover", {"role": "chef", "person": "yuna", "text": "x"}, "unknown role 'chef'"),
+    ("note", {}, "a note needs its text"),
+    ("resolve", {}, "one-line summary"),
+    ("reboot", {}, "unknown action 'reboot'"),
+])
+def test_a_person_action_that_cannot_apply_is_refused_and_changes_nothing(rig: Rig, action: str,
+                                                                          fields: dict[str, str], says: str) -> None:
+    incident_id = assembled(rig)
+    before = (rig.store.incident(incident_id), len(rig.store.incident_events(incident_id)))
+    with pytest.raises(incidents.IncidentActionRefused, match=says):
+        incidents.act(rig.ports, incident_id, action, "yuna", **fields)
+    assert (rig.store.incident(incident_id), len(rig.store.incident_events(incident_id))) == before
+    with pytest.raises(incidents.IncidentActionRefused, match="no incident INC-20991231-001"):
+        incidents.act(rig.ports, "INC-20991231-001", "acknowledge", "yuna")
+
+
+def test_severity_handover_and_notes_are_recorded_with_who_and_why(rig: Rig) -> None:
+    incident_id = assembled(rig)
+    incidents.act(rig.ports, incident_id, "severity", "doyun", severity="sev1", text="saves failing in one region")
+    incidents.act(rig.ports, incident_id, "handover", "doyun", role="incident_commander", person="haeun",
+                  text="shift change")
+    incidents.act(rig.ports, incident_id, "note", "haeun", text="rolled back 1.6.66")
+    assert rig.store.incident(incident_id)["severity"] == "sev1"  # type: ignore[index]
+    assert rig.store.incident_roles(incident_id)["incident_commander"]["person"] == "haeun"
+    last = rig.store.incident_events(incident_id)[-3:]
+    assert [(e["kind"], e["actor"]) for e in last] == [("severity", "doyun"), ("role", "doyun"), ("note", "haeun")]
+    assert "raised sev2 -> sev1 by doyun: saves failing in one region" in last[0]["summary"]
+
+
+def test_resolving_ends_the_watch_and_close_writes_the_postmortem_with_the_budget_cost(rig: Rig) -> None:
+    store = rig.store
+    # one minute of 1,000 saves with 10 failed, before and during the incident, and a deploy 10 minutes before
+    first = int(datetime(2026, 12, 7, 1, 2, tzinfo=UTC).timestamp())
+    store.upsert_ledger("data-save-success", [(first - 60 * k, 990.0, 1000.0) for k in range(0, 3)]
+                        + [(first + 60 * k, 990.0, 1000.0) for k in range(1, 8)])
+    store.publish_state("slo", "data-save-success", "fast_burn", NOW, [],
+                        {"budget_total": 100.0, "budget_unit": "events", "budget_remaining_adjusted": 0.2,
+                         "burn_rates_adjusted": {"1h": 100.0}})
+    store.upsert_deployment({"id": "d1", "service": "game-server", "version": "1.6.66", "image": "i",
+                             "previous_version": "1.6.65", "strategy": "canary", "stages": ["prod"],
+                             "backend": "local", "change_ticket": "", "requested_by": "ci", "dry_run": False,
+                             "forced": False, "outcome": "promoted", "requested_at": NOW - timedelta(minutes=15),
+                             "finished_at": NOW - timedelta(minutes=10)})
+    incident_id = assembled(rig, slo="data-save-success")
+    rig.at(minutes=2)
+    incidents.act(rig.ports, incident_id, "acknowledge", "yuna")
+    rig.at(minutes=7)
+    incidents.act(rig.ports, incident_id, "resolve", "yuna", text="rolled back 1.6.66; saves recovered")
+    assert incidents.watch(rig.ports, incident_id)["resolved"] is True
+    with pytest.raises(incidents.IncidentActionRefused, match="resolved already"):
+        incidents.act(rig.ports, incident_id, "note", "yuna", text="late")
+    result = incidents.close(rig.ports, incident_id)
+    # the first alert started 01:02:03 UTC: the minutes 01:02 to 01:09, before the resolution at 01:10 (8 x 10
+    # failed saves), of a budget of 100 failed saves
+    assert result["budget"]["data-save-success"]["bad"] == pytest.approx(80.0)
+    assert result["budget"]["data-save-success"]["budget_share"] == pytest.approx(0.80)
+    metrics = result["metrics"]
+    assert metrics["mtta_s"] == pytest.approx(120 - 0) and metrics["mttr_s"] == pytest.approx(420)
+    assert metrics["burn_started_at"] == "2026-12-07T01:00:00+00:00"  # the run of burning minutes before the page
+    assert rig.pager.resolved == [incident_id]
+    postmortem = rig.store.incident(incident_id)["details"]["postmortem"]  # type: ignore[index]
+    assert postmortem["owner"] == roster(rig.config.oncall, "game-server", NOW).level("primary").person
+    assert postmortem["due"] == "2026-12-14"  # Sev1: 5 business days after Monday 2026-12-07 (KST)
+    text = postmortem["markdown"]
+    assert "deploy game-server 1.6.66 (from 1.6.65): promoted" in text
+    assert "| data-save-success | 80 events | 8000 events, 8 min | 80.00% |" in text
+    assert "no budget lost: availability, concurrent-sessions, error-rate, latency" in text
+    assert "Why 1?" in text and "acknowledged by yuna" in text
+    assert Path(postmortem["path"]).read_text() == text
+    again = incidents.close(rig.ports, incident_id)  # a retry: nothing twice
+    assert again["metrics"] == metrics and rig.pager.resolved == [incident_id]
+    assert sum(1 for e in rig.store.incident_events(incident_id) if e["kind"] == "postmortem") == 1
