@@ -67,6 +67,8 @@ class DeployStore(Protocol):
     def windows(self, start: datetime | None = None, end: datetime | None = None, *,
                 include_cancelled: bool = False) -> list[dict[str, Any]]: ...
 
+    def open_incidents(self, service: str | None = None) -> list[dict[str, Any]]: ...
+
     def record_verdict(self, deployment_id: str, stage: str, step: int, step_label: str, decision: str,
                        reason: str, evidence: dict[str, Any], *, decided_at: datetime | None = None) -> None: ...
 
@@ -169,6 +171,8 @@ def gather_gate_facts(ports: DeployPorts, request: DeployRequest, stage: str, ru
         calendar = ports.configs.calendar.with_store_rows(ports.store.windows(now, now, include_cancelled=True))
         verdict = calendar.deploy_allowed(now, request.service)
         facts = replace(facts, maintenance=(verdict.allowed, verdict.reason))
+    if "incident" in gates:
+        facts = replace(facts, open_incidents=tuple(ports.store.open_incidents(service=request.service)))
     return facts
 
 
@@ -178,7 +182,8 @@ def check_gates(ports: DeployPorts, request: DeployRequest, stage: str, run_id: 
     facts = gather_gate_facts(ports, request, stage, run_id)
     results, strictness = judge_gates(settings.gates, facts, ports.configs.policy, run_id=run_id,
                                       force=request.force, force_reason=request.force_reason,
-                                      peak_mode=ports.configs.deploy.peak, strictest=settings.strictest)
+                                      peak_mode=ports.configs.deploy.peak, strictest=settings.strictest,
+                                      change_ticket=request.change_ticket)
     docs = [r.to_dict() for r in results]
     _update_stage(ports, run_id, stage, gates=docs, gates_at=facts.now, strictness=strictness)
     for r in results:

@@ -28,7 +28,7 @@ class _Model(BaseModel):
 
 
 class StageSettings(_Model):
-    gates: list[Literal["lock", "page_alerts", "budget", "calendar"]]
+    gates: list[Literal["lock", "page_alerts", "budget", "calendar", "incident"]]
     strictest: bool = False
 
     @field_validator("gates")

@@ -10,7 +10,9 @@ thing: the 50% budget freeze (state deploy_freeze). Everything else that blocks 
                without force. With force, every SLO of the service must be in a non-blocking state or in
                deploy_freeze: a freeze never hides a worse SLO;
 - calendar     a maintenance window where services.yaml forbids deploys; and the evening peak when
-               deploy.yaml `peak: block` (with `peak: stricter` the stage runs, its analysis 1.2x stricter).
+               deploy.yaml `peak: block` (with `peak: stricter` the stage runs, its analysis 1.2x stricter);
+- incident     a Sev0 or Sev1 incident is open on the service (docs/incidents.md), except for the remedy the
+               incident asked for: a deploy whose change ticket is that incident's id.
 """
 from __future__ import annotations
 
@@ -91,6 +93,26 @@ def calendar_gate(maintenance_allowed: bool, maintenance_reason: str, now: datet
     return GateResult("calendar", True, maintenance_reason + note, evidence=evidence), strictness
 
 
+BLOCKING_SEVERITIES = ("sev0", "sev1")
+
+
+def incident_gate(open_incidents: Sequence[Mapping[str, Any]], change_ticket: str) -> GateResult:
+    """open_incidents: the incidents open on the service. A Sev0/Sev1 blocks, unless the deploy's change ticket is
+    its id (the rollback or fix the incident asked for)."""
+    evidence = {"open": [{"id": i["id"], "severity": i["severity"], "title": i["title"]} for i in open_incidents],
+                "change_ticket": change_ticket}
+    serious = [i for i in open_incidents if i["severity"] in BLOCKING_SEVERITIES]
+    if not serious:
+        lower = f" ({len(open_incidents)} of lower severity open)" if open_incidents else ""
+        return GateResult("incident", True, f"no Sev0/Sev1 incident is open on the service{lower}", evidence=evidence)
+    names = ", ".join(f"{i['id']} ({i['severity']}: {i['title']})" for i in serious)
+    if any(i["id"] == change_ticket for i in serious):
+        return GateResult("incident", True, f"the remedy {change_ticket} asked for (its id is the change ticket); "
+                          f"open: {names}", evidence=evidence)
+    return GateResult("incident", False, f"incident open on the service: {names}; only its remedy may deploy (change "
+                      "ticket = the incident id)", evidence=evidence)
+
+
 def blocked(results: Sequence[GateResult]) -> list[GateResult]:
     return [r for r in results if not r.passed]
 
@@ -104,10 +126,12 @@ class GateFacts:
     alerts: AlertsRead = field(default_factory=AlertsRead)  # the service's alerts from Alertmanager
     service_state: Mapping[str, Any] | None = None  # the published error-budget state of the service
     maintenance: tuple[bool, str] = (True, "")  # the calendar: deploys allowed now, and why (not)
+    open_incidents: tuple[Mapping[str, Any], ...] = ()  # the incidents open on the service
 
 
 def judge_gates(gates: Sequence[str], facts: GateFacts, policy: Policy, *, run_id: str, force: bool,
-                force_reason: str, peak_mode: str, strictest: bool) -> tuple[list[GateResult], float]:
+                force_reason: str, peak_mode: str, strictest: bool,
+                change_ticket: str = "") -> tuple[list[GateResult], float]:
     """Every gate of the stage, in deploy.yaml's order, judged from the facts; and the analysis strictness."""
     results: list[GateResult] = []
     strictness = 1.0
@@ -123,6 +147,8 @@ def judge_gates(gates: Sequence[str], facts: GateFacts, policy: Policy, *, run_i
             result, strictness = calendar_gate(*facts.maintenance, facts.now, policy, peak_mode=peak_mode,
                                                strictest=strictest)
             results.append(result)
+        elif gate == "incident":
+            results.append(incident_gate(facts.open_incidents, change_ticket))
     return results, strictness
 
 

@@ -17,7 +17,7 @@ from gamesre.deploy.plan import STRATEGIES, check_percentages
 
 FIELDS = ("service", "version", "strategy", "stages", "canary_steps", "change_ticket", "requested_by", "dry_run",
           "force", "force_reason")
-_TICKET = re.compile(r"^[A-Za-z][A-Za-z0-9]*-[0-9]+$")
+_TICKET = re.compile(r"^[A-Za-z][A-Za-z0-9]*-[0-9]+$|^INC-[0-9]{8}-[0-9]{3}$")  # a ticket, or an incident's id
 _TEXT_MAX = 500
 
 
@@ -174,7 +174,8 @@ def parse_request(conf: Mapping[str, Any] | None, services: ServiceCatalog, conf
 
     ticket = _text(conf, "change_ticket", problems, required=True)
     if ticket and not _TICKET.match(ticket):
-        problems.append(("change_ticket", f"{ticket!r} is not a ticket id like CHG-1234"))
+        problems.append(("change_ticket", f"{ticket!r} is not a ticket id like CHG-1234 (or an incident id like "
+                                          "INC-20261207-001)"))
     requested_by = _text(conf, "requested_by", problems, required=False) or default_requester
     if not requested_by and not _reported(problems, "requested_by"):
         problems.append(("requested_by", "required (who asks for this deploy)"))

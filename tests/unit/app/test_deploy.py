@@ -118,7 +118,7 @@ def test_an_invalid_request_is_recorded_and_changes_nothing_else(ports) -> None:
 def test_gates_pass_take_the_lock_and_are_recorded_with_their_evidence(ports) -> None:
     request = validate(ports, conf(), RUN, "ci")
     result = check_gates(ports, request, "prod", RUN)
-    assert [g["gate"] for g in result["gates"]] == ["lock", "page_alerts", "budget", "calendar"]
+    assert [g["gate"] for g in result["gates"]] == ["lock", "page_alerts", "budget", "calendar", "incident"]
     assert all(g["passed"] for g in result["gates"]) and result["strictness"] == 1.0
     assert ports.store.deploy_lock("game-server")["run_id"] == RUN
     assert ports.store.deployment(RUN)["stage_log"][0]["gates"] == result["gates"]
@@ -134,6 +134,24 @@ def test_a_second_deploy_and_alertmanager_down_block_with_every_reason(ports) ->
     assert "lock: game-server is being deployed by run 'manual__deploy-1'" in text
     assert "page_alerts: cannot read the firing alerts (fail safe: blocked): Alertmanager at http://am" in text
     assert ports.store.deployment("manual__deploy-2")["outcome"] == "blocked"
+
+
+def test_an_open_sev1_incident_blocks_prod_except_the_remedy_it_asked_for(ports) -> None:
+    ports.store.upsert_incident({"id": "INC-20261125-001", "severity": "sev1", "title": "saves failing",
+                                 "services": ["game-server"], "opened_at": NOW - timedelta(minutes=20)})
+    ports.store.upsert_incident({"id": "INC-20261125-002", "severity": "sev2", "title": "queue slow",
+                                 "services": ["matchmaking"], "opened_at": NOW - timedelta(minutes=5)})
+    with pytest.raises(DeployBlocked, match=r"incident: incident open on the service: INC-20261125-001 \(sev1"):
+        check_gates(ports, validate(ports, conf(), RUN, "ci"), "prod", RUN)
+    ports.store.release_deploy_lock("game-server", RUN)
+    remedy = validate(ports, conf(version="1.5.0", change_ticket="INC-20261125-001"), "manual__remedy", "sre")
+    gate = check_gates(ports, remedy, "prod", "manual__remedy")["gates"][-1]
+    assert gate["passed"] and gate["reason"].startswith("the remedy INC-20261125-001 asked for")
+    ports.store.update_incident("INC-20261125-001", severity="sev2")  # lowered by a person: no longer blocks
+    ports.store.release_deploy_lock("game-server", "manual__remedy")
+    gate = check_gates(ports, validate(ports, conf(), "manual__3", "ci"), "prod", "manual__3")["gates"][-1]
+    assert gate["passed"]
+    assert gate["reason"] == "no Sev0/Sev1 incident is open on the service (1 of lower severity open)"
 
 
 def test_a_stale_or_missing_budget_state_blocks(ports) -> None:

@@ -29,7 +29,7 @@ def test_the_shipped_deploy_config_loads() -> None:
     config = load_deploy_config()
     assert config.stage_order == ("dev", "staging", "prod")
     assert config.stages["dev"].gates == ["lock"]
-    assert config.stages["prod"].gates == ["lock", "page_alerts", "budget", "calendar"]
+    assert config.stages["prod"].gates == ["lock", "page_alerts", "budget", "calendar", "incident"]
     assert [name for name, stage in config.stages.items() if stage.strictest] == ["prod"]
     assert config.strategies.canary.steps == [10, 25, 50, 100]
     assert config.strategies.blue_green.scale_down_delay_s == 60
