@@ -134,6 +134,7 @@ def test_a_page_opens_an_incident_that_runs_itself_to_a_postmortem_with_people_i
         ("conversations.create", f"(channel {channel_name} created)"), ("chat.postMessage", message["text"])]
     assert [m["text"] for m in slack_sink.messages(sre_channel) if incident_id in m["text"]] == [message["text"]]
     assert on_call.level("primary").name in message["text"] and "SEV1" in message["text"]
+    assert "Suspects (from the store): deploy game-server 1.6.66 (from 1.6.65) promoted" in message["text"]
     events = [e for e in slack_sink.events() if e.get("dedup_key") == incident_id]
     assert len(events) == 1 and events[0]["event_action"] == "trigger" and incident_id in events[0]["summary"]
     kinds = [e["kind"] for e in store.incident_events(incident_id)]

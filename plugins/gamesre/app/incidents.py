@@ -275,13 +275,20 @@ def declare(ports: IncidentPorts, incident_id: str) -> dict[str, Any]:
         ports.store.add_incident_event(incident_id, "severity", f"severity raised {incident['severity']} -> "
                                        f"{severity} with the budget facts: {'; '.join(decided.why)}", at=now,
                                        details={"from": incident["severity"], "to": severity, "rule": decided.rule})
-    details.update({"declared_at": now.isoformat(), "budgets_at_declare": budgets, "slos": slos or details.get("slos")})
+    found = suspects(ports, incident, now)
+    details.update({"declared_at": now.isoformat(), "budgets_at_declare": budgets, "slos": slos or details.get("slos"),
+                    "suspects": found})
     ports.store.update_incident(incident_id, severity=severity, details=details)
     ports.store.add_incident_event(
         incident_id, "declared", f"{incident_id} declared: {severity.upper()} {incident['title']}; services "
         f"{', '.join(incident['services']) or '(none known)'}, owner {incident['team']}", at=now,
         details={"severity": severity, "budgets": budgets})
-    return {"incident": incident_id, "severity": severity, "declared_at": details["declared_at"]}
+    ports.store.add_incident_event(
+        incident_id, "suspects", ("suspects: " + "; ".join(s["what"] for s in found)) if found else
+        "no suspect: no deploy, chaos experiment, maintenance window or blocking budget state of the services in "
+        "the six hours before the first alert", at=now, details={"suspects": found})
+    return {"incident": incident_id, "severity": severity, "declared_at": details["declared_at"],
+            "suspects": len(found)}
 
 
 def assemble(ports: IncidentPorts, incident_id: str) -> dict[str, Any]:
@@ -389,6 +396,10 @@ def declaration_text(incident: dict[str, Any], details: dict[str, Any], roles: d
             f": {summary}" if summary else ""))
     if len(alerts) > 5:
         lines.append(f"... and {len(alerts) - 5} more alerts")
+    found = details.get("suspects")
+    if found is not None:
+        lines.append("Suspects (from the store): " + ("; ".join(s["what"] for s in found[:5]) if found else
+                                                       "none: no deploy, experiment, window or budget state change"))
     budgets = details.get("budgets_at_declare") or {}
     if budgets:
         lines.append("Budgets now: " + " · ".join(_budget_line(slo, b) for slo, b in sorted(budgets.items())))
@@ -613,16 +624,9 @@ def postmortem_facts(ports: IncidentPorts, incident: dict[str, Any]) -> dict[str
     alerts = store.incident_alerts(incident_id)
     opened, resolved = as_utc(incident["opened_at"]), as_utc(incident["resolved_at"])
     first_alert = min([as_utc(a["starts_at"]) for a in alerts] or [opened])
-    since = first_alert - LOOK_BACK
     services = incident["services"]
-    deploys = [d for s in services for d in store.deployments(service=s, since=since)
-               if as_utc(d["requested_at"]) <= resolved]
-    chaos = [r for r in store.chaos_runs(since=since) if r["service"] in services
-             and as_utc(r["requested_at"]) <= resolved]
-    windows = [w for w in store.windows(since, resolved) if set(w["services"] or []) & set(services)]
+    changes = related_changes(ports, services, first_alert - LOOK_BACK, resolved)
     slos = [s for s in ports.config.slos if s.service in services]
-    transitions = [{**h, "slo": s.name} for s in slos for h in store.state_history("slo", s.name, since=since)
-                   if as_utc(h["computed_at"]) <= resolved]
     budget = {s.name: budget_cost(ports, s.name, first_alert, resolved) for s in slos}
     acked = incident["acknowledged_at"]
     burn_start = earliest_burn(ports, slos, first_alert)
@@ -631,8 +635,64 @@ def postmortem_facts(ports: IncidentPorts, incident: dict[str, Any]) -> dict[str
                "mttr_s": (resolved - opened).total_seconds(),
                "burn_started_at": burn_start.isoformat() if burn_start else None}
     return {"incident": incident, "alerts": alerts, "events": store.incident_events(incident_id),
-            "roles": store.incident_roles(incident_id), "deploys": deploys, "chaos": chaos, "windows": windows,
-            "transitions": transitions, "budget": budget, "metrics": metrics, "first_alert_at": first_alert}
+            "roles": store.incident_roles(incident_id), **changes, "budget": budget, "metrics": metrics,
+            "first_alert_at": first_alert}
+
+
+def related_changes(ports: IncidentPorts, services: Sequence[str], since: datetime,
+                    until: datetime) -> dict[str, list[dict[str, Any]]]:
+    """The services' deploys, chaos runs, maintenance windows and SLO policy states between `since` and `until`."""
+    store = ports.store
+    deploys = [d for s in services for d in store.deployments(service=s, since=since)
+               if as_utc(d["requested_at"]) <= until]
+    chaos = [r for r in store.chaos_runs(since=since) if r["service"] in services
+             and as_utc(r["requested_at"]) <= until]
+    windows = [w for w in store.windows(since, until) if set(w["services"] or []) & set(services)]
+    transitions = [{**h, "slo": s.name} for s in ports.config.slos if s.service in services
+                   for h in store.state_history("slo", s.name, since=since) if as_utc(h["computed_at"]) <= until]
+    return {"deploys": deploys, "chaos": chaos, "windows": windows, "transitions": transitions}
+
+
+def suspects(ports: IncidentPorts, incident: dict[str, Any], now: datetime) -> list[dict[str, Any]]:
+    """What may have caused it, computed from the store, most likely first: deploys of the services in the six
+    hours before the first alert (running, or promoted), chaos experiments running or finished in the last hour,
+    maintenance windows and events in progress, and SLOs that entered a blocking policy state."""
+    alerts = ports.store.incident_alerts(incident["id"])
+    first_alert = min([as_utc(a["starts_at"]) for a in alerts] or [as_utc(incident["opened_at"])])
+    changes = related_changes(ports, incident["services"], first_alert - LOOK_BACK, now)
+    found: list[dict[str, Any]] = []
+    for d in sorted(changes["deploys"], key=lambda d: as_utc(d["requested_at"]), reverse=True):
+        if d.get("dry_run") or d.get("outcome") not in (None, "running", "promoted"):
+            continue
+        at = as_utc(d.get("finished_at") or d["started_at"] or d["requested_at"])
+        found.append({"kind": "deploy", "id": d["id"], "service": d["service"], "at": at.isoformat(),
+                      "what": f"deploy {d['service']} {d['version']} (from {d.get('previous_version') or '-'}) "
+                              f"{d.get('outcome') or 'running'}, {_ago(first_alert, at)} the first alert"})
+    for r in changes["chaos"]:
+        ended = r.get("finished_at")
+        if r.get("injected_at") and (ended is None or as_utc(ended) >= first_alert - timedelta(hours=1)):
+            found.append({"kind": "chaos", "id": r["id"], "service": r["service"],
+                          "at": as_utc(r["injected_at"]).isoformat(),
+                          "what": f"chaos {r['experiment']} on {r['service']} "
+                                  f"{'running' if ended is None else 'finished ' + str(r.get('verdict'))}, injected "
+                                  f"{_ago(first_alert, as_utc(r['injected_at']))} the first alert"})
+    for w in changes["windows"]:
+        if as_utc(w["start"]) <= now < as_utc(w["end"]) and w.get("status") != "cancelled":
+            found.append({"kind": "window", "id": w["id"], "at": as_utc(w["start"]).isoformat(),
+                          "what": f"{w['kind']} window {w['id']} in progress ({w.get('reason') or ''})"})
+    blocking = [h for h in changes["transitions"] if h["state"] in ("fast_burn", "rollback", "deploy_freeze")]
+    first_seen: dict[str, dict[str, Any]] = {}
+    for h in sorted(blocking, key=lambda h: as_utc(h["computed_at"])):
+        first_seen.setdefault(h["slo"], h)
+    for slo, h in first_seen.items():
+        found.append({"kind": "budget", "id": slo, "at": as_utc(h["computed_at"]).isoformat(),
+                      "what": f"SLO {slo} {h['state']} since {as_utc(h['computed_at']).astimezone(KST):%H:%M} KST"})
+    return found
+
+
+def _ago(reference: datetime, at: datetime) -> str:
+    minutes = (reference - at).total_seconds() / 60
+    return f"{abs(minutes):.0f} min {'before' if minutes >= 0 else 'after'}"
 
 
 def budget_cost(ports: IncidentPorts, slo_name: str, start: datetime, end: datetime) -> dict[str, Any]:

@@ -173,8 +173,9 @@ def test_declare_raises_the_severity_on_a_fast_burn_and_says_why(store: SREStore
     result = incidents.declare(ports_of(store, config, Chat(), Pager(), later), incident_id)
     assert result["severity"] == "sev1"
     events = store.incident_events(incident_id)
-    assert [e["kind"] for e in events][-2:] == ["severity", "declared"]
-    assert "sev2 -> sev1" in events[-2]["summary"] and "14.4x" in events[-2]["summary"]
+    assert [e["kind"] for e in events][-3:] == ["severity", "declared", "suspects"]
+    assert "sev2 -> sev1" in events[-3]["summary"] and "14.4x" in events[-3]["summary"]
+    assert events[-1]["summary"].startswith("suspects: SLO latency fast_burn since 10:03 KST")
     again = incidents.declare(ports_of(store, config, Chat(), Pager(), later + timedelta(minutes=1)), incident_id)
     assert again["declared_at"] == result["declared_at"] and len(store.incident_events(incident_id)) == len(events)
 
@@ -346,6 +347,10 @@ def test_resolving_ends_the_watch_and_close_writes_the_postmortem_with_the_budge
                              "forced": False, "outcome": "promoted", "requested_at": NOW - timedelta(minutes=15),
                              "finished_at": NOW - timedelta(minutes=10)})
     incident_id = assembled(rig, slo="data-save-success")
+    declared = rig.store.incident(incident_id)["details"]  # type: ignore[index]
+    assert [s["what"] for s in declared["suspects"]][:1] == [
+        "deploy game-server 1.6.66 (from 1.6.65) promoted, 9 min before the first alert"]
+    assert "Suspects (from the store): deploy game-server 1.6.66" in rig.chat.messages[0]["text"]
     rig.at(minutes=2)
     incidents.act(rig.ports, incident_id, "acknowledge", "yuna")
     rig.at(minutes=7)
