@@ -56,6 +56,11 @@ def connections(ep: Endpoints) -> dict[str, str]:
         ),
         # PagerDuty Events v2 (failure pages): the sink's stand-in at /v2/enqueue; the password is the routing key
         "AIRFLOW_CONN_PAGERDUTY_DEFAULT": _http_conn(ep.slack_sink_port, password=pagerduty_routing_key()),
+        # the status page players read: the sink's Statuspage stand-in at /v1/pages/<page>/incidents
+        "AIRFLOW_CONN_STATUSPAGE_DEFAULT": json.dumps({"conn_type": "http", "host": "127.0.0.1",
+                                                       "port": ep.slack_sink_port, "schema": "http",
+                                                       "password": "demo-statuspage-key",
+                                                       "extra": {"page_id": "gamestatus"}}),
         "AIRFLOW_CONN_SRE_STORE": json.dumps({"conn_type": "generic", "extra": {"sqlalchemy_url": ep.sre_store_url}}),
     }
     if ep.haproxy_runtime_port is not None:

@@ -25,6 +25,11 @@ acknowledge or resolve; a dedup_key for acknowledge and resolve; payload summary
 trigger), answers 202 with the dedup_key or 400 naming the problems, and records accepted events apart from
 the Slack messages: `GET /v2/events` lists them, `DELETE /v2/events` clears them (so does `DELETE /messages`),
 and the page shows them above the messages.
+
+And for a Statuspage-compatible status page (Statuspage's REST API v1, `Authorization: OAuth <key>`): `POST
+/v1/pages/<page>/incidents` opens an incident (201 with its id), `PATCH /v1/pages/<page>/incidents/<id>` updates it,
+each checked as Statuspage checks them (422 naming the problem); `GET /statuspage` lists every update, and the page
+shows them first, as players would read them.
 """
 from __future__ import annotations
 
@@ -114,7 +119,10 @@ class MessageLog:
         self.pending_uploads: dict[str, dict[str, Any]] = {}
         self.events_path = path.parent / "pagerduty.jsonl"
         self.events: list[dict[str, Any]] = []
-        for source, target in ((path, self.messages), (self.events_path, self.events)):
+        self.status_path = path.parent / "statuspage.jsonl"
+        self.status_updates: list[dict[str, Any]] = []  # every incident created or updated on the status page
+        for source, target in ((path, self.messages), (self.events_path, self.events),
+                               (self.status_path, self.status_updates)):
             if source.exists():
                 target.extend(json.loads(line) for line in source.read_text().splitlines() if line.strip())
 
@@ -174,6 +182,19 @@ class MessageLog:
         with self._lock:
             self.events.clear()
             self.events_path.write_text("")
+
+    def status_update(self, method: str, page: str, incident_id: str | None,
+                      incident: dict[str, Any]) -> dict[str, Any]:
+        """Record a status page incident created (incident_id None: a new id) or updated; the incident as it is."""
+        with self._lock:
+            if incident_id is None:
+                incident_id = f"sp{sum(1 for u in self.status_updates if u['method'] == 'POST') + 1:04d}"
+            elif not any(u["incident_id"] == incident_id for u in self.status_updates):
+                raise KeyError(incident_id)
+        record = {"received_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "method": method, "page": page,
+                  "incident_id": incident_id, **{k: incident.get(k) for k in ("name", "status", "body", "components")}}
+        self._keep(self.status_updates, self.status_path, record)
+        return {"id": incident_id, **{k: v for k, v in record.items() if k not in ("method", "received_at")}}
 
     def new_channel(self, name: str) -> str:
         """A channel made through conversations.create: an id like Slack's, accepted from now on."""
@@ -239,6 +260,22 @@ def pagerduty_problems(event: Any) -> list[str]:
     return problems
 
 
+def statuspage_problems(incident: dict[str, Any], *, creating: bool) -> list[str]:
+    """What Statuspage would refuse in an incident object."""
+    problems = []
+    if creating and not str(incident.get("name") or "").strip():
+        problems.append("name can't be blank")
+    if incident.get("status") not in ("investigating", "identified", "monitoring", "resolved"):
+        problems.append(f"status {incident.get('status')!r} is not one of investigating, identified, monitoring, "
+                        "resolved")
+    components = incident.get("components") or {}
+    if not isinstance(components, dict) or any(
+            s not in ("operational", "degraded_performance", "partial_outage", "major_outage")
+            for s in components.values()):
+        problems.append("components must map component ids to a component status")
+    return problems
+
+
 def _render_text(value: Any) -> str:
     return html.escape(json.dumps(value, indent=1, ensure_ascii=False)) if value else ""
 
@@ -273,6 +310,15 @@ def render_page(log: MessageLog) -> str:
     )
     if incidents:
         body = f"<h2>PagerDuty events ({len(log.events)})</h2>{incidents}<h2>Slack messages</h2>{body}"
+    status = "".join(
+        "<div class='msg'>"
+        f"<div class='meta'>{html.escape(u['received_at'])} · status page {html.escape(u['incident_id'])} · "
+        f"{html.escape(str(u.get('status')))} · {html.escape(json.dumps(u.get('components') or {}))}</div>"
+        f"<pre>{html.escape(str(u.get('name') or ''))}\n{html.escape(str(u.get('body') or ''))}</pre></div>"
+        for u in reversed(log.status_updates)
+    )
+    if status:
+        body = f"<h2>Status page ({len(log.status_updates)} updates)</h2>{status}{body}"
     return (
         "<!doctype html><html><head><meta charset='utf-8'><meta http-equiv='refresh' content='5'>"
         "<title>Slack sink</title><style>body{font-family:sans-serif;background:#1a1d21;color:#d1d2d3;margin:2em}"
@@ -308,6 +354,8 @@ def make_handler(log: MessageLog) -> type[BaseHTTPRequestHandler]:
                 self._json(200, log.messages)
             elif path == "/v2/events":
                 self._json(200, log.events)
+            elif path == "/statuspage":
+                self._json(200, log.status_updates)
             elif path == "/healthz":
                 self._send(200, "ok", "text/plain")
             elif path.startswith("/files/"):
@@ -349,6 +397,8 @@ def make_handler(log: MessageLog) -> type[BaseHTTPRequestHandler]:
                 return
             if path == "/v2/enqueue":
                 self._pagerduty(payload)
+            elif path.startswith("/v1/pages/"):
+                self._statuspage("POST", path, payload)
             elif path.startswith("/api/"):
                 self._api(path.removeprefix("/api/"), payload)
             else:  # an incoming webhook, whatever its token path
@@ -357,6 +407,38 @@ def make_handler(log: MessageLog) -> type[BaseHTTPRequestHandler]:
                     return
                 log.add("webhook", path, payload, log.webhook_target(path))  # a `channel` field changes nothing
                 self._send(200, "ok", "text/plain")
+
+        def do_PATCH(self) -> None:
+            path = urlparse(self.path).path
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            try:
+                payload = json.loads(body or b"{}")
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                self._send(400, f"invalid_payload: {exc}", "text/plain")
+                return
+            self._statuspage("PATCH", path, payload)
+
+        def _statuspage(self, method: str, path: str, payload: dict[str, Any]) -> None:
+            """Statuspage's v1: POST /v1/pages/<page>/incidents, PATCH /v1/pages/<page>/incidents/<id>."""
+            if not str(self.headers.get("Authorization") or "").startswith("OAuth "):
+                self._json(401, {"error": "Could not authenticate"})
+                return
+            parts = path.strip("/").split("/")
+            incident = payload.get("incident") if isinstance(payload, dict) else None
+            if len(parts) != (4 if method == "POST" else 5) or parts[3] != "incidents" or not isinstance(incident,
+                                                                                                         dict):
+                self._json(422, {"error": "expected /v1/pages/<page>/incidents[/<id>] with an incident object"})
+                return
+            problems = statuspage_problems(incident, creating=method == "POST")
+            if problems:
+                self._json(422, {"error": problems})
+                return
+            try:
+                answer = log.status_update(method, parts[2], parts[4] if len(parts) == 5 else None, incident)
+            except KeyError:
+                self._json(404, {"error": "Incident not found"})
+                return
+            self._json(201 if method == "POST" else 200, answer)
 
         def _pagerduty(self, event: dict[str, Any]) -> None:
             problems = pagerduty_problems(event)

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from gamesre.integrations.haproxy import HAProxyRuntime
     from gamesre.integrations.pagerduty import PagerDutyEvents
     from gamesre.integrations.prometheus import PrometheusClient
+    from gamesre.integrations.statuspage import StatusPage
     from gamesre.integrations.store import SREStore
 
 T = TypeVar("T")
@@ -219,4 +220,11 @@ def incident_ports() -> IncidentPorts:
     from gamesre.app.incidents import IncidentPorts
     from gamesre.core.paths import report_root
 
-    return IncidentPorts(store=store(), chat=SlackNotifier(), pager=pager, clock=utcnow, report_dir=report_root())
+    return IncidentPorts(store=store(), chat=SlackNotifier(), pager=pager, clock=utcnow, report_dir=report_root(),
+                         status_page=status_page)
+
+
+def status_page() -> StatusPage:
+    from gamesre.airflow.hooks.statuspage import StatusPageHook
+
+    return StatusPageHook().get_conn()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
@@ -16,7 +16,7 @@ import numpy as np
 
 from gamesre.core.services import ServiceCatalog, load_services
 from gamesre.core.time import KST, as_utc
-from gamesre.incidents.escalation import cancelled_steps, due_steps, next_escalation
+from gamesre.incidents.escalation import cancelled_steps, due_steps, next_escalation, next_update_at
 from gamesre.incidents.ids import channel_name
 from gamesre.incidents.intake import IntakeDecision, OpenIncident, decide_intake, service_teams
 from gamesre.incidents.oncall import OncallSpec, Roster, load_oncall, roster
@@ -218,6 +218,11 @@ class SlackChannelTaken(Exception):
     """Slack refused a channel name that exists already."""
 
 
+class StatusPagePort(Protocol):
+    def create_incident(self, *, name: str, status: str, body: str, components: Mapping[str, str]) -> str: ...
+    def update_incident(self, incident_id: str, *, status: str, body: str, components: Mapping[str, str]) -> None: ...
+
+
 class IncidentPager(Protocol):
     def trigger(self, *, summary: str, source: str, dedup_key: str, severity: str,
                 details: dict[str, Any]) -> str: ...
@@ -232,6 +237,7 @@ class IncidentPorts:
     clock: Callable[[], datetime]
     config: IncidentConfig = field(default_factory=IncidentConfig)
     report_dir: Path | None = None  # where postmortem drafts are written (None: not written to a file)
+    status_page: Callable[[], StatusPagePort] | None = None  # opened only to announce (None: no status page)
 
 
 def _incident(ports: IncidentPorts, incident_id: str) -> dict[str, Any]:
@@ -326,8 +332,9 @@ def assemble(ports: IncidentPorts, incident_id: str) -> dict[str, Any]:
     paged = None
     if level.pagerduty and (incident_id, "declared") not in done:
         paged = _page(ports, incident, on_call, now)
+    announced = announce(ports, incident_id)
     return {"incident": incident_id, "roles": {r: v["person"] for r, v in roles.items()},
-            "channel": details.get("channel_name"), "messages": sent, "paged": paged}
+            "channel": details.get("channel_name"), "messages": sent, "paged": paged, "status_page": announced}
 
 
 def _create_channel(ports: IncidentPorts, incident_id: str, title: str) -> dict[str, Any]:
@@ -504,6 +511,75 @@ def _say(ports: IncidentPorts, incident: dict[str, Any], text: str, *, purpose: 
     return ok
 
 
+# --- the status page: what players read --------------------------------------------------------------------------
+
+def announce(ports: IncidentPorts, incident_id: str) -> datetime | None:
+    """Bring the status page up to date: open the incident there when its severity is announced, post the update
+    that is due (and remind the Communications Lead), resolve it with the incident. Returns when the next update
+    is due (None: nothing more to post). A status page that is down is recorded and tried again at the next watch."""
+    incident = _incident(ports, incident_id)
+    settings = ports.config.spec.status_page
+    every = ports.config.spec.severities[incident["severity"]].status_page_every_s
+    page = dict(incident["details"].get("status_page") or {})
+    components = {settings.components[s].id: settings.components[s].name for s in incident["services"]
+                  if s in settings.components}
+    if ports.status_page is None or not components or (not page and (every is None or
+                                                                      incident["status"] == "resolved")):
+        return None
+    now = as_utc(ports.clock())
+    if page.get("resolved"):
+        return None
+    if incident["status"] == "resolved":
+        kind, status, component_status = "resolved", "resolved", "operational"
+    elif not page:
+        kind, status, component_status = "investigating", "investigating", settings.component_status[
+            incident["severity"]]
+    else:
+        due = next_update_at(datetime.fromisoformat(page["last_update_at"]), every)
+        if due is None or now < due:
+            return due
+        kind, status, component_status = "update", "identified" if incident["status"] == "mitigated" else \
+            "investigating", settings.component_status.get(incident["severity"], "degraded_performance")
+    next_update = now + timedelta(seconds=every or 0)
+    template = getattr(settings.templates, kind)
+    names = ", ".join(components.values())
+    fill = {"components": names, "next_update": f"{next_update.astimezone(KST):%H:%M}"}
+    body = f"{template.ko.format(**fill)}\n\n{template.en.format(**fill)}"
+    statuses = {cid: component_status for cid in components}
+    try:
+        client = ports.status_page()
+        if not page:
+            page = {"id": client.create_incident(name=f"{names}: 장애 / incident", status=status, body=body,
+                                                 components=statuses)}
+        else:
+            client.update_incident(page["id"], status=status, body=body, components=statuses)
+        ok, error = True, ""
+    except Exception as exc:  # the status page down: said, and tried again at the next watch
+        ok, error = False, f"{type(exc).__name__}: {exc}"
+    ports.store.record_notice(incident_id, channel="statuspage", target=str(page.get("id") or "(not created)"),
+                              purpose=kind, delivered=ok, error=error, details={"body": body, "components": statuses},
+                              at=now)
+    if not ok:
+        ports.store.add_incident_event(incident_id, "status_page", f"status page {kind} NOT posted: {error}", at=now)
+        return now + timedelta(seconds=60)
+    page.update({"last_update_at": now.isoformat(), "updates": int(page.get("updates") or 0) + 1,
+                 "resolved": kind == "resolved"})
+    details = dict(incident["details"])
+    details["status_page"] = page
+    ports.store.update_incident(incident_id, details=details)
+    ports.store.add_incident_event(incident_id, "status_page", f"status page {kind} ({status}, components "
+                                   f"{component_status}): {template.en.format(**fill)}", at=now,
+                                   details={"status_page_id": page["id"]})
+    if kind == "update":
+        comms = ports.store.incident_roles(incident_id).get("communications_lead")
+        who = ports.config.oncall.people.get(comms["person"]) if comms else None
+        mention = f"<@{who.slack_user_id}> " if who else ""
+        _say(ports, {**incident, "details": details}, f":loudspeaker: {mention}the status page update for "
+             f"*{incident_id}* was due and went out automatically (still {status}); post a better one if you know "
+             f"more. Next one due {next_update.astimezone(KST):%H:%M} KST.", purpose="status-page-reminder")
+    return None if kind == "resolved" else next_update
+
+
 # --- the deferred watch: escalation until people resolve it -------------------------------------------------------
 
 def watch(ports: IncidentPorts, incident_id: str) -> dict[str, Any]:
@@ -519,8 +595,10 @@ def watch(ports: IncidentPorts, incident_id: str) -> dict[str, Any]:
         escalated.append(_escalate(ports, incident, step.level, step.why, step.due_at, now))
     following = next_escalation(incident["opened_at"], incident["acknowledged_at"], resolved, now, settings,
                                 [*done, *(e["level"] for e in escalated)])
+    update_due = None if resolved else announce(ports, incident_id)
+    wake = [at for at in (following.due_at if following else None, update_due) if at is not None]
     return {"incident": incident_id, "resolved": resolved, "escalated": escalated,
-            "next_at": following.due_at.isoformat() if following else None,
+            "next_at": min(wake).isoformat() if wake else None,
             "seen": {"status": incident["status"], "acknowledged": incident["acknowledged_at"] is not None,
                      "severity": incident["severity"]}}
 
@@ -573,6 +651,8 @@ def close(ports: IncidentPorts, incident_id: str) -> dict[str, Any]:
             ok, error = False, f"{type(exc).__name__}: {exc}"
         ports.store.record_notice(incident_id, channel="pagerduty", target=key, purpose="resolved", delivered=ok,
                                   error=error, at=ports.clock())
+    announce(ports, incident_id)  # the resolution, on the status page
+    incident = _incident(ports, incident_id)
     facts = postmortem_facts(ports, incident)
     draft = build_postmortem(facts)
     markdown = render_markdown(draft)

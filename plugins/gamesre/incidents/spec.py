@@ -159,11 +159,50 @@ class EscalationSettings(_Model):
         return parse_seconds(self.executive_unresolved_after)
 
 
+class StatusPageComponent(_Model):
+    id: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]  # the component's id on the status page
+    name: Annotated[str, Field(min_length=1, max_length=100)]  # what players read
+
+
+class StatusPageText(_Model):
+    """One message in both languages players read; {components} and {next_update} are filled in."""
+
+    ko: Annotated[str, Field(min_length=1, max_length=1000)]
+    en: Annotated[str, Field(min_length=1, max_length=1000)]
+
+
+class StatusPageTemplates(_Model):
+    investigating: StatusPageText
+    update: StatusPageText
+    resolved: StatusPageText
+
+
+ComponentStatus = Literal["degraded_performance", "partial_outage", "major_outage"]
+
+
+class StatusPageSettings(_Model):
+    """What players see of an incident: the component of each service, its status per severity, the messages."""
+
+    components: Annotated[dict[Annotated[str, Field(pattern=_SLUG)], StatusPageComponent], Field(min_length=1)]
+    component_status: dict[Severity, ComponentStatus]
+    templates: StatusPageTemplates
+
+
 class IncidentsSpec(_Model):
     intake: IntakeSettings
     severity: SeverityRules
     severities: SeverityLevels
     escalation: EscalationSettings
+    status_page: StatusPageSettings
+
+    @model_validator(mode="after")
+    def _every_announced_severity_has_a_status(self) -> IncidentsSpec:
+        for severity in ("sev0", "sev1", "sev2", "sev3"):
+            if self.severities[severity].status_page_every is not None and \
+                    severity not in self.status_page.component_status:
+                raise ValueError(f"status_page.component_status: {severity} has status_page_every but no component "
+                                 "status")
+        return self
 
 
 def catalog_problems(spec: IncidentsSpec, services: ServiceCatalog) -> list[tuple[str, str]]:
@@ -174,6 +213,10 @@ def catalog_problems(spec: IncidentsSpec, services: ServiceCatalog) -> list[tupl
         if unknown:
             problems.append((f"severity.rules[{index}].services",
                              f"unknown service {', '.join(map(repr, unknown))} (known: {', '.join(services.names)})"))
+    unknown = services.unknown(list(spec.status_page.components))
+    if unknown:
+        problems.append(("status_page.components",
+                         f"unknown service {', '.join(map(repr, unknown))} (known: {', '.join(services.names)})"))
     teams = sorted({services.sre.team, *(s.team for s in services)})
     if spec.intake.default_team not in teams:
         problems.append(("intake.default_team",

@@ -232,18 +232,37 @@ def test_slack_and_pagerduty_down_are_recorded_and_the_incident_goes_on(store: S
 # --- people, escalation, resolution ---------------------------------------------------------------------------------
 
 @dataclass
+class StatusPage:
+    posts: list[dict[str, Any]] = field(default_factory=list)
+    down: bool = False
+
+    def create_incident(self, *, name: str, status: str, body: str, components: Any) -> str:
+        return self._post("create", name=name, status=status, body=body, components=dict(components))
+
+    def update_incident(self, incident_id: str, *, status: str, body: str, components: Any) -> None:
+        self._post("update", id=incident_id, status=status, body=body, components=dict(components))
+
+    def _post(self, kind: str, **fields: Any) -> str:
+        if self.down:
+            raise ConnectionError("status page unreachable")
+        self.posts.append({"kind": kind, **fields})
+        return "sp1"
+
+
+@dataclass
 class Rig:
     store: SREStore
     config: IncidentConfig
     chat: Chat = field(default_factory=Chat)
     pager: Pager = field(default_factory=Pager)
+    page: StatusPage = field(default_factory=StatusPage)
     now: datetime = NOW
     report_dir: Path | None = None
 
     @property
     def ports(self) -> IncidentPorts:
         return IncidentPorts(store=self.store, chat=self.chat, pager=lambda: self.pager, clock=lambda: self.now,
-                             config=self.config, report_dir=self.report_dir)
+                             config=self.config, report_dir=self.report_dir, status_page=lambda: self.page)
 
     def at(self, **delta: float) -> Rig:
         self.now = NOW + timedelta(**delta)
@@ -379,3 +398,51 @@ def test_resolving_ends_the_watch_and_close_writes_the_postmortem_with_the_budge
     again = incidents.close(rig.ports, incident_id)  # a retry: nothing twice
     assert again["metrics"] == metrics and rig.pager.resolved == [incident_id]
     assert sum(1 for e in rig.store.incident_events(incident_id) if e["kind"] == "postmortem") == 1
+
+
+
+def test_the_status_page_is_opened_updated_at_the_cadence_with_a_reminder_and_resolved(rig: Rig) -> None:
+    incident_id = assembled(rig, slo="data-save-success")  # sev1: every 30 min, partial outage
+    first = rig.page.posts[0]
+    assert (first["kind"], first["status"], first["components"]) == ("create", "investigating",
+                                                                     {"game-servers": "partial_outage"})
+    assert "게임 서버 / Game servers에 문제가 발생하여" in first["body"] and "Next update by 10:33 KST" in first["body"]
+    opened_at = rig.store.incident(incident_id)["opened_at"]  # type: ignore[index]
+    rig.now = opened_at + timedelta(minutes=29)
+    incidents.act(rig.ports, incident_id, "acknowledge", "yuna")
+    state = incidents.watch(rig.ports, incident_id)
+    assert len(rig.page.posts) == 1 and state["next_at"] == (opened_at + timedelta(minutes=30)).isoformat()
+    rig.now = opened_at + timedelta(minutes=30, seconds=5)
+    incidents.watch(rig.ports, incident_id)
+    assert [(p["kind"], p["status"]) for p in rig.page.posts] == [("create", "investigating"),
+                                                                   ("update", "investigating")]
+    comms = roster(rig.config.oncall, "game-server", NOW).level("tertiary")
+    reminder = rig.chat.messages[-1]["text"]
+    assert reminder.startswith(f":loudspeaker: <@{comms.slack_user_id}> the status page update")
+    rig.now += timedelta(minutes=5)
+    incidents.act(rig.ports, incident_id, "resolve", "yuna", text="rolled back")
+    incidents.close(rig.ports, incident_id)
+    last = rig.page.posts[-1]
+    assert (last["kind"], last["status"], last["components"]) == ("update", "resolved", {"game-servers": "operational"})
+    incidents.close(rig.ports, incident_id)
+    assert len(rig.page.posts) == 3  # resolved once
+
+
+def test_a_status_page_that_is_down_is_recorded_and_tried_again(rig: Rig) -> None:
+    rig.page.down = True
+    incident_id = assembled(rig, slo="data-save-success")
+    assert rig.page.posts == []
+    failed = [n for n in rig.store.incident_notices(incident_id) if n["channel"] == "statuspage"]
+    assert [(n["purpose"], n["delivered"]) for n in failed] == [("investigating", False)]
+    assert "unreachable" in failed[0]["error"]
+    rig.page.down = False
+    rig.at(minutes=2)
+    incidents.watch(rig.ports, incident_id)
+    assert [p["kind"] for p in rig.page.posts] == ["create"]
+
+
+def test_a_sev3_is_not_announced(rig: Rig) -> None:
+    incident_id = opened(rig.store, rig.config)
+    rig.store.update_incident(incident_id, severity="sev3")
+    incidents.assemble(rig.ports, incident_id)
+    assert rig.page.posts == []

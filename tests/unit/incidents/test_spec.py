@@ -274,3 +274,17 @@ def test_every_problem_is_reported_at_once(catalog: ServiceCatalog) -> None:
         "version", "incidents.intake.join_window", "incidents.severities.sev0.roles",
         "incidents.escalation.executive_unresolved_after"]
     assert all(line.startswith(f"{SOURCE}: ") for line in msg)
+
+
+def test_a_status_page_component_of_an_unknown_service_is_named(catalog: ServiceCatalog) -> None:
+    raw = shipped()
+    body(raw)["status_page"]["components"]["billing"] = {"id": "billing", "name": "Billing"}
+    assert errors(raw, catalog) == [f"{SOURCE}: incidents.status_page.components: unknown service 'billing' "
+                                    f"(known: {', '.join(catalog.names)})"]
+
+
+def test_a_severity_announced_on_the_status_page_needs_a_component_status() -> None:
+    raw = shipped()
+    del body(raw)["status_page"]["component_status"]["sev2"]
+    assert any("status_page.component_status: sev2 has status_page_every but no component status" in e
+               for e in errors(raw))
