@@ -137,6 +137,13 @@ def test_a_page_opens_an_incident_that_runs_itself_to_a_postmortem_with_people_i
     assert "Suspects (from the store): deploy game-server 1.6.66 (from 1.6.65) promoted" in message["text"]
     events = [e for e in slack_sink.events() if e.get("dedup_key") == incident_id]
     assert len(events) == 1 and events[0]["event_action"] == "trigger" and incident_id in events[0]["summary"]
+    page_id = wait_for(lambda: (store.incident(incident_id) or {}).get("details", {}).get("status_page", {}).get("id"),
+                       30, "the status page incident")
+    opened_on_page = [u for u in requests.get(f"{slack_sink.url}/statuspage", timeout=5).json()
+                      if u["incident_id"] == page_id]
+    assert [(u["status"], u["components"]) for u in opened_on_page] == [("investigating",
+                                                                         {"game-servers": "partial_outage"})]
+    assert "Game servers" in opened_on_page[0]["body"] and "게임 서버" in opened_on_page[0]["body"]
     kinds = [e["kind"] for e in store.incident_events(incident_id)]
     assert kinds[:3] == ["intake", "severity", "alert_firing"] and "declared" in kinds and "paged" in kinds
     assert all(n["delivered"] for n in store.incident_notices(incident_id))
@@ -182,5 +189,7 @@ def test_a_page_opens_an_incident_that_runs_itself_to_a_postmortem_with_people_i
     resolved_keys = {e["dedup_key"] for e in slack_sink.events() if e["event_action"] == "resolve"}
     assert {incident_id, f"{incident_id}/secondary"} <= resolved_keys
     assert any(":memo:" in m["text"] for m in slack_sink.messages(channel_id))
+    on_page = [u for u in requests.get(f"{slack_sink.url}/statuspage", timeout=5).json() if u["incident_id"] == page_id]
+    assert (on_page[-1]["status"], on_page[-1]["components"]) == ("resolved", {"game-servers": "operational"})
     runs = airflow.call("GET", f"dags/{DAG}/dagRuns").json()["dag_runs"]
     assert [r["dag_run_id"] for r in runs if r["dag_run_id"] == incident_id] == [incident_id]
