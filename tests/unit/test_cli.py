@@ -83,7 +83,7 @@ INGEST = ["ingest", "--start", "2026-11-26T08:00Z", "--end", "2026-11-26T09:00Z"
     (["db"], "python -m gamesre db: error: the following arguments are required: DB_COMMAND"),
     (["db", "nope"], "python -m gamesre db: error: argument DB_COMMAND: invalid choice: 'nope'"),
     (["db", "upgrade", "--to", "9999"], "python -m gamesre db upgrade: error: argument --to: unknown revision "
-                                        "'9999' (known: 0001, 0002, head)"),
+                                        "'9999' (known: 0001, 0002, 0003, head)"),
     (["db", "upgrade", "--bogus"], "python -m gamesre db upgrade: error: unrecognized arguments: --bogus"),
     (["db", "upgrade", "--store", "not-a-url"], "argument --store: not a database URL"),
     (["db", "downgrade"], "python -m gamesre db downgrade: error: the following arguments are required: --to"),
@@ -172,12 +172,13 @@ def test_help_at_every_level_names_the_command_and_its_options(
 
 
 HEAD = schema.head()
-SPAN = f"0002: {schema.revisions()[1].message}"
+AFTER_0001 = [f"{r.id}: {r.message}" for r in schema.revisions()[1:]]  # what `upgrade` from 0001 applies
 
 
 def test_db_history_lists_the_revisions_oldest_first_with_their_messages(capsys) -> None:
-    assert run(["db", "history"], capsys) == (0, f"0001: {schema.revisions()[0].message}\n{HEAD} (head): "
-                                                 f"{schema.revisions()[1].message}\n", "")
+    lines = [f"{r.id}{' (head)' if r.id == HEAD else ''}: {r.message}" for r in schema.revisions()]
+    assert run(["db", "history"], capsys) == (0, "\n".join(lines) + "\n", "")
+    assert [r.id for r in schema.revisions()] == ["0001", "0002", "0003"]
     assert schema.revisions()[0].message.startswith("The schema as the hand-written migrations 1-4 left it")
 
 
@@ -190,12 +191,14 @@ def test_db_upgrade_step_by_step_current_at_each_step_and_downgrade(tmp_path: Pa
         0, f"applied 0001: {schema.revisions()[0].message}\n{url}: 0001 (not head: {HEAD} is)\n", "")
     assert run(["db", "current", *store], capsys) == (
         0, f"{url}: 0001 (not head: {HEAD} is): `python -m gamesre db upgrade` brings it to head\n", "")
-    assert run(["db", "upgrade", *store], capsys) == (0, f"applied {SPAN}\n{url}: {HEAD} (head)\n", "")
+    applied = "".join(f"applied {line}\n" for line in AFTER_0001)
+    assert run(["db", "upgrade", *store], capsys) == (0, f"{applied}{url}: {HEAD} (head)\n", "")
     assert run(["db", "upgrade", *store], capsys) == (0, f"{url}: {HEAD} (head), nothing to do\n", "")
     assert run(["db", "current", *store], capsys) == (0, f"{url}: {HEAD} (head)\n", "")
+    undone = "".join(f"undid {line}\n" for line in reversed(AFTER_0001))
     assert run(["db", "downgrade", "--to", "0001", *store], capsys) == (
-        0, f"undid {SPAN}\n{url}: 0001 (not head: {HEAD} is)\n", "")
-    assert run(["db", "upgrade", "--to", "head", *store], capsys) == (0, f"applied {SPAN}\n{url}: {HEAD} (head)\n", "")
+        0, f"{undone}{url}: 0001 (not head: {HEAD} is)\n", "")
+    assert run(["db", "upgrade", "--to", "head", *store], capsys) == (0, f"{applied}{url}: {HEAD} (head)\n", "")
 
 
 def test_db_commands_the_other_way_than_the_store_is_bad_input_exit_2(tmp_path: Path, capsys) -> None:
@@ -230,18 +233,17 @@ def test_db_commands_refuse_a_store_newer_than_they_know_exit_1_naming_both_revi
 def test_db_upgrade_takes_over_a_store_of_the_hand_written_migrations(tmp_path: Path, capsys) -> None:
     import sqlalchemy as sa
 
-    from gamesre.integrations.store import metadata
-
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = sa.create_engine(url)
-    with engine.begin() as conn:  # as the last release before Alembic left it: every table and store_meta at 5
-        metadata.create_all(conn)
+    schema.upgrade(engine, "0002")  # revision 0002 is exactly the hand-written migrations' version 5
+    with engine.begin() as conn:  # as the last release before Alembic left it: its tables and store_meta at 5
+        conn.execute(sa.text("DROP TABLE alembic_version"))
         conn.execute(sa.text("CREATE TABLE store_meta (key VARCHAR(64) PRIMARY KEY, value VARCHAR(256) NOT NULL)"))
         conn.execute(sa.text("INSERT INTO store_meta VALUES ('schema_version', '5')"))
     assert run(["db", "current", "--store", url], capsys) == (
         0, f"{url}: the hand-written migrations' schema_version 5, not yet under Alembic: `python -m gamesre db "
            "upgrade` takes it over\n", "")
     assert run(["db", "upgrade", "--store", url], capsys) == (
-        0, f"took over the hand-written migrations' schema_version 5: stamped {HEAD}, store_meta dropped\n"
-           f"{url}: {HEAD} (head)\n", "")
+        0, f"took over the hand-written migrations' schema_version 5: stamped 0002, store_meta dropped\n"
+           f"applied {AFTER_0001[-1]}\n{url}: {HEAD} (head)\n", "")
     assert run(["db", "current", "--store", url], capsys) == (0, f"{url}: {HEAD} (head)\n", "")
