@@ -6,15 +6,14 @@ that is not known is refused. Cross-item rules (overlaps, limits, duplicate ids)
 """
 from __future__ import annotations
 
-import re
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationInfo, field_validator, model_validator
 
 from gamesre.core.durations import parse_duration
-from gamesre.core.time import KST
+from gamesre.core.time import KST, LocalDate, LocalTime
 
 WEEKDAYS = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")  # RRULE BYDAY names, in date.weekday() order
 Weekday = Literal["MO", "TU", "WE", "TH", "FR", "SA", "SU"]
@@ -23,7 +22,6 @@ ALL_SERVICES = "all"
 _ID = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 _OWNER = r"^[a-z0-9][a-z0-9._-]*$"
 _TICKET = r"^[A-Z][A-Z0-9]*-[0-9]+$"
-_HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 
 
 def context_tz(info: ValidationInfo | None) -> ZoneInfo:
@@ -63,28 +61,6 @@ def parse_duration_value(value: object) -> timedelta:
     return timedelta(seconds=parse_duration(value.strip()))
 
 
-def _local_time(value: object) -> time:
-    if isinstance(value, int) and not isinstance(value, bool):
-        raise ValueError(f'write the time in quotes, e.g. "22:00" (YAML read it as the number {value})')
-    if not isinstance(value, str) or not _HHMM.match(value):
-        raise ValueError(f"expected a local time like \"02:00\", got {value!r}")
-    hours, minutes = value.split(":")
-    return time(int(hours), int(minutes))
-
-
-def _local_date(value: object) -> date:
-    if isinstance(value, datetime):
-        raise ValueError(f"expected a date like 2026-12-25, got a date and time {value.isoformat()}")
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value.strip())
-        except ValueError:
-            pass
-    raise ValueError(f"expected a date like 2026-12-25, got {value!r}")
-
-
 def check_services(value: object, known: tuple[str, ...] | None) -> tuple[str, ...]:
     """The services named by `value` (a list or 'all'), sorted; unknown names are refused."""
     if value == ALL_SERVICES:
@@ -112,8 +88,6 @@ def _services(value: object, info: ValidationInfo) -> tuple[str, ...]:
 
 Instant = Annotated[datetime, PlainValidator(_instant)]
 Duration = Annotated[timedelta, PlainValidator(parse_duration_value)]
-LocalTime = Annotated[time, PlainValidator(_local_time)]
-LocalDate = Annotated[date, PlainValidator(_local_date)]
 Services = Annotated[tuple[str, ...], PlainValidator(_services)]
 WindowId = Annotated[str, Field(pattern=_ID, max_length=100)]
 Owner = Annotated[str, Field(pattern=_OWNER, max_length=128)]

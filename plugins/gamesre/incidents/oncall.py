@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import UTC, date, datetime, timedelta
 from itertools import combinations
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, ValidationErr
 from gamesre.core.config import SpecError, display_path, header_problems, read_yaml
 from gamesre.core.paths import CONFIG_DIR
 from gamesre.core.services import validation_problems
-from gamesre.core.time import KST, as_utc
+from gamesre.core.time import KST, LocalDate, LocalTime, as_utc
 
 ONCALL_PATH = CONFIG_DIR / "oncall.yaml"
 
@@ -34,7 +34,6 @@ Level = Literal["primary", "secondary", "tertiary", "executive"]
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 _SLUG = r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$"
-_HHMM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])$")
 _LOCAL_DATETIME = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2}) ([0-9]{2}:[0-9]{2})$")
 _EXAMPLE_DATETIME = '"2026-12-24 18:00"'
 
@@ -44,29 +43,6 @@ class OncallConfigError(SpecError):
 
 
 # --- KST wall-clock values ------------------------------------------------------------------------------
-
-
-def _local_time(value: object) -> time:
-    if isinstance(value, int) and not isinstance(value, bool):
-        # YAML 1.1 reads an unquoted 10:00 as the sexagesimal number 600
-        raise ValueError(f'write the time in quotes, e.g. "10:00" (YAML read it as the number {value})')
-    if not isinstance(value, str) or not _HHMM.match(value):
-        raise ValueError(f'expected a KST local time like "10:00", got {value!r}')
-    hours, minutes = value.split(":")
-    return time(int(hours), int(minutes))
-
-
-def _local_date(value: object) -> date:
-    if isinstance(value, datetime):
-        raise ValueError(f"expected a date like 2026-01-06, got a date and time {value.isoformat()}")
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str):
-        try:
-            return date.fromisoformat(value.strip())
-        except ValueError:
-            pass
-    raise ValueError(f"expected a date like 2026-01-06, got {value!r}")
 
 
 def _local_datetime(value: object) -> datetime:
@@ -89,8 +65,6 @@ def _local_datetime(value: object) -> datetime:
     return local.replace(tzinfo=KST).astimezone(UTC)
 
 
-LocalTime = Annotated[time, PlainValidator(_local_time)]
-LocalDate = Annotated[date, PlainValidator(_local_date)]
 LocalDateTime = Annotated[datetime, PlainValidator(_local_datetime)]
 PersonId = Annotated[str, Field(pattern=_SLUG, max_length=40)]
 TeamName = Annotated[str, Field(pattern=_SLUG, max_length=40)]
