@@ -38,6 +38,8 @@ class SloStore(LedgerSink, LedgerStore, Protocol):
     def publish_state(self, scope: str, name: str, state: str, computed_at: datetime, reasons: list[dict[str, Any]],
                       details: dict[str, Any]) -> None: ...
 
+    def incidents(self, since: datetime | None = None) -> list[dict[str, Any]]: ...
+
 
 @dataclass
 class SloPorts:
@@ -120,11 +122,13 @@ def post_report(ports: SloPorts, at: datetime) -> dict[str, Any]:
     series = {ev.slo.name: burn_down_series(ev.slo, ev.ledger, at, ev.exclusions) for ev in evaluated}
     top = sorted(ranges, key=lambda r: r.budget_share, reverse=True)[:5]
     states = {n: s.state for n, s in service_states(ev.state for ev in evaluated).items()}
-    sent = ports.notifier.message(report_text(at, rows, top, states), channel_id=ports.report_channel_id)
+    window_start = min((datetime.fromisoformat(ev.snapshot.window_start) for ev in evaluated), default=at)
+    incidents = ports.store.incidents(since=window_start)
+    sent = ports.notifier.message(report_text(at, rows, top, states, incidents), channel_id=ports.report_channel_id)
     with tempfile.TemporaryDirectory() as tmp:
         chart = burn_down_chart(series, Path(tmp) / "error-budget-burn-down.png",
                                 f"Error budget remaining, window ending {at:%Y-%m-%d %H:%M} UTC")
         chart_sent = ports.notifier.file(chart, channel_id=ports.report_channel_id, title="Error-budget burn-down",
                                          comment="Budget remaining per SLO (solid: maintenance excluded, dotted: raw)")
     return {"message_sent": sent, "chart_sent": chart_sent, "slos": len(rows),
-            "top_ranges": [r.describe() for r in top]}
+            "top_ranges": [r.describe() for r in top], "incidents": [i["id"] for i in incidents]}

@@ -5,6 +5,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -152,9 +153,23 @@ def burn_down_chart(series: Mapping[str, tuple[list[datetime], list[float | None
     return path
 
 
+def incident_line(incident: Mapping[str, Any]) -> str:
+    """One incident of the window: id, severity, title, status, and the budget it cost where the postmortem says."""
+    opened = incident["opened_at"].astimezone(KST)
+    cost = ((incident.get("details") or {}).get("postmortem") or {}).get("budget") or {}
+    spent = [f"{slo} {c['budget_share']:.1%}" for slo, c in sorted(cost.items())
+             if c.get("budget_share") is not None and c["budget_share"] > 0]
+    status = incident["status"] if incident["status"] != "resolved" else "resolved"
+    return (f"{incident['id']} {incident['severity'].upper()} {incident['title']} ({status}, opened "
+            f"{opened:%m-%d %H:%M} KST)" + (f": budget {', '.join(spent)}" if spent else
+                                             (": budget not known until it is resolved" if status != "resolved"
+                                              else ": no budget lost")))
+
+
 def report_document(at: datetime, rows: Sequence[tuple[SloSnapshot, str]], ranges: Sequence[BurnRange],
-                    service_states: Mapping[str, str]) -> Document:
-    """The daily report: the services' states, the SLO table, and the time ranges that consumed the most budget."""
+                    service_states: Mapping[str, str], incidents: Sequence[Mapping[str, Any]] = ()) -> Document:
+    """The daily report: the services' states, the SLO table, the time ranges that consumed the most budget, and
+    the incidents of the window with the budget each cost."""
     local = at.astimezone(KST)
     services = ", ".join(f"{name}: {state}" for name, state in sorted(service_states.items()))
     burned = [r.describe() for r in ranges] or ["no hour burned faster than the budget allows"]
@@ -162,10 +177,12 @@ def report_document(at: datetime, rows: Sequence[tuple[SloSnapshot, str]], range
         Facts([("Services", services)]),
         slo_rows_table(rows),
         BulletList("Time ranges that consumed the most budget", burned),
+        BulletList("Incidents in the window (the budget each cost)",
+                   [incident_line(i) for i in incidents] or ["no incident"]),
     ])
 
 
 def report_text(at: datetime, rows: Sequence[tuple[SloSnapshot, str]], ranges: Sequence[BurnRange],
-                service_states: Mapping[str, str]) -> str:
+                service_states: Mapping[str, str], incidents: Sequence[Mapping[str, Any]] = ()) -> str:
     """The daily report as a Slack message."""
-    return render_slack(report_document(at, rows, ranges, service_states))
+    return render_slack(report_document(at, rows, ranges, service_states, incidents))

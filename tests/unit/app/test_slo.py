@@ -98,8 +98,21 @@ def test_states_are_published_per_slo_and_per_service_and_the_report_reaches_sla
     assert set(published["slos"]) == {"availability"} and published["services"] == {"game-server": "fast_burn"}
     state = p.store.current_state("slo", "availability")
     assert state is not None and state["computed_at"] == END and state["state"] == "fast_burn"
+    p.store.upsert_incident({"id": "INC-20260320-001", "severity": "sev1", "title": "logins failing",
+                             "services": ["game-server"], "opened_at": END - timedelta(hours=2), "status": "resolved",
+                             "resolved_at": END - timedelta(hours=1),
+                             "details": {"postmortem": {"budget": {"availability": {"budget_share": 0.123}}}}})
+    p.store.upsert_incident({"id": "INC-20260320-002", "severity": "sev2", "title": "queue slow",
+                             "services": ["matchmaking"], "opened_at": END - timedelta(minutes=30)})
+    p.store.upsert_incident({"id": "INC-20260101-001", "severity": "sev1", "title": "old",
+                             "services": ["game-server"], "opened_at": END - timedelta(days=60), "status": "resolved"})
     sent = post_report(p, END)
     assert sent["message_sent"] and sent["chart_sent"]
+    assert sent["incidents"] == ["INC-20260320-001", "INC-20260320-002"]  # those of the 30-day window
+    text = p.notifier.messages[0]["text"]
+    assert "INC-20260320-001 SEV1 logins failing (resolved, opened 03-20 10:00 KST): budget availability 12.3%" in text
+    assert "INC-20260320-002 SEV2 queue slow (open, opened 03-20 11:30 KST): budget not known until it is resolved" \
+        in text
     assert "availability" in p.notifier.messages[0]["text"] and p.notifier.messages[0]["channel_id"] == "C0REPORTS"
     assert p.notifier.files[0]["channel_id"] == "C0REPORTS" and p.notifier.files[0]["name"].endswith(".png")
 
