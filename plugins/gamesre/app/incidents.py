@@ -824,6 +824,3 @@ def _budget_cost(cost: dict[str, Any]) -> str:
     what = f"{cost['bad']:g} bad {cost['unit']}"
     return what + (f" = {share:.1%} of its budget" if share is not None else " (no published budget to compare)")
 
-
-__all__ = ["IncidentConfig", "IntakeResult", "PayloadError", "body_digest", "incident_title", "intake_plan",
-           "parse_body", "receive_notification"]
