@@ -7,10 +7,11 @@ the form (**Trigger** in the UI) or send `conf` over the REST API:
 | field | meaning |
 |---|---|
 | `incident_id` | the incident, e.g. `INC-20261207-001` |
-| `action` | `acknowledge`, `severity`, `handover`, `note`, `mitigated` or `resolve` |
+| `action` | `acknowledge`, `severity`, `handover`, `note`, `mitigated`, `silence` or `resolve` |
 | `severity` | the new severity (`severity`) |
 | `role`, `person` | the role handed over and who takes it, a person of `include/config/oncall.yaml` (`handover`) |
-| `text` | the reason (`severity`, `handover`), the note (`note`), how it ended (`resolve`): required for those |
+| `minutes` | how long a silence lasts, 1 to 1440 (`silence`: the incident's alerts in Alertmanager, with an end) |
+| `text` | the reason (`severity`, `handover`, `silence`), the note (`note`), how it ended (`resolve`): required |
 | `requested_by` | who acts (default: the user who triggers the run) |
 
 An action that cannot apply (an unknown or resolved incident, a missing reason, an unknown person) fails the task
@@ -41,13 +42,15 @@ from gamesre.airflow.failure_notifier import TaskFailureNotifier
     params={
         "incident_id": Param("", type="string", pattern="^INC-[0-9]{8}-[0-9]{3}$",
                              description="The incident, e.g. INC-20261207-001."),
-        "action": Param("acknowledge", enum=["acknowledge", "severity", "handover", "note", "mitigated", "resolve"],
-                        description="What to do."),
+        "action": Param("acknowledge", enum=["acknowledge", "severity", "handover", "note", "mitigated", "silence",
+                                             "resolve"], description="What to do."),
         "severity": Param("", enum=["", "sev0", "sev1", "sev2", "sev3"], description="The new severity (severity)."),
         "role": Param("", enum=["", "incident_commander", "operations_lead", "communications_lead", "scribe"],
                       description="The role handed over (handover)."),
         "person": Param("", type="string", maxLength=64,
                         description="Who takes the role, a person of include/config/oncall.yaml (handover)."),
+        "minutes": Param(60, type="integer", minimum=1, maximum=1440,
+                         description="How long the silence lasts (silence)."),
         "text": Param("", type="string", maxLength=2000,
                       description="The reason, the note, or how it ended (required for severity, handover, note, "
                                   "resolve)."),

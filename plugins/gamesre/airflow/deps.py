@@ -221,7 +221,7 @@ def incident_ports() -> IncidentPorts:
     from gamesre.core.paths import report_root
 
     return IncidentPorts(store=store(), chat=SlackNotifier(), pager=pager, clock=utcnow, report_dir=report_root(),
-                         status_page=status_page)
+                         status_page=status_page, alertmanager=alertmanager)
 
 
 def status_page() -> StatusPage:

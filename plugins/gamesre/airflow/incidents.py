@@ -40,6 +40,7 @@ def act(params: dict[str, Any], by: str) -> dict[str, Any]:
     try:
         return incidents.act(incident_ports(), str(params.get("incident_id") or ""), str(params.get("action") or ""),
                              by, text=str(params.get("text") or ""), severity=str(params.get("severity") or ""),
-                             role=str(params.get("role") or ""), person=str(params.get("person") or ""))
+                             role=str(params.get("role") or ""), person=str(params.get("person") or ""),
+                             minutes=int(params.get("minutes") or 0))
     except incidents.IncidentActionRefused as exc:
         raise AirflowFailException(f"refused, nothing changed: {exc}") from None

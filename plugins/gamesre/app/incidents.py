@@ -218,6 +218,13 @@ class SlackChannelTaken(Exception):
     """Slack refused a channel name that exists already."""
 
 
+class SilencePort(Protocol):
+    """Alertmanager's silences (gamesre.integrations.alertmanager.AlertmanagerClient)."""
+
+    def ensure_silence(self, window_id: str, matchers: Sequence[Any], starts_at: datetime, ends_at: datetime,
+                       created_by: str, comment: str, *, now: datetime | None = None) -> Any: ...
+
+
 class StatusPagePort(Protocol):
     def create_incident(self, *, name: str, status: str, body: str, components: Mapping[str, str]) -> str: ...
     def update_incident(self, incident_id: str, *, status: str, body: str, components: Mapping[str, str]) -> None: ...
@@ -238,6 +245,7 @@ class IncidentPorts:
     config: IncidentConfig = field(default_factory=IncidentConfig)
     report_dir: Path | None = None  # where postmortem drafts are written (None: not written to a file)
     status_page: Callable[[], StatusPagePort] | None = None  # opened only to announce (None: no status page)
+    alertmanager: Callable[[], SilencePort] | None = None  # opened only to silence
 
 
 def _incident(ports: IncidentPorts, incident_id: str) -> dict[str, Any]:
@@ -431,7 +439,8 @@ def _rate(value: float | None) -> str:
 
 # --- people in the loop -----------------------------------------------------------------------------------------
 
-ACTIONS = ("acknowledge", "severity", "note", "handover", "mitigated", "resolve")
+ACTIONS = ("acknowledge", "severity", "note", "handover", "mitigated", "silence", "resolve")
+MAX_SILENCE_MINUTES = 24 * 60
 
 
 class IncidentActionRefused(ValueError):
@@ -439,7 +448,7 @@ class IncidentActionRefused(ValueError):
 
 
 def act(ports: IncidentPorts, incident_id: str, action: str, by: str, *, text: str = "", severity: str = "",
-        role: str = "", person: str = "") -> dict[str, Any]:
+        role: str = "", person: str = "", minutes: int = 0) -> dict[str, Any]:
     """Apply what a person did to the incident, recorded with who and why, and said in its channel."""
     found = ports.store.incident(incident_id)
     if found is None:
@@ -456,10 +465,10 @@ def act(ports: IncidentPorts, incident_id: str, action: str, by: str, *, text: s
         if found["acknowledged_at"] is not None:
             return {"incident": incident_id, "action": action, "changed": False,
                     "said": f"acknowledged already by {found['acknowledged_by']}"}
-        minutes = (now - as_utc(found["opened_at"])).total_seconds() / 60
+        waited = (now - as_utc(found["opened_at"])).total_seconds() / 60
         store.update_incident(incident_id, acknowledged_at=now, acknowledged_by=by)
         cancelled = [s.level for s in cancelled_steps(found["opened_at"], now, ports.config.spec.escalation)]
-        said = f"acknowledged by {by} {minutes:.0f} min after it opened" + (
+        said = f"acknowledged by {by} {waited:.0f} min after it opened" + (
             f"; the {', '.join(LEVEL_NAMES[c] for c in cancelled)} is not brought in" if cancelled else "")
     elif action == "severity":
         try:
@@ -482,6 +491,8 @@ def act(ports: IncidentPorts, incident_id: str, action: str, by: str, *, text: s
             raise IncidentActionRefused("a hand-over needs its reason")
         store.assign_role(incident_id, role, person, by=by, why=text.strip(), at=now)
         said = f"{ROLE_NAMES[role]} handed over to {ports.config.oncall.people[person].name} by {by}: {text.strip()}"
+    elif action == "silence":
+        said = _silence(ports, found, by, text.strip(), minutes, now)
     elif action == "mitigated":
         store.update_incident(incident_id, status="mitigated")
         said = f"mitigated, said {by}" + (f": {text.strip()}" if text.strip() else "")
@@ -494,10 +505,40 @@ def act(ports: IncidentPorts, incident_id: str, action: str, by: str, *, text: s
         said = f"resolved by {by}: {text.strip()}" + (
             f" (still firing: {', '.join(sorted(set(firing)))})" if firing else " (every alert resolved)")
     if action != "handover":  # assign_role wrote its own timeline entry
-        store.add_incident_event(incident_id, action if action != "resolve" else "resolved", said, actor=by, at=now,
-                                 details={"severity": severity, "role": role, "person": person, "text": text})
+        store.add_incident_event(incident_id, {"resolve": "resolved", "silence": "silenced"}.get(action, action), said,
+                                 actor=by, at=now, details={"severity": severity, "role": role, "person": person,
+                                                            "text": text, "minutes": minutes})
     _say(ports, found, f"*{incident_id}*: {said}", purpose=f"action-{action}")
     return {"incident": incident_id, "action": action, "changed": True, "said": said}
+
+
+def _silence(ports: IncidentPorts, incident: dict[str, Any], by: str, reason: str, minutes: int,
+             now: datetime) -> str:
+    """Silence the incident's alerts in Alertmanager until `minutes` from now (one silence per alert name and
+    service, marked with the incident id, so that repeating the action extends them rather than adding more)."""
+    if not reason:
+        raise IncidentActionRefused("a silence needs its reason")
+    if not 1 <= minutes <= MAX_SILENCE_MINUTES:
+        raise IncidentActionRefused(f"a silence lasts 1 to {MAX_SILENCE_MINUTES} minutes, not {minutes}: it always "
+                                    "has an end")
+    if ports.alertmanager is None:
+        raise IncidentActionRefused("no Alertmanager to silence in")
+    groups = sorted({(a["alertname"], a["service"]) for a in ports.store.incident_alerts(incident["id"])})
+    if not groups:
+        raise IncidentActionRefused(f"{incident['id']} has no alert to silence")
+    ends = now + timedelta(minutes=minutes)
+    client = ports.alertmanager()
+    made = []
+    for alertname, service in groups:
+        matchers = [f'alertname="{alertname}"'] + ([f'service="{service}"'] if service else [])
+        result = client.ensure_silence(incident["id"], matchers, now, ends, by,
+                                       f"{incident['id']}: {reason}", now=now)
+        made.append(f"{alertname}{f' ({service})' if service else ''}: {result.silence.id}")
+        ports.store.record_notice(incident["id"], channel="alertmanager", target=result.silence.id,
+                                  purpose="silence", delivered=True, details={"matchers": matchers,
+                                                                             "ends_at": ends.isoformat()}, at=now)
+    return (f"silenced by {by} until {ends.astimezone(KST):%H:%M} KST ({minutes} min): {reason}; "
+            + "; ".join(made))
 
 
 def _say(ports: IncidentPorts, incident: dict[str, Any], text: str, *, purpose: str) -> bool:
