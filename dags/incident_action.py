@@ -7,11 +7,12 @@ the form (**Trigger** in the UI) or send `conf` over the REST API:
 | field | meaning |
 |---|---|
 | `incident_id` | the incident, e.g. `INC-20261207-001` |
-| `action` | `acknowledge`, `severity`, `handover`, `note`, `mitigated`, `silence` or `resolve` |
+| `action` | `acknowledge`, `severity`, `handover`, `note`, `mitigated`, `silence`, `resolve`; then `postmortem_final` |
 | `severity` | the new severity (`severity`) |
 | `role`, `person` | the role handed over and who takes it, a person of `include/config/oncall.yaml` (`handover`) |
 | `minutes` | how long a silence lasts, 1 to 1440 (`silence`: the incident's alerts in Alertmanager, with an end) |
-| `text` | the reason (`severity`, `handover`, `silence`), the note (`note`), how it ended (`resolve`): required |
+| `text` | required: the reason (`severity`, `handover`, `silence`), the note (`note`), how it ended (`resolve`), |
+| | where the final postmortem is (`postmortem_final`) |
 | `requested_by` | who acts (default: the user who triggers the run) |
 
 An action that cannot apply (an unknown or resolved incident, a missing reason, an unknown person) fails the task
@@ -43,7 +44,7 @@ from gamesre.airflow.failure_notifier import TaskFailureNotifier
         "incident_id": Param("", type="string", pattern="^INC-[0-9]{8}-[0-9]{3}$",
                              description="The incident, e.g. INC-20261207-001."),
         "action": Param("acknowledge", enum=["acknowledge", "severity", "handover", "note", "mitigated", "silence",
-                                             "resolve"], description="What to do."),
+                                             "resolve", "postmortem_final"], description="What to do."),
         "severity": Param("", enum=["", "sev0", "sev1", "sev2", "sev3"], description="The new severity (severity)."),
         "role": Param("", enum=["", "incident_commander", "operations_lead", "communications_lead", "scribe"],
                       description="The role handed over (handover)."),

@@ -439,7 +439,7 @@ def _rate(value: float | None) -> str:
 
 # --- people in the loop -----------------------------------------------------------------------------------------
 
-ACTIONS = ("acknowledge", "severity", "note", "handover", "mitigated", "silence", "resolve")
+ACTIONS = ("acknowledge", "severity", "note", "handover", "mitigated", "silence", "resolve", "postmortem_final")
 MAX_SILENCE_MINUTES = 24 * 60
 
 
@@ -457,8 +457,10 @@ def act(ports: IncidentPorts, incident_id: str, action: str, by: str, *, text: s
         raise IncidentActionRefused(f"unknown action {action!r} (actions: {', '.join(ACTIONS)})")
     if not by or by == "unknown":
         raise IncidentActionRefused("who acts is required (requested_by, or the user triggering the run)")
-    if found["status"] == "resolved":
-        raise IncidentActionRefused(f"{incident_id} is resolved already ({found['resolved_at']:%Y-%m-%d %H:%M} UTC)")
+    if (found["status"] == "resolved") != (action == "postmortem_final"):
+        raise IncidentActionRefused(
+            f"{incident_id} is resolved already ({found['resolved_at']:%Y-%m-%d %H:%M} UTC)" if found["status"] ==
+            "resolved" else f"{incident_id} is not resolved yet: its postmortem comes after")
     now = as_utc(ports.clock())
     store, details = ports.store, dict(found["details"])
     if action == "acknowledge":
@@ -493,6 +495,15 @@ def act(ports: IncidentPorts, incident_id: str, action: str, by: str, *, text: s
         said = f"{ROLE_NAMES[role]} handed over to {ports.config.oncall.people[person].name} by {by}: {text.strip()}"
     elif action == "silence":
         said = _silence(ports, found, by, text.strip(), minutes, now)
+    elif action == "postmortem_final":
+        if not details.get("postmortem"):
+            raise IncidentActionRefused(f"{incident_id} has no postmortem draft yet (the close step writes it)")
+        if not text.strip():
+            raise IncidentActionRefused("marking the postmortem final needs where it is (a link or a document id)")
+        details["postmortem"] = {**details["postmortem"], "status": "final", "final": text.strip(),
+                                 "final_by": by, "final_at": now.isoformat()}
+        store.update_incident(incident_id, details=details)
+        said = f"postmortem final, said {by}: {text.strip()}"
     elif action == "mitigated":
         store.update_incident(incident_id, status="mitigated")
         said = f"mitigated, said {by}" + (f": {text.strip()}" if text.strip() else "")
@@ -505,7 +516,8 @@ def act(ports: IncidentPorts, incident_id: str, action: str, by: str, *, text: s
         said = f"resolved by {by}: {text.strip()}" + (
             f" (still firing: {', '.join(sorted(set(firing)))})" if firing else " (every alert resolved)")
     if action != "handover":  # assign_role wrote its own timeline entry
-        store.add_incident_event(incident_id, {"resolve": "resolved", "silence": "silenced"}.get(action, action), said,
+        store.add_incident_event(incident_id, {"resolve": "resolved", "silence": "silenced",
+                                               "postmortem_final": "postmortem"}.get(action, action), said,
                                  actor=by, at=now, details={"severity": severity, "role": role, "person": person,
                                                             "text": text, "minutes": minutes})
     _say(ports, found, f"*{incident_id}*: {said}", purpose=f"action-{action}")
@@ -699,7 +711,8 @@ def close(ports: IncidentPorts, incident_id: str) -> dict[str, Any]:
     markdown = render_markdown(draft)
     details = dict(incident["details"])
     due = postmortem_due(ports, incident)
-    details["postmortem"] = {"owner": facts["roles"].get("incident_commander", {}).get("person"),
+    details["postmortem"] = {"status": "draft", **(details.get("postmortem") or {}),  # people's final stays
+                             "owner": facts["roles"].get("incident_commander", {}).get("person"),
                              "due": due.isoformat() if due else None, "metrics": facts["metrics"],
                              "budget": facts["budget"], "markdown": markdown}
     if ports.report_dir is not None:

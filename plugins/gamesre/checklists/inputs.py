@@ -67,6 +67,12 @@ INPUTS: dict[str, InputSpec] = {
                   "version, outcome, dry_run, stages, requested_at, started_at, finished_at, rolled_back_at, "
                   "run_url", columns=("id", "service", "version", "outcome", "dry_run", "stages", "requested_at",
                                       "started_at", "finished_at", "rolled_back_at", "run_url")),
+        InputSpec("incidents", "frame", "incident records (the store's incident table): id, severity, title, team, "
+                  "status (open | mitigated | resolved), opened_at, acknowledged_at, resolved_at (epoch seconds; "
+                  "NaN when not yet), postmortem_due (epoch seconds of the due day's end in KST; NaN when none is "
+                  "required), postmortem_status (draft | final | ''), postmortem_owner",
+                  columns=("id", "severity", "title", "team", "status", "opened_at", "acknowledged_at",
+                           "resolved_at", "postmortem_due", "postmortem_status", "postmortem_owner")),
         InputSpec("versions_running", "mapping", "component name -> the version it runs now (None when it "
                   "could not be read): prometheus, alertmanager, apache-airflow, providers ..."),
         InputSpec("pinned_requirements", "mapping", "Python package -> its pinned version in requirements.txt "

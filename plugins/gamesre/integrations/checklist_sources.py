@@ -16,7 +16,7 @@ Where each input comes from:
 | input | source |
 |---|---|
 | slos, policy | include/config: `load_slos()`, `load_policies()` |
-| ledgers, exclusions, policy_history, deployments | the SRE store |
+| ledgers, exclusions, policy_history, deployments, incidents | the SRE store |
 | chaos_runs, chaos_probes, chaos_active_faults | the store's game-day records (`chaos_run`; unrecovered runs) |
 | alertmanager_alerts | Alertmanager API v2 `/alerts` |
 | alert_samples | a range query of `ALERTS{alertstate="firing"}` (step 60 s, in chunks Prometheus accepts) |
@@ -40,7 +40,7 @@ import re
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlencode
@@ -55,6 +55,7 @@ from gamesre.checklists.versions import parse_requirements
 from gamesre.core.config import SpecError
 from gamesre.core.contract import Contract, ContractError, load_contract
 from gamesre.core.paths import REPO_ROOT
+from gamesre.core.time import KST
 from gamesre.integrations.alertmanager import AlertmanagerClient, AlertmanagerError, AlertmanagerUnreachable
 from gamesre.integrations.prometheus import PrometheusClient, PrometheusError, PrometheusUnreachable
 from gamesre.integrations.store import SREStore, StoreError
@@ -351,6 +352,43 @@ def _deployments(f: _Fetcher, span: _TIME) -> InputData:
                      queries=(f"SREStore.deployments(): requested before {end}, running or active in [{start}, "
                               f"{end})",),
                      links=tuple(str(u) for u in frame["run_url"] if u)[:20], meta={"rows": len(frame)})
+
+
+_INCIDENT_TIMES = ("opened_at", "acknowledged_at", "resolved_at")
+_INCIDENT_COLUMNS = ("id", "severity", "title", "team", "status", *_INCIDENT_TIMES, "postmortem_due",
+                     "postmortem_status", "postmortem_owner")
+
+
+def _incidents(f: _Fetcher, span: _TIME) -> InputData:
+    """Incidents opened before the span's end that are not resolved, or did anything inside the span; and every
+    one with a postmortem still to finish (the postmortem check looks at due dates, not at the span)."""
+    start, end = span
+    rows = []
+    for record in f.store.incidents():
+        times = {k: _epoch(record.get(k)) for k in _INCIDENT_TIMES}
+        postmortem = (record.get("details") or {}).get("postmortem") or {}
+        due = _due_epoch(postmortem.get("due"))
+        if not times["opened_at"] < end:
+            continue
+        inside = any(start <= t < end for t in times.values() if not math.isnan(t))
+        pending = not math.isnan(due) and postmortem.get("status") != "final"
+        if record["status"] == "resolved" and not inside and not pending:
+            continue
+        rows.append({"id": record["id"], "severity": record["severity"], "title": record["title"],
+                     "team": record.get("team"), "status": record["status"], **times, "postmortem_due": due,
+                     "postmortem_status": postmortem.get("status") or ("draft" if postmortem else ""),
+                     "postmortem_owner": postmortem.get("owner") or ""})
+    frame = _frame(rows, _INCIDENT_COLUMNS)
+    return InputData(frame, source="store",
+                     queries=(f"SREStore.incidents(): opened before {end}, open or active in [{start}, {end}), or "
+                              "with a postmortem to finish",), meta={"rows": len(frame)})
+
+
+def _due_epoch(day: str | None) -> float:
+    """The end of a KST due day (postmortems are due by the end of it), as epoch seconds; NaN for none."""
+    if not day:
+        return math.nan
+    return float((datetime.fromisoformat(day) + timedelta(days=1)).replace(tzinfo=KST).timestamp())
 
 
 def _chaos_records(f: _Fetcher, span: _TIME) -> tuple[list[dict[str, Any]], dict[str, int]]:
@@ -680,6 +718,7 @@ _FETCHERS: dict[str, tuple[str, Callable[[_Fetcher, _TIME], InputData]]] = {
     "chaos_probes": ("store", _chaos_probes),
     "chaos_active_faults": ("store", _chaos_active_faults),
     "deployments": ("store", _deployments),
+    "incidents": ("store", _incidents),
     "versions_running": ("prometheus, alertmanager, python", _versions_running),
     "pinned_requirements": ("repository", _pinned_requirements),
     "runbooks": ("git", _runbooks),

@@ -77,7 +77,8 @@ _SHARES = frozenset({
 _RATES = frozenset({"burn_rate", "burn_rates"})
 _SECONDS = frozenset({
     "duration", "median_duration", "max_duration", "total_duration", "seconds", "age", "lead_time_median",
-    "lead_time_p90", "time_to_restore_median", "time_to_restore_max", "seconds_in_state",
+    "lead_time_p90", "time_to_restore_median", "time_to_restore_max", "seconds_in_state", "mtta", "mttr",
+    "mtta_median", "mttr_median",
 })
 _CODE_KEYS = frozenset({"query", "queries", "rule", "series", "labels", "expr"})
 
@@ -130,6 +131,10 @@ _COLUMNS: dict[tuple[str, str], tuple[str, ...]] = {
                            "change_failure_rate", "failures", "finished", "time_to_restore_median", "restores"),
     ("stack_versions", "components"): ("component", "verdict", "running", "pinned", "pin_source", "detail"),
     ("runbook_freshness", "stale"): ("path", "age_days"),
+    ("incident_response", "incidents"): ("id", "severity", "title", "status", "opened_at", "mtta", "mttr"),
+    ("incident_response", "unacknowledged"): ("id", "severity", "title", "opened_at"),
+    ("postmortems", "overdue"): ("id", "severity", "title", "postmortem_owner", "postmortem_due"),
+    ("postmortems", "due_soon"): ("id", "severity", "title", "postmortem_owner", "postmortem_due"),
 }
 # The column that names a row: first in a table, and carried into the tables of the row's nested lists.
 _LABEL_COLUMNS = ("slo", "name", "scope", "alertname", "service", "experiment", "component", "job", "series", "id")

@@ -446,3 +446,24 @@ def test_a_sev3_is_not_announced(rig: Rig) -> None:
     rig.store.update_incident(incident_id, severity="sev3")
     incidents.assemble(rig.ports, incident_id)
     assert rig.page.posts == []
+
+
+
+def test_a_postmortem_is_marked_final_only_after_resolution_and_with_where_it_is(rig: Rig) -> None:
+    incident_id = assembled(rig, slo="data-save-success")
+    with pytest.raises(incidents.IncidentActionRefused, match="not resolved yet"):
+        incidents.act(rig.ports, incident_id, "postmortem_final", "yuna", text="https://wiki/pm/1")
+    rig.at(minutes=10)
+    incidents.act(rig.ports, incident_id, "resolve", "yuna", text="rolled back")
+    with pytest.raises(incidents.IncidentActionRefused, match="no postmortem draft yet"):
+        incidents.act(rig.ports, incident_id, "postmortem_final", "yuna", text="https://wiki/pm/1")
+    incidents.close(rig.ports, incident_id)
+    assert rig.store.incident(incident_id)["details"]["postmortem"]["status"] == "draft"  # type: ignore[index]
+    with pytest.raises(incidents.IncidentActionRefused, match="needs where it is"):
+        incidents.act(rig.ports, incident_id, "postmortem_final", "yuna")
+    incidents.act(rig.ports, incident_id, "postmortem_final", "yuna", text="https://wiki/pm/1")
+    postmortem = rig.store.incident(incident_id)["details"]["postmortem"]  # type: ignore[index]
+    assert (postmortem["status"], postmortem["final"], postmortem["final_by"]) == ("final", "https://wiki/pm/1", "yuna")
+    incidents.close(rig.ports, incident_id)  # a re-run of close keeps what people said
+    again = rig.store.incident(incident_id)["details"]["postmortem"]  # type: ignore[index]
+    assert (again["status"], again["final"], again["final_by"]) == ("final", "https://wiki/pm/1", "yuna")

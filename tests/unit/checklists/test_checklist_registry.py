@@ -89,7 +89,8 @@ def test_the_default_registry_holds_every_builtin_with_known_inputs() -> None:
         "slo_attainment", "budget_burn", "alerts_now", "series_freshness", "scrape_targets", "sample_gaps",
         "chaos_status", "deploy_pipeline", "budget_patterns", "noisy_alerts", "silent_alerts",
         "alerts_without_slo_impact", "manual", "chaos_results", "deploy_success", "slo_target_review",
-        "budget_policy_review", "stack_versions", "runbook_freshness", "resilience_inputs", "dora"}
+        "budget_policy_review", "stack_versions", "runbook_freshness", "resilience_inputs", "dora",
+        "incident_response", "postmortems"}
     for entry in registry:
         assert entry.description, f"{entry.name} has no docstring"
         assert all(name in INPUTS for name in entry.inputs)

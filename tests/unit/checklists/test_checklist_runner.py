@@ -141,6 +141,8 @@ def world(slos: SloCatalog, policy: Policy) -> dict[str, object]:
         "chaos_active_faults": empty(columns=["service", "target", "fault", "injected_at", "run_id"]),
         "deployments": empty(columns=["id", "service", "version", "outcome", "dry_run", "stages", "requested_at",
                                       "started_at", "finished_at", "rolled_back_at", "run_url"]),
+        "incidents": empty(columns=["id", "severity", "title", "team", "status", "opened_at", "acknowledged_at",
+                                    "resolved_at", "postmortem_due", "postmortem_status", "postmortem_owner"]),
         "versions_running": {"prometheus": "2.42.0+ds", "alertmanager": "0.25.0"},
         "pinned_requirements": {},
         "runbooks": pd.DataFrame({"path": ["include/runbooks/slo-error-budget.md"], "updated_at": [AT_EPOCH]}),

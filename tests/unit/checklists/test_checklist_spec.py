@@ -41,8 +41,8 @@ def test_the_shipped_checklists_hold_every_item_of_the_issue(checklists: Checkli
     assert checks == {
         "daily": ["alerts_now", "budget_burn", "chaos_status", "deploy_pipeline", "sample_gaps", "scrape_targets",
                   "series_freshness", "slo_attainment"],
-        "weekly": ["alerts_without_slo_impact", "budget_patterns", "chaos_results", "deploy_success", "manual",
-                   "noisy_alerts", "silent_alerts", "slo_attainment"],
+        "weekly": ["alerts_without_slo_impact", "budget_patterns", "chaos_results", "deploy_success",
+                   "incident_response", "manual", "noisy_alerts", "postmortems", "silent_alerts", "slo_attainment"],
         "monthly": ["budget_policy_review", "dora", "resilience_inputs", "runbook_freshness", "slo_target_review",
                     "stack_versions"],
     }
