@@ -211,7 +211,7 @@ class IncidentChat(Protocol):
     """Slack's Web API: messages to a channel by id, and channels made for an incident."""
 
     def message(self, text: str, *, channel_id: str) -> bool: ...
-    def create_channel(self, name: str) -> str: ...  # the new channel's id; SlackChannelTaken when the name is
+    def create_channel(self, name: str) -> str: ...  # the new channel's id; SlackChannelTaken when the name is taken
 
 
 class SlackChannelTaken(Exception):
