@@ -289,6 +289,7 @@ def declare(ports: IncidentPorts, incident_id: str) -> dict[str, Any]:
         ports.store.add_incident_event(incident_id, "severity", f"severity raised {incident['severity']} -> "
                                        f"{severity} with the budget facts: {'; '.join(decided.why)}", at=now,
                                        details={"from": incident["severity"], "to": severity, "rule": decided.rule})
+        details.update({"severity_why": list(decided.why), "severity_rule": decided.rule})
     found = suspects(ports, incident, now)
     details.update({"declared_at": now.isoformat(), "budgets_at_declare": budgets, "slos": slos or details.get("slos"),
                     "suspects": found})

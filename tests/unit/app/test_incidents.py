@@ -176,6 +176,7 @@ def test_declare_raises_the_severity_on_a_fast_burn_and_says_why(store: SREStore
     assert [e["kind"] for e in events][-3:] == ["severity", "declared", "suspects"]
     assert "sev2 -> sev1" in events[-3]["summary"] and "14.4x" in events[-3]["summary"]
     assert events[-1]["summary"].startswith("suspects: SLO latency fast_burn since 10:03 KST")
+    assert "14.4x" in store.incident(incident_id)["details"]["severity_why"][0]  # type: ignore[index]
     again = incidents.declare(ports_of(store, config, Chat(), Pager(), later + timedelta(minutes=1)), incident_id)
     assert again["declared_at"] == result["declared_at"] and len(store.incident_events(incident_id)) == len(events)
 
