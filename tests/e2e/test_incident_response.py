@@ -21,6 +21,7 @@ from gamesre.core.services import load_services
 from gamesre.incidents.oncall import load_oncall, roster
 from gamesre.integrations.store import SREStore
 from tests.airflow_api import AirflowAPI
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -64,16 +65,6 @@ def paging_stack(airflow: AirflowAPI, slack_sink: Any, tmp_path: Path) -> Iterat
             [], alertmanager=f"127.0.0.1:{am_port}", rule_files=[rules])))
         yield f"http://127.0.0.1:{am_port}"
     airflow.call("PATCH", f"dags/{DAG}", json={"is_paused": True})
-
-
-def wait_for(check: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.5)
-    raise AssertionError(f"{what}: not within {timeout} s")
 
 
 def notified_at(alertmanager: str) -> float:

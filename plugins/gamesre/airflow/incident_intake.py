@@ -23,17 +23,20 @@ import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from gamesre.app.incidents import MAX_BODY_BYTES, IncidentConfig, PayloadError, receive_notification
-from gamesre.core.config import SpecError
-from gamesre.integrations.store.errors import StoreError
+from gamesre.incidents.payload import MAX_BODY_BYTES
+
+if TYPE_CHECKING:
+    from gamesre.app.incidents import IncidentConfig
 
 log = logging.getLogger(__name__)
 
+# The plugin manager imports this module in every Airflow process (tasks too): the use case, the store and their
+# dependencies (SQLAlchemy, numpy, pydantic models) are imported on the first notification, not here.
 TOKEN_FILE_ENV = "GAMESRE_INCIDENT_INTAKE_TOKEN_FILE"  # noqa: S105 (the name of a variable naming a file)
 INCIDENT_DAG = "incident_response"
 INTAKE_PATH = "/incidents/alertmanager"
@@ -60,7 +63,11 @@ def create_app(*, store: Callable[[], Any], config: Callable[[], IncidentConfig]
     app = FastAPI(title="gamesre incident intake", docs_url=None, redoc_url=None, openapi_url=None)
 
     @app.post(INTAKE_PATH)
-    def alertmanager_webhook(request: Request, raw: bytes = _body()) -> JSONResponse:
+    def alertmanager_webhook(request: Request, raw: bytes = Depends(_read_body)) -> JSONResponse:
+        from gamesre.app.incidents import PayloadError, receive_notification
+        from gamesre.core.config import SpecError
+        from gamesre.integrations.store.errors import StoreError
+
         refused = _check_token(request.headers.get("authorization"), token())
         if refused is not None:
             return refused
@@ -90,20 +97,15 @@ def create_app(*, store: Callable[[], Any], config: Callable[[], IncidentConfig]
     return app
 
 
-def _body() -> Any:
+async def _read_body(request: Request) -> bytes:
     """The request body, read up to MAX_BODY_BYTES + 1 (a larger one is refused without reading it all)."""
-    from fastapi import Depends
-
-    async def read(request: Request) -> bytes:
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            chunks.append(chunk)
-            if size > MAX_BODY_BYTES:
-                break
-        return b"".join(chunks)
-
-    return Depends(read)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        chunks.append(chunk)
+        if size > MAX_BODY_BYTES:
+            break
+    return b"".join(chunks)
 
 
 def _check_token(header: str | None, expected: str | None) -> JSONResponse | None:
@@ -139,6 +141,8 @@ def _store() -> Any:
 
 
 def _config() -> IncidentConfig:
+    from gamesre.app.incidents import IncidentConfig
+
     return _once("config", IncidentConfig)  # type: ignore[no-any-return]
 
 

@@ -20,14 +20,12 @@ from gamesre.incidents.escalation import cancelled_steps, due_steps, next_escala
 from gamesre.incidents.ids import channel_name
 from gamesre.incidents.intake import IntakeDecision, OpenIncident, decide_intake, service_teams
 from gamesre.incidents.oncall import OncallSpec, Roster, load_oncall, roster
-from gamesre.incidents.payload import Alert, Notification, PayloadError, parse_alertmanager_webhook
+from gamesre.incidents.payload import MAX_BODY_BYTES, Alert, Notification, PayloadError, parse_alertmanager_webhook
 from gamesre.incidents.severity import SeverityFacts, change_severity, classify, higher
 from gamesre.incidents.spec import IncidentsSpec, load_incidents
 from gamesre.reports.document import render_html, render_markdown
 from gamesre.reports.postmortem import build_postmortem
 from gamesre.slo.spec import SloCatalog, load_slos
-
-MAX_BODY_BYTES = 4 * 1024 * 1024  # Alertmanager's bodies are kilobytes; a group of 1,000 alerts is about 1 MB
 
 
 class IntakeStore(Protocol):

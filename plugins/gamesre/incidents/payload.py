@@ -27,6 +27,9 @@ _RFC3339 = re.compile(
 _UNSET_YEAR = 1  # Go's zero time, 0001-01-01T00:00:00Z: what Alertmanager sends for an end that is not known
 
 
+MAX_BODY_BYTES = 4 * 1024 * 1024  # Alertmanager's bodies are kilobytes; a group of 1,000 alerts is about 1 MB
+
+
 class PayloadError(ValueError):
     """A webhook body (or a stored notification) that cannot be read; one line per problem, each naming its field."""
 

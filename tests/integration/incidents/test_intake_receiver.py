@@ -23,6 +23,7 @@ from gamesre.airflow.incident_intake import INTAKE_PATH, create_app, read_token
 from gamesre.app.incidents import IncidentConfig
 from gamesre.integrations.store import SREStore
 from tests.fakes.alertmanager_webhook import alert, body
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -220,16 +221,6 @@ def post_alerts(alertmanager: str, *alerts: dict[str, Any]) -> None:
     requests.post(f"{alertmanager}/api/v2/alerts", json=payload, timeout=10).raise_for_status()
 
 
-def wait_for(check: Any, timeout: float = 30) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"not within {timeout} s")
-
-
 @pytest.mark.parametrize("store_url", ["sqlite"], indirect=True)
 def test_alertmanager_delivers_a_page_with_its_token_and_a_resolution_marks_the_alert(
         receiver: Receiver, alertmanager_to_receiver: str) -> None:
@@ -237,7 +228,7 @@ def test_alertmanager_delivers_a_page_with_its_token_and_a_resolution_marks_the_
     page = alert("GameServerHighLoad", slo="concurrent-sessions", starts_at=now)
     sent = time.monotonic()
     post_alerts(alertmanager_to_receiver, page)
-    incidents = wait_for(receiver.store.incidents)
+    incidents = wait_for(receiver.store.incidents, 30, "the incident")
     took = time.monotonic() - sent
     assert took < 30, f"the incident opened {took:.1f} s after the page"  # the intake's promise, group_wait 1 s here
     incident = incidents[0]
@@ -247,6 +238,7 @@ def test_alertmanager_delivers_a_page_with_its_token_and_a_resolution_marks_the_
     log = receiver.store.intake_log()
     assert log[0]["body"]["receiver"] == "intake" and log[0]["body"]["version"] == "4"
     post_alerts(alertmanager_to_receiver, {**page, "status": "resolved", "endsAt": datetime.now(UTC).isoformat()})
-    wait_for(lambda: [a for a in receiver.store.incident_alerts(incident["id"]) if a["status"] == "resolved"])
+    wait_for(lambda: [a for a in receiver.store.incident_alerts(incident["id"]) if a["status"] == "resolved"], 30,
+             "the alert marked resolved")
     assert receiver.store.incident(incident["id"])["status"] == "open"  # type: ignore[index]
     assert len(receiver.store.incidents()) == 1

@@ -23,14 +23,15 @@ class PagerDutyEventsHook(BaseHook):
 
     def get_conn(self) -> PagerDutyEvents:
         conn = self.get_connection(self.pagerduty_conn_id)
-        return PagerDutyEvents(conn.password or "", events_url(conn.host, conn.schema, conn.port), timeout=self.timeout)
+        return PagerDutyEvents(conn.password or "", api_url(conn.host, conn.schema, conn.port, EVENTS_URL),
+                               timeout=self.timeout)
 
 
-def events_url(host: str | None, schema: str | None, port: int | None) -> str:
-    """The Events API's base URL: the host as a full URL, or scheme://host:port; PagerDuty's own without a host.
-    (Not an HttpEndpoint: the connection's password is the routing key, not a credential of the API.)"""
+def api_url(host: str | None, schema: str | None, port: int | None, default: str) -> str:
+    """An API's base URL from a connection whose password is a key, not an HTTP credential (so not an
+    HttpEndpoint): the host as a full URL, or scheme://host:port; `default` (the vendor's own) without a host."""
     if not host:
-        return EVENTS_URL
+        return default
     if "://" in host:
         return host.rstrip("/")
     return f"{schema or 'https'}://{host}" + (f":{port}" if port else "")

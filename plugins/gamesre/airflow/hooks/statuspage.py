@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from airflow.sdk import BaseHook
 
-from gamesre.airflow.hooks.pagerduty import events_url
+from gamesre.airflow.hooks.pagerduty import api_url
 from gamesre.integrations.statuspage import API_URL, StatusPage
 
 
@@ -24,5 +24,5 @@ class StatusPageHook(BaseHook):
 
     def get_conn(self) -> StatusPage:
         conn = self.get_connection(self.statuspage_conn_id)
-        url = events_url(conn.host, conn.schema, conn.port) if conn.host else API_URL
-        return StatusPage(conn.password or "", str(conn.extra_dejson.get("page_id") or ""), url, timeout=self.timeout)
+        return StatusPage(conn.password or "", str(conn.extra_dejson.get("page_id") or ""),
+                          api_url(conn.host, conn.schema, conn.port, API_URL), timeout=self.timeout)
