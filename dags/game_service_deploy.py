@@ -5,8 +5,10 @@ Trigger from CI with one REST call (`scripts/trigger_deploy.py`) or from the UI 
 
 | field | meaning |
 |---|---|
+| `kind` | `deploy` (a new build) or `rollback` (back to a version that served before, all traffic at once) |
 | `service` | a service of `include/config/services.yaml` |
 | `version` | the image tag, or the full `registry/repository:tag`; checked against the service's image |
+| `rollback_of` | a rollback of this deployment (its run id) to the version it replaced; `version` may then be empty |
 | `strategy` | `canary`, `blue-green` or `rolling`; empty: the service's default |
 | `stages` | a subset of `dev`, `staging`, `prod` (always run in that order); empty: all |
 | `canary_steps` | optional canary weights, e.g. `[10, 25, 50, 100]` (default from `include/config/deploy.yaml`) |
@@ -16,7 +18,8 @@ Trigger from CI with one REST call (`scripts/trigger_deploy.py`) or from the UI 
 
 `validate` runs first: a bad field fails the run naming the field, and nothing is touched. Before each stage
 `gates_<stage>` checks the stage's gates (one deploy per service, firing page alerts, the error-budget state,
-maintenance windows and the evening peak). `rollout_<stage>` applies each step of the strategy and waits,
+maintenance windows and the evening peak; a rollback's are only the lock and the backend's health).
+`rollout_<stage>` applies each step of the strategy and waits,
 deferred, for the canary analysis (a sequential test per SLI against the baseline); a regression, or no
 evidence by the step deadline, rolls back at once. `finalize` always runs: it rolls back anything left half
 done, releases the deploy lock, records the deployment in the SRE store and posts the outcome to the service's Slack
@@ -48,8 +51,13 @@ STAGES = ("dev", "staging", "prod")  # include/config/deploy.yaml stages (checke
                   "on_failure_callback": TaskFailureNotifier(
                       blocks="this deploy of the service: see the run for the stage it reached and its outcome")},
     params={
+        "kind": Param("deploy", enum=["deploy", "rollback"],
+                      description="deploy: a new build; rollback: back to a version that served before."),
         "service": Param("game-server", enum=service_names(), description="The service to deploy."),
         "version": Param("", type="string", maxLength=300, description="Image tag, e.g. 1.5.1."),
+        "rollback_of": Param("", type="string", maxLength=250,
+                             description="rollback: the deployment (run id) to undo; version defaults to what it "
+                                         "replaced."),
         "strategy": Param("", enum=["", "canary", "blue-green", "rolling"],
                           description="Empty: the service's default strategy."),
         "stages": Param([], type="array", items={"type": "string", "enum": list(STAGES)},

@@ -11,8 +11,11 @@ What it does:
 4. when the run has ended, reads the outcome the `finalize` task returned (its `return_value` XCom) and
    prints one summary line with the outcome, its reason and the run's page in the Airflow UI.
 
+A rollback (`--rollback --version 1.5.0`, or `--rollback-of <deployment run id>`) goes back to a version that
+served the service before, all traffic at once; it exits like a deploy (0: the old version serves and verified).
+
 Exit codes (CI fails the job on anything but 0):
-    0  promoted, or a dry run that Airflow accepted
+    0  promoted (a rollback: back on the old version, verified), or a dry run that Airflow accepted
     2  rolled back, or the analysis timed out (outcomes `rolled_back`, `timed_out`)
     3  blocked by a gate (lock, page alert, error budget, maintenance calendar)
     4  invalid input: a bad option, or Airflow rejected the request (bad params, unknown DAG, duplicate run id)
@@ -426,7 +429,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     req = p.add_argument_group("the deploy request (the run's conf)")
     req.add_argument("--service", help="the service to deploy, as named in services.yaml (required)")
-    req.add_argument("--version", help="the image tag to ship, e.g. 1.4.2 (required)")
+    req.add_argument("--version", help="the image tag to ship, e.g. 1.4.2 (required, except with --rollback-of)")
+    req.add_argument("--rollback", action="store_true",
+                     help="a rollback to --version, a version that served the service before: all traffic at once, "
+                          "gated only by the deploy lock and the backend's health")
+    req.add_argument("--rollback-of", metavar="DEPLOYMENT",
+                     help="a rollback of this deployment (its run id) to the version it replaced; implies --rollback")
     req.add_argument("--strategy", choices=STRATEGIES, help="default: the service's own strategy")
     req.add_argument("--stages", help="comma-separated stages, e.g. staging,prod (default: all of the service's)")
     req.add_argument("--canary-steps", help="comma-separated canary weights in percent ending at 100, e.g. 25,50,100 "
@@ -454,7 +462,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     missing = [opt for opt, value in (("--airflow-url (or $AIRFLOW_URL)", args.airflow_url),
                                       ("--username (or $AIRFLOW_USERNAME)", args.username),
                                       ("--password (or $AIRFLOW_PASSWORD)", args.password),
-                                      ("--service", args.service), ("--version", args.version),
+                                      ("--service", args.service),
+                                      ("--version (or --rollback-of)", args.version or args.rollback_of),
                                       ("--change-ticket", args.change_ticket),
                                       ("--requested-by (or $GITHUB_ACTOR)", args.requested_by)) if not value]
     if missing:
@@ -472,7 +481,16 @@ def build_conf(args: argparse.Namespace) -> dict[str, Any]:
         raise UsageError("--force needs --force-reason: say why the error-budget freeze may be bypassed")
     if args.force_reason and not args.force:
         raise UsageError("--force-reason given without --force: add --force or drop the reason")
-    conf: dict[str, Any] = {"service": args.service, "version": args.version}
+    conf: dict[str, Any] = {"service": args.service}
+    if args.version:
+        conf["version"] = args.version
+    if args.rollback or args.rollback_of:
+        if args.force or args.canary_steps is not None:
+            raise UsageError("a rollback takes neither --force nor --canary-steps: it moves all traffic at once and "
+                             "no budget gate blocks it")
+        conf["kind"] = "rollback"
+        if args.rollback_of:
+            conf["rollback_of"] = args.rollback_of
     if args.strategy:
         conf["strategy"] = args.strategy
     if args.stages is not None:
@@ -554,7 +572,7 @@ def main(argv: list[str] | None = None) -> int:
             _stdout(DeployResult("invalid", str(exc), EXIT_INVALID).to_json(DEFAULT_DAG_ID))
         return EXIT_INVALID
 
-    run_id = args.run_id or default_run_id(args.service, args.version)
+    run_id = args.run_id or default_run_id(args.service, args.version or f"rollback-of-{args.rollback_of}")
     progress = _stderr if args.json else _stdout
     client = AirflowClient(args.airflow_url, args.username, args.password)
     shown = {k: v for k, v in conf.items() if v not in (None, "", False)}

@@ -83,7 +83,7 @@ INGEST = ["ingest", "--start", "2026-11-26T08:00Z", "--end", "2026-11-26T09:00Z"
     (["db"], "python -m gamesre db: error: the following arguments are required: DB_COMMAND"),
     (["db", "nope"], "python -m gamesre db: error: argument DB_COMMAND: invalid choice: 'nope'"),
     (["db", "upgrade", "--to", "9999"], "python -m gamesre db upgrade: error: argument --to: unknown revision "
-                                        "'9999' (known: 0001, 0002, 0003, head)"),
+                                        "'9999' (known: 0001, 0002, 0003, 0004, head)"),
     (["db", "upgrade", "--bogus"], "python -m gamesre db upgrade: error: unrecognized arguments: --bogus"),
     (["db", "upgrade", "--store", "not-a-url"], "argument --store: not a database URL"),
     (["db", "downgrade"], "python -m gamesre db downgrade: error: the following arguments are required: --to"),
@@ -178,7 +178,7 @@ AFTER_0001 = [f"{r.id}: {r.message}" for r in schema.revisions()[1:]]  # what `u
 def test_db_history_lists_the_revisions_oldest_first_with_their_messages(capsys) -> None:
     lines = [f"{r.id}{' (head)' if r.id == HEAD else ''}: {r.message}" for r in schema.revisions()]
     assert run(["db", "history"], capsys) == (0, "\n".join(lines) + "\n", "")
-    assert [r.id for r in schema.revisions()] == ["0001", "0002", "0003"]
+    assert [r.id for r in schema.revisions()] == ["0001", "0002", "0003", "0004"]
     assert schema.revisions()[0].message.startswith("The schema as the hand-written migrations 1-4 left it")
 
 
@@ -245,5 +245,5 @@ def test_db_upgrade_takes_over_a_store_of_the_hand_written_migrations(tmp_path: 
            "upgrade` takes it over\n", "")
     assert run(["db", "upgrade", "--store", url], capsys) == (
         0, f"took over the hand-written migrations' schema_version 5: stamped 0002, store_meta dropped\n"
-           f"applied {AFTER_0001[-1]}\n{url}: {HEAD} (head)\n", "")
+           + "".join(f"applied {line}\n" for line in AFTER_0001[1:]) + f"{url}: {HEAD} (head)\n", "")
     assert run(["db", "current", "--store", url], capsys) == (0, f"{url}: {HEAD} (head)\n", "")

@@ -416,6 +416,24 @@ def test_conf_leaves_out_strategy_and_stages_not_given(monkeypatch: pytest.Monke
     assert td.build_conf(args)["canary_steps"] == [25, 50, 100]
 
 
+def test_a_rollback_of_a_deployment_needs_no_version(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AIRFLOW_URL", "http://127.0.0.1:8080")
+    monkeypatch.setenv("AIRFLOW_USERNAME", USER)
+    monkeypatch.setenv("AIRFLOW_PASSWORD", PASSWORD)
+    args = td.parse_args(["--service", "game-server", "--rollback-of", "ci__game-server__1.6.66__x",
+                          "--change-ticket", "INC-20261207-001", "--requested-by", "kim"])
+    assert td.build_conf(args) == {"service": "game-server", "kind": "rollback",
+                                   "rollback_of": "ci__game-server__1.6.66__x", "change_ticket": "INC-20261207-001",
+                                   "requested_by": "kim", "dry_run": False, "force": False, "force_reason": ""}
+    args = td.parse_args(["--service", "game-server", "--rollback", "--version", "1.5.0", "--change-ticket", "CHG-9",
+                          "--requested-by", "kim"])
+    assert td.build_conf(args)["kind"] == "rollback" and "rollback_of" not in td.build_conf(args)
+    args = td.parse_args(["--service", "game-server", "--rollback", "--version", "1.5.0", "--change-ticket", "CHG-9",
+                          "--requested-by", "kim", "--canary-steps", "50,100"])
+    with pytest.raises(td.UsageError, match="a rollback takes neither --force nor --canary-steps"):
+        td.build_conf(args)
+
+
 @pytest.mark.parametrize("extra, message", [
     (["--force"], "--force needs --force-reason"),
     (["--force", "--force-reason", "  "], "--force needs --force-reason"),

@@ -221,7 +221,19 @@ def incident_ports() -> IncidentPorts:
     from gamesre.core.paths import report_root
 
     return IncidentPorts(store=store(), chat=SlackNotifier(), pager=pager, clock=utcnow, report_dir=report_root(),
-                         status_page=status_page, alertmanager=alertmanager)
+                         status_page=status_page, alertmanager=alertmanager, chaos_abort=abort_chaos_run)
+
+
+def abort_chaos_run(run_id: str, why: str) -> str:
+    """Turn on one chaos run's own kill switch (a Variable its monitor reads at every poll); returns its key."""
+    from airflow.sdk import Variable
+
+    from gamesre.app.chaos import ChaosConfig
+    from gamesre.chaos.gates import run_switch_variable
+
+    key = run_switch_variable(ChaosConfig().catalog.policy.kill_switch_variable, run_id)
+    Variable.set(key, "on", description=f"kill switch of chaos run {run_id}: {why}"[:1000])
+    return key
 
 
 def status_page() -> StatusPage:

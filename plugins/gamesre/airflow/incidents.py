@@ -41,6 +41,6 @@ def act(params: dict[str, Any], by: str) -> dict[str, Any]:
         return incidents.act(incident_ports(), str(params.get("incident_id") or ""), str(params.get("action") or ""),
                              by, text=str(params.get("text") or ""), severity=str(params.get("severity") or ""),
                              role=str(params.get("role") or ""), person=str(params.get("person") or ""),
-                             minutes=int(params.get("minutes") or 0))
+                             minutes=int(params.get("minutes") or 0), target=str(params.get("target") or ""))
     except incidents.IncidentActionRefused as exc:
         raise AirflowFailException(f"refused, nothing changed: {exc}") from None

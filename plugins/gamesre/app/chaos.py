@@ -289,7 +289,8 @@ def monitor_spec(ports: ChaosPorts, run_doc: Mapping[str, Any], before: Mapping[
             "started_at": injected_at.timestamp(), "duration_s": run.duration_s, "interval_s": run.probe_interval_s,
             "burn_queries": burn_queries(ports.config.slos, run.service, experiment.abort.burn_slos,
                                          experiment.abort.burn_window),
-            "kill_switch_variable": catalog.policy.kill_switch_variable}
+            "kill_switch_variable": catalog.policy.kill_switch_variable,
+            "run_switch_variable": gates.run_switch_variable(catalog.policy.kill_switch_variable, run_id)}
 
 
 def recovery_spec(ports: ChaosPorts, run_doc: Mapping[str, Any], before: Mapping[str, Any],

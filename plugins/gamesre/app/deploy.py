@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -26,10 +26,10 @@ from gamesre.core.services import ServiceCatalog
 from gamesre.deploy.analysis import Thresholds, slis_for
 from gamesre.deploy.backend import DeployBackend
 from gamesre.deploy.config import DeployConfig
-from gamesre.deploy.gates import GateFacts, blocked, judge_gates
+from gamesre.deploy.gates import ROLLBACK_GATES, GateFacts, blocked, judge_gates
 from gamesre.deploy.outcome import OUTCOMES_OK, decide_outcome, left_half_done
 from gamesre.deploy.plan import RolloutPlan, build_plan
-from gamesre.deploy.request import DeployRequest, InvalidDeployRequest, parse_request
+from gamesre.deploy.request import INCIDENT_ID, DeployRequest, InvalidDeployRequest, parse_request
 from gamesre.reports.deploy_report import evidence_markdown
 from gamesre.slo.spec import Policy, SloCatalog
 
@@ -68,6 +68,14 @@ class DeployStore(Protocol):
                 include_cancelled: bool = False) -> list[dict[str, Any]]: ...
 
     def open_incidents(self, service: str | None = None) -> list[dict[str, Any]]: ...
+
+    def incident(self, incident_key: str) -> dict[str, Any] | None: ...
+
+    def add_incident_event(self, incident_key: str, kind: str, summary: str, *, actor: str = ...,
+                           at: datetime | None = None, details: dict[str, Any] | None = None) -> None: ...
+
+    def deployments(self, service: str | None = None, since: datetime | None = None,
+                    ids: Sequence[str] | None = None) -> list[dict[str, Any]]: ...
 
     def record_verdict(self, deployment_id: str, stage: str, step: int, step_label: str, decision: str,
                        reason: str, evidence: dict[str, Any], *, decided_at: datetime | None = None) -> None: ...
@@ -109,8 +117,12 @@ def validate(ports: DeployPorts, conf: Mapping[str, Any] | None, run_id: str, de
     """
     raw = dict(conf or {})
     now = ports.clock()
+    service = raw.get("service")
+    history = (ports.store.deployments(service=service) if raw.get("kind") == "rollback" and isinstance(service, str)
+               else [])
     try:
-        request = parse_request(raw, ports.configs.services, ports.configs.deploy, default_requester=default_requester)
+        request = parse_request(raw, ports.configs.services, ports.configs.deploy, default_requester=default_requester,
+                                history=history)
     except InvalidDeployRequest as exc:
         ports.store.upsert_deployment({
             "id": run_id, "service": str(raw.get("service") or "")[:128],
@@ -119,6 +131,8 @@ def validate(ports: DeployPorts, conf: Mapping[str, Any] | None, run_id: str, de
             "change_ticket": str(raw.get("change_ticket") or "")[:128],
             "requested_by": str(raw.get("requested_by") or default_requester)[:128], "dry_run": False,
             "forced": False, "force_reason": "", "outcome": "invalid", "reason": str(exc),
+            "kind": str(raw.get("kind") or "deploy")[:32],
+            "rollback_of": str(raw.get("rollback_of") or "")[:250] or None,
             "requested_at": now, "finished_at": now, "run_url": ports.run_url(run_id)})
         raise
     spec = ports.configs.services.get(request.service)
@@ -127,7 +141,8 @@ def validate(ports: DeployPorts, conf: Mapping[str, Any] | None, run_id: str, de
         "strategy": request.strategy, "stages": list(request.stages), "backend": spec.deploy.backend,
         "change_ticket": request.change_ticket, "requested_by": request.requested_by, "dry_run": request.dry_run,
         "forced": request.force, "force_reason": request.force_reason, "outcome": "running", "reason": "",
-        "requested_at": now, "run_url": ports.run_url(run_id)})
+        "requested_at": now, "run_url": ports.run_url(run_id), "kind": request.kind,
+        "rollback_of": request.rollback_of or None})
     return request
 
 
@@ -151,10 +166,15 @@ def _update_stage(ports: DeployPorts, run_id: str, stage: str, **fields: Any) ->
 
 # --- gates: gather every fact, then judge once -------------------------------------------------------------------
 
+def stage_gates(ports: DeployPorts, request: DeployRequest, stage: str) -> tuple[str, ...]:
+    """deploy.yaml's gates of the stage; a rollback's are the lock and the backend's health, whatever the stage."""
+    return ROLLBACK_GATES if request.is_rollback else tuple(ports.configs.deploy.stages[stage].gates)
+
+
 def gather_gate_facts(ports: DeployPorts, request: DeployRequest, stage: str, run_id: str) -> GateFacts:
     """Read what the stage's gates need, each from its one source. The lock gate takes the service's deploy lock
     (kept until finalize); a dry run only looks at it. Alertmanager down is a fact too: it blocks."""
-    gates = ports.configs.deploy.stages[stage].gates
+    gates = stage_gates(ports, request, stage)
     now = ports.clock()
     facts = GateFacts(now=now)
     if "lock" in gates:
@@ -173,6 +193,11 @@ def gather_gate_facts(ports: DeployPorts, request: DeployRequest, stage: str, ru
         facts = replace(facts, maintenance=(verdict.allowed, verdict.reason))
     if "incident" in gates:
         facts = replace(facts, open_incidents=tuple(ports.store.open_incidents(service=request.service)))
+    if "backend" in gates:
+        try:
+            facts = replace(facts, backend=(ports.backend(request.service, stage).status().to_dict(), ""))
+        except Exception as exc:  # unreachable or unreadable: the gate says so
+            facts = replace(facts, backend=(None, str(exc) or type(exc).__name__))
     return facts
 
 
@@ -180,10 +205,10 @@ def check_gates(ports: DeployPorts, request: DeployRequest, stage: str, run_id: 
     """Evaluate the stage's gates; DeployBlocked when any refuses. Returns {"strictness", "gates"}."""
     settings = ports.configs.deploy.stages[stage]
     facts = gather_gate_facts(ports, request, stage, run_id)
-    results, strictness = judge_gates(settings.gates, facts, ports.configs.policy, run_id=run_id,
-                                      force=request.force, force_reason=request.force_reason,
+    results, strictness = judge_gates(stage_gates(ports, request, stage), facts, ports.configs.policy,
+                                      run_id=run_id, force=request.force, force_reason=request.force_reason,
                                       peak_mode=ports.configs.deploy.peak, strictest=settings.strictest,
-                                      change_ticket=request.change_ticket)
+                                      change_ticket=request.change_ticket, version=request.version)
     docs = [r.to_dict() for r in results]
     _update_stage(ports, run_id, stage, gates=docs, gates_at=facts.now, strictness=strictness)
     for r in results:
@@ -205,7 +230,7 @@ def stage_plan(ports: DeployPorts, request: DeployRequest, stage: str) -> Rollou
     return build_plan(request.strategy, canary_steps=request.canary_steps,
                       rolling_batches=config.strategies.rolling.batches,
                       scale_down_delay_s=config.strategies.blue_green.scale_down_delay_s,
-                      synthetic=env.traffic == "synthetic")
+                      synthetic=env.traffic == "synthetic", immediate=request.is_rollback)
 
 
 def analysis_spec(ports: DeployPorts, request: DeployRequest, stage: str, step_index: int, step_label: str,
@@ -301,6 +326,13 @@ def step_verdict(ports: DeployPorts, request: DeployRequest, stage: str, run_id:
     _update_stage(ports, run_id, stage, step={"index": index, "label": label, "decision": decision,
                                               "reason": reason, "at": ports.clock().isoformat()})
     log.info("%s %s: %s: %s", stage, label, decision, reason)
+    if decision != "pass" and request.is_rollback:
+        # Going back to the suspect would undo the rollback: the version stays, and the run says it did not verify.
+        why = (f"{stage}: rolled back to {request.version}, but its verification did not pass ({decision}: {reason}); "
+               "it serves all traffic now: the rolled-back change may not be the cause, look at the service")
+        _finish_stage(ports, request, stage, run_id)
+        ports.store.update_deployment(run_id, outcome="failed", reason=why)
+        raise DeployRolledBack(why)
     if decision != "pass":
         outcome = "timed_out" if decision == "timed_out" else "rolled_back"
         what = "analysis inconclusive at the deadline" if outcome == "timed_out" else "regression"
@@ -319,13 +351,20 @@ def step_verdict(ports: DeployPorts, request: DeployRequest, stage: str, run_id:
     if plan.strategy == "blue-green" and plan.scale_down_delay_s and not hold:
         return {**state, "step": nxt, "hold_s": plan.scale_down_delay_s}
     try:
-        backend.promote()
+        _finish_stage(ports, request, stage, run_id)
     except Exception as exc:
-        rollback(ports, request, stage, run_id, f"{stage} promotion failed: {exc}")
+        if not request.is_rollback:  # a rollback that cannot finish is left to the safety net, never reverted
+            rollback(ports, request, stage, run_id, f"{stage} promotion failed: {exc}")
         raise
+    return None
+
+
+def _finish_stage(ports: DeployPorts, request: DeployRequest, stage: str, run_id: str) -> None:
+    """The stage's version becomes the stable one (backend.promote), recorded."""
+    backend = ports.backend(request.service, stage)
+    backend.promote()
     _update_stage(ports, run_id, stage, outcome="promoted", finished_at=ports.clock(),
                   after=backend.status().to_dict())
-    return None
 
 
 def rollback(ports: DeployPorts, request: DeployRequest, stage: str, run_id: str, reason: str, *,
@@ -360,9 +399,14 @@ def finalize(ports: DeployPorts, request: DeployRequest | None, run_id: str) -> 
     if request is not None:
         for stage in left_half_done(record, outcome, dry_run=request.dry_run):  # the safety net
             try:
-                rollback(ports, request, stage, run_id, reason, outcome=outcome)
+                if request.is_rollback:  # finish it: never back to the version rolled back
+                    _finish_stage(ports, request, stage, run_id)
+                    reason += f" ({stage}: the rollback to {request.version} was finished by the safety net)"
+                else:
+                    rollback(ports, request, stage, run_id, reason, outcome=outcome)
             except Exception as exc:
-                reason += f" (the safety rollback of {stage} failed too: {exc}; check by hand)"
+                reason += f" (the safety {'finish' if request.is_rollback else 'rollback'} of {stage} failed too: " \
+                          f"{exc}; check by hand)"
         if not request.dry_run:
             ports.store.release_deploy_lock(request.service, run_id)
     ports.store.update_deployment(run_id, outcome=outcome, reason=reason, finished_at=ports.clock())
@@ -371,7 +415,30 @@ def finalize(ports: DeployPorts, request: DeployRequest | None, run_id: str) -> 
               "version": record.get("version"), "stages": record.get("stages"), "run_url": record.get("run_url"),
               "previous_version": record.get("previous_version")}
     _notify(ports, record, ports.store.verdicts(run_id), result)
+    if request is not None and not request.dry_run:
+        _tell_incident(ports, request, record, result)
     return result
+
+
+def _tell_incident(ports: DeployPorts, request: DeployRequest, record: Mapping[str, Any],
+                   result: Mapping[str, Any]) -> None:
+    """A deploy whose change ticket is an incident's id (the remedy it asked for) ends on the incident's timeline
+    and in its channel."""
+    incident = ports.store.incident(request.change_ticket) if INCIDENT_ID.match(request.change_ticket) else None
+    if incident is None:
+        return
+    what = (f"rollback of {request.service} to {request.version}" if request.is_rollback
+            else f"deploy {request.service} {request.version}")
+    summary = f"{what} (run {record.get('id')}): {result['outcome']}. {result['reason']}"
+    ports.store.add_incident_event(incident["id"], "mitigation", summary, actor=request.requested_by,
+                                   at=ports.clock(), details={"deployment": record.get("id"), "kind": request.kind,
+                                                              "rollback_of": request.rollback_of or None,
+                                                              "outcome": result["outcome"],
+                                                              "run_url": record.get("run_url")})
+    channel_id = (incident.get("details") or {}).get("channel_id")
+    if channel_id:
+        ports.notifier.message(f"{EMOJI.get(str(result['outcome']), '')} *{incident['id']}*: {summary}\n"
+                               f"Run: {record.get('run_url')}", channel_id=channel_id)
 
 
 def succeeded(result: Mapping[str, Any]) -> bool:

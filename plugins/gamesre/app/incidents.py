@@ -244,6 +244,7 @@ class IncidentPorts:
     report_dir: Path | None = None  # where postmortem drafts are written (None: not written to a file)
     status_page: Callable[[], StatusPagePort] | None = None  # opened only to announce (None: no status page)
     alertmanager: Callable[[], SilencePort] | None = None  # opened only to silence
+    chaos_abort: Callable[[str, str], str] | None = None  # (chaos run id, why) -> the run's kill switch turned on
 
 
 def _incident(ports: IncidentPorts, incident_id: str) -> dict[str, Any]:
@@ -438,7 +439,9 @@ def _rate(value: float | None) -> str:
 
 # --- people in the loop -----------------------------------------------------------------------------------------
 
-ACTIONS = ("acknowledge", "severity", "note", "handover", "mitigated", "silence", "resolve", "postmortem_final")
+ACTIONS = ("acknowledge", "severity", "note", "handover", "rollback", "abort_chaos", "silence", "mitigated", "resolve",
+           "postmortem_final")
+DEPLOY_DAG = "game_service_deploy"
 MAX_SILENCE_MINUTES = 24 * 60
 
 
@@ -447,8 +450,11 @@ class IncidentActionRefused(ValueError):
 
 
 def act(ports: IncidentPorts, incident_id: str, action: str, by: str, *, text: str = "", severity: str = "",
-        role: str = "", person: str = "", minutes: int = 0) -> dict[str, Any]:
-    """Apply what a person did to the incident, recorded with who and why, and said in its channel."""
+        role: str = "", person: str = "", minutes: int = 0, target: str = "") -> dict[str, Any]:
+    """Apply what a person did to the incident, recorded with who and why, and said in its channel.
+
+    `rollback` answers with the deploy run to start (`deploy_dag`, `deploy_run_id`, `deploy_conf`), which the caller
+    triggers; the deploy records its outcome on the incident's timeline when it ends (gamesre.app.deploy)."""
     found = ports.store.incident(incident_id)
     if found is None:
         raise IncidentActionRefused(f"no incident {incident_id}")
@@ -462,6 +468,7 @@ def act(ports: IncidentPorts, incident_id: str, action: str, by: str, *, text: s
             "resolved" else f"{incident_id} is not resolved yet: its postmortem comes after")
     now = as_utc(ports.clock())
     store, details = ports.store, dict(found["details"])
+    extra: dict[str, Any] = {}
     if action == "acknowledge":
         if found["acknowledged_at"] is not None:
             return {"incident": incident_id, "action": action, "changed": False,
@@ -492,6 +499,10 @@ def act(ports: IncidentPorts, incident_id: str, action: str, by: str, *, text: s
             raise IncidentActionRefused("a hand-over needs its reason")
         store.assign_role(incident_id, role, person, by=by, why=text.strip(), at=now)
         said = f"{ROLE_NAMES[role]} handed over to {ports.config.oncall.people[person].name} by {by}: {text.strip()}"
+    elif action == "rollback":
+        said, extra = _rollback(ports, found, by, target.strip(), text.strip(), now)
+    elif action == "abort_chaos":
+        said = _abort_chaos(ports, found, by, target.strip(), text.strip(), now)
     elif action == "silence":
         said = _silence(ports, found, by, text.strip(), minutes, now)
     elif action == "postmortem_final":
@@ -515,12 +526,72 @@ def act(ports: IncidentPorts, incident_id: str, action: str, by: str, *, text: s
         said = f"resolved by {by}: {text.strip()}" + (
             f" (still firing: {', '.join(sorted(set(firing)))})" if firing else " (every alert resolved)")
     if action != "handover":  # assign_role wrote its own timeline entry
-        store.add_incident_event(incident_id, {"resolve": "resolved", "silence": "silenced",
-                                               "postmortem_final": "postmortem"}.get(action, action), said,
+        kind = {"resolve": "resolved", "silence": "silenced", "rollback": "mitigation", "abort_chaos": "mitigation",
+                "postmortem_final": "postmortem"}.get(action, action)
+        store.add_incident_event(incident_id, kind, said,
                                  actor=by, at=now, details={"severity": severity, "role": role, "person": person,
-                                                            "text": text, "minutes": minutes})
+                                                            "text": text, "minutes": minutes, "target": target,
+                                                            **extra})
     _say(ports, found, f"*{incident_id}*: {said}", purpose=f"action-{action}")
-    return {"incident": incident_id, "action": action, "changed": True, "said": said}
+    return {"incident": incident_id, "action": action, "changed": True, "said": said, **extra}
+
+
+def _rollback(ports: IncidentPorts, incident: dict[str, Any], by: str, target: str, reason: str,
+              now: datetime) -> tuple[str, dict[str, Any]]:
+    """The rollback of the suspect deploy (`target`: a deployment id; default: the latest promoted deploy among the
+    suspects) to the version it replaced, as a game_service_deploy run of kind rollback whose change ticket is the
+    incident id (the incident gate lets exactly that through)."""
+    services = incident["services"] or []
+    if target:
+        rows = ports.store.deployments(ids=[target])
+        chosen = rows[0] if rows else None
+        if chosen is None or chosen["service"] not in services:
+            raise IncidentActionRefused(f"no deployment {target!r} of {', '.join(services) or 'its services'}")
+    else:
+        ids = [s["id"] for s in suspects(ports, incident, now) if s["kind"] == "deploy"]
+        promoted = [d for d in ports.store.deployments(ids=ids) if d["outcome"] == "promoted"]
+        if not promoted:
+            raise IncidentActionRefused(f"no promoted deploy of {', '.join(services)} among the suspects (the "
+                                        f"{LOOK_BACK.total_seconds() / 3600:.0f} hours before the first alert): name "
+                                        "one with target")
+        chosen = max(promoted, key=lambda d: as_utc(d["finished_at"] or d["requested_at"]))
+    if chosen.get("kind") == "rollback":
+        raise IncidentActionRefused(f"deployment {chosen['id']} is itself a rollback: roll forward with a deploy")
+    if chosen["outcome"] != "promoted" or chosen.get("dry_run") or not chosen.get("previous_version"):
+        raise IncidentActionRefused(f"deployment {chosen['id']} ({chosen['version']}, {chosen['outcome']}) was not "
+                                    "promoted over a known version: nothing to roll back")
+    undoing = [d for d in ports.store.deployments(service=chosen["service"])
+               if d.get("rollback_of") == chosen["id"] and d["outcome"] in ("running", "promoted")]
+    if undoing:
+        raise IncidentActionRefused(f"deployment {chosen['id']} is rolled back already by run {undoing[-1]['id']} "
+                                    f"({undoing[-1]['outcome']})")
+    run_id = f"rollback__{incident['id']}__{now:%Y%m%dT%H%M%SZ}"
+    conf = {"kind": "rollback", "service": chosen["service"], "rollback_of": chosen["id"],
+            "change_ticket": incident["id"], "requested_by": by}
+    said = (f"rollback of {chosen['service']} {chosen['version']} -> {chosen['previous_version']} asked for by {by} "
+            f"(deployment {chosen['id']}): deploy run {run_id}" + (f"; {reason}" if reason else ""))
+    return said, {"deploy_dag": DEPLOY_DAG, "deploy_run_id": run_id, "deploy_conf": conf}
+
+
+def _abort_chaos(ports: IncidentPorts, incident: dict[str, Any], by: str, target: str, reason: str,
+                 now: datetime) -> str:
+    """Abort the chaos experiments injecting faults into the incident's services (`target`: one run id) through
+    each run's own kill switch: the run's monitor stops it at its next poll and removes the fault; other
+    experiments and the global switch are left alone."""
+    if ports.chaos_abort is None:
+        raise IncidentActionRefused("no chaos kill switch to turn (chaos_abort is not wired)")
+    services = set(incident["services"] or [])
+    running = [r for r in ports.store.chaos_runs(since=now - timedelta(days=1))
+               if r["service"] in services and r.get("injected_at") and r.get("finished_at") is None
+               and (not target or r["id"] == target)]
+    if not running:
+        which = f"chaos run {target!r}" if target else "chaos experiment"
+        raise IncidentActionRefused(f"no {which} is injecting a fault into {', '.join(sorted(services))} now")
+    why = f"{incident['id']}: {reason or 'aborted by the incident'} ({by})"
+    done = [f"{r['experiment']} on {r['service']} (run {r['id']}, switch {ports.chaos_abort(r['id'], why)})"
+            for r in running]
+    return (f"chaos aborted by {by}" + (f" ({reason})" if reason else "") + f": {'; '.join(done)}; the fault is "
+            "removed at the run's next poll")
 
 
 def _silence(ports: IncidentPorts, incident: dict[str, Any], by: str, reason: str, minutes: int,

@@ -13,6 +13,7 @@ Every gate must pass; a refused experiment records every gate's result (GateResu
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,6 +34,12 @@ KILL_SWITCH_ON = frozenset({"on", "true", "1", "yes", "stop", "enabled"})
 def kill_switch_on(value: object) -> bool:
     """Whether a kill-switch Variable value means on (unset, '', off, false, 0 are off)."""
     return str(value or "").strip().lower() in KILL_SWITCH_ON
+
+
+def run_switch_variable(kill_switch_variable: str, run_id: str) -> str:
+    """The kill switch of one experiment run (scoped: it stops that run only): `<global switch>__<run id>`, the run
+    id's characters other than letters, digits, `.`, `_` and `-` replaced by `-` (a Variable key travels in URLs)."""
+    return f"{kill_switch_variable}__{re.sub(r'[^A-Za-z0-9._-]', '-', run_id)}"[:250]
 
 
 def evening_peak_gate(start: datetime, span: timedelta, policy: Policy) -> GateResult:

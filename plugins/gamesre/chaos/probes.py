@@ -122,8 +122,10 @@ class MonitorState:
         return cls(**{k: doc[k] for k in ("started_at", "duration_s", "samples", "streak", "burns", "polls")})
 
     def observe(self, readings: Sequence[ProbeReading], rules: AbortRules, *, at: float,
-                burn_rates: Mapping[str, float | None] | None = None, kill_switch: bool = False) -> Decision | None:
-        """Record one poll; the decision to stop, or None to keep watching."""
+                burn_rates: Mapping[str, float | None] | None = None,
+                kill_switch: bool | str = False) -> Decision | None:
+        """Record one poll; the decision to stop, or None to keep watching. `kill_switch`: on (True, or the reason it
+        was turned on), or off."""
         self.polls += 1
         failing: list[tuple[str, str, bool]] = []  # (probe, reason, all of the streak was no data)
         for r in readings:
@@ -138,7 +140,8 @@ class MonitorState:
         for slo, burn in (burn_rates or {}).items():
             self.burns.append({"at": at, "slo": slo, "burn": burn})
         if kill_switch:
-            return Decision("aborted", "kill_switch", "the chaos kill switch was turned on", at)
+            return Decision("aborted", "kill_switch", kill_switch if isinstance(kill_switch, str)
+                            else "the chaos kill switch was turned on", at)
         if failing:
             name, reason, no_data = failing[0]
             rule = "no_data" if no_data else "consecutive_failures"

@@ -13,6 +13,9 @@ thing: the 50% budget freeze (state deploy_freeze). Everything else that blocks 
                deploy.yaml `peak: block` (with `peak: stricter` the stage runs, its analysis 1.2x stricter);
 - incident     a Sev0 or Sev1 incident is open on the service (docs/incidents.md), except for the remedy the
                incident asked for: a deploy whose change ticket is that incident's id.
+A rollback (request kind `rollback`) has exactly two gates, whatever the stage lists: `lock` and
+- backend      the backend cannot tell what runs (it is unreachable or its state unreadable), or the service
+               already runs the version everywhere (nothing to roll back).
 """
 from __future__ import annotations
 
@@ -113,6 +116,20 @@ def incident_gate(open_incidents: Sequence[Mapping[str, Any]], change_ticket: st
                       "ticket = the incident id)", evidence=evidence)
 
 
+ROLLBACK_GATES = ("lock", "backend")
+
+
+def backend_gate(status: Mapping[str, Any] | None, error: str, version: str) -> GateResult:
+    """status: the backend's BackendStatus as a dict (None when it could not be read, `error` says why)."""
+    if status is None:
+        return GateResult("backend", False, f"the deploy backend cannot be read: {error}", evidence={"error": error})
+    evidence = {"status": json_safe(dict(status))}
+    if status.get("stable_version") == version and not status.get("candidate_version"):
+        return GateResult("backend", False, f"the service already runs {version} everywhere: nothing to roll back",
+                          evidence=evidence)
+    return GateResult("backend", True, f"the backend answers: {status.get('detail')}", evidence=evidence)
+
+
 def blocked(results: Sequence[GateResult]) -> list[GateResult]:
     return [r for r in results if not r.passed]
 
@@ -127,11 +144,12 @@ class GateFacts:
     service_state: Mapping[str, Any] | None = None  # the published error-budget state of the service
     maintenance: tuple[bool, str] = (True, "")  # the calendar: deploys allowed now, and why (not)
     open_incidents: tuple[Mapping[str, Any], ...] = ()  # the incidents open on the service
+    backend: tuple[Mapping[str, Any] | None, str] = (None, "not read")  # the backend's status, or why it is unknown
 
 
 def judge_gates(gates: Sequence[str], facts: GateFacts, policy: Policy, *, run_id: str, force: bool,
                 force_reason: str, peak_mode: str, strictest: bool,
-                change_ticket: str = "") -> tuple[list[GateResult], float]:
+                change_ticket: str = "", version: str = "") -> tuple[list[GateResult], float]:
     """Every gate of the stage, in deploy.yaml's order, judged from the facts; and the analysis strictness."""
     results: list[GateResult] = []
     strictness = 1.0
@@ -149,6 +167,8 @@ def judge_gates(gates: Sequence[str], facts: GateFacts, policy: Policy, *, run_i
             results.append(result)
         elif gate == "incident":
             results.append(incident_gate(facts.open_incidents, change_ticket))
+        elif gate == "backend":
+            results.append(backend_gate(*facts.backend, version))
     return results, strictness
 
 

@@ -76,10 +76,18 @@ def check_percentages(values: Sequence[int], what: str) -> tuple[int, ...]:
 
 def build_plan(strategy: str, *, canary_steps: Sequence[int] = (10, 25, 50, 100),
                rolling_batches: Sequence[int] = (50, 100), scale_down_delay_s: int = 0,
-               synthetic: bool = False) -> RolloutPlan:
-    """The plan of one stage. A synthetic stage (no players) is a single preview whatever the strategy."""
+               synthetic: bool = False, immediate: bool = False) -> RolloutPlan:
+    """The plan of one stage. A synthetic stage (no players) is a single preview whatever the strategy.
+
+    `immediate` (a rollback): one step with all traffic (canary 100%, one rolling batch of every instance, the
+    blue-green switch without a preview), so players leave the version rolled back at once."""
     if synthetic:
         return RolloutPlan("verify", (Step(0, "preview", 0, None),))
+    if immediate:
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy: {strategy!r} is not one of {', '.join(STRATEGIES)}")
+        kind: StepKind = {"canary": "weight", "blue-green": "switch", "rolling": "batch"}[strategy]  # type: ignore[assignment]
+        return RolloutPlan(strategy, (Step(0, kind, 100, 0),))
     if strategy == "canary":
         weights = check_percentages(canary_steps, "canary_steps")
         return RolloutPlan(strategy, tuple(Step(i, "weight", w, i) for i, w in enumerate(weights)))

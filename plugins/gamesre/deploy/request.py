@@ -3,11 +3,19 @@
 Pure. `parse_request` checks every field against services.yaml and deploy.yaml and raises one
 `InvalidDeployRequest` listing every problem as `<field>: <reason>`; a valid request becomes a
 `DeployRequest`, which is what every later task reads (never the raw conf).
+
+Two kinds:
+- `deploy` (the default): a new build, through the stages with the requested strategy, judged step by step;
+- `rollback`: back to a version that served the service before (the `previous_version` of one of its promoted
+  deploys, or one it promoted), e.g. the suspect change of an incident or of the budget policy. All traffic moves
+  at once (one step at 100%), the version's analysis is the verification, and its gates are only the deploy lock
+  and the backend's health: a rollback is never blocked by the budget it is meant to save. `rollback_of` names the
+  deployment it undoes; the version then defaults to that deployment's previous version.
 """
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -15,9 +23,11 @@ from gamesre.core.services import ServiceCatalog
 from gamesre.deploy.config import DeployConfig
 from gamesre.deploy.plan import STRATEGIES, check_percentages
 
-FIELDS = ("service", "version", "strategy", "stages", "canary_steps", "change_ticket", "requested_by", "dry_run",
-          "force", "force_reason")
-_TICKET = re.compile(r"^[A-Za-z][A-Za-z0-9]*-[0-9]+$|^INC-[0-9]{8}-[0-9]{3}$")  # a ticket, or an incident's id
+FIELDS = ("kind", "service", "version", "rollback_of", "strategy", "stages", "canary_steps", "change_ticket",
+          "requested_by", "dry_run", "force", "force_reason")
+KINDS = ("deploy", "rollback")
+INCIDENT_ID = re.compile(r"^INC-[0-9]{8}-[0-9]{3}$")
+_TICKET = re.compile(r"^[A-Za-z][A-Za-z0-9]*-[0-9]+$|" + INCIDENT_ID.pattern)  # a ticket, or an incident's id
 _TEXT_MAX = 500
 
 
@@ -42,6 +52,12 @@ class DeployRequest:
     dry_run: bool
     force: bool
     force_reason: str
+    kind: str = "deploy"  # deploy | rollback
+    rollback_of: str = ""  # rollback: the deployment (run id) it undoes, when given
+
+    @property
+    def is_rollback(self) -> bool:
+        return self.kind == "rollback"
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -105,8 +121,10 @@ def parse_version(raw: str, registry: str, repository: str, tag_pattern: str) ->
 
 
 def parse_request(conf: Mapping[str, Any] | None, services: ServiceCatalog, config: DeployConfig, *,
-                  default_requester: str = "") -> DeployRequest:
-    """Validate a run's conf; InvalidDeployRequest names every bad field, nothing is returned half-checked."""
+                  default_requester: str = "", history: Sequence[Mapping[str, Any]] = ()) -> DeployRequest:
+    """Validate a run's conf; InvalidDeployRequest names every bad field, nothing is returned half-checked.
+
+    `history`: the service's deployment records (the store's), which a rollback is checked against."""
     problems: list[tuple[str, str]] = []
     if not isinstance(conf, Mapping):
         raise InvalidDeployRequest([("conf", f"expected a JSON object, got {type(conf).__name__}")])
@@ -114,6 +132,10 @@ def parse_request(conf: Mapping[str, Any] | None, services: ServiceCatalog, conf
     if unknown:
         problems.append((", ".join(unknown), f"unknown field (known: {', '.join(FIELDS)})"))
 
+    kind = _text(conf, "kind", problems, required=False) or "deploy"
+    if kind not in KINDS:
+        problems.append(("kind", f"{kind!r} is not one of {', '.join(KINDS)}"))
+    rollback = kind == "rollback"
     service = _text(conf, "service", problems, required=True)
     spec = None
     if service:
@@ -122,14 +144,32 @@ def parse_request(conf: Mapping[str, Any] | None, services: ServiceCatalog, conf
         else:
             problems.append(("service", f"unknown service {service!r} (known: {', '.join(services.names)})"))
 
+    rollback_of = _text(conf, "rollback_of", problems, required=False)
+    undone = None
+    if rollback_of and not rollback:
+        problems.append(("rollback_of", "only for kind rollback"))
+    elif rollback_of and spec is not None:
+        undone = next((d for d in history if d.get("id") == rollback_of), None)
+        if undone is None or undone.get("service") != service:
+            problems.append(("rollback_of", f"no deployment {rollback_of!r} of {service} is recorded"))
+            undone = None
+        elif undone.get("outcome") != "promoted" or not undone.get("previous_version"):
+            problems.append(("rollback_of", f"deployment {rollback_of!r} ({undone.get('version')}) was not promoted "
+                                            f"over a known version (outcome {undone.get('outcome')}): nothing to undo"))
+            undone = None
+
     tag = image = ""
-    raw_version = _text(conf, "version", problems, required=True)
+    raw_version = _text(conf, "version", problems, required=not (rollback and rollback_of))
+    if not raw_version and undone is not None:
+        raw_version = str(undone["previous_version"])
     if raw_version and spec is not None:
         img = spec.deploy.image
         try:
             tag, image = parse_version(raw_version, img.registry, img.repository, img.tag_pattern)
         except ValueError as exc:
             problems.append(("version", str(exc)))
+        if tag and rollback:
+            problems.extend(_rollback_target_problems(tag, undone, history))
 
     strategy = _text(conf, "strategy", problems, required=False)
     if strategy and strategy not in STRATEGIES:
@@ -141,6 +181,8 @@ def parse_request(conf: Mapping[str, Any] | None, services: ServiceCatalog, conf
     raw_stages = conf.get("stages")
     if raw_stages is None or raw_stages == []:
         stages = tuple(s for s in config.stage_order if spec is None or s in spec.deploy.environments)
+        if rollback:
+            stages = stages[-1:]  # the players' environment (prod); other stages only when asked for
     elif not isinstance(raw_stages, list) or not all(isinstance(s, str) for s in raw_stages):
         problems.append(("stages", f"expected a list of stage names, got {raw_stages!r}"))
     else:
@@ -161,7 +203,11 @@ def parse_request(conf: Mapping[str, Any] | None, services: ServiceCatalog, conf
 
     canary_steps: tuple[int, ...] = tuple(config.strategies.canary.steps)
     raw_steps = conf.get("canary_steps")
-    if raw_steps not in (None, []):
+    if rollback:
+        canary_steps = (100,)  # all traffic at once
+        if raw_steps not in (None, []):
+            problems.append(("canary_steps", "not for a rollback: it moves all traffic at once"))
+    elif raw_steps not in (None, []):
         if not isinstance(raw_steps, list):
             problems.append(("canary_steps", f"expected a list of percentages, got {raw_steps!r}"))
         else:
@@ -187,8 +233,28 @@ def parse_request(conf: Mapping[str, Any] | None, services: ServiceCatalog, conf
                                          "(at least 10 characters)"))
     if force_reason and not force:
         problems.append(("force_reason", "given without force: set force to true or drop the reason"))
+    if rollback and force:
+        problems.append(("force", "not for a rollback: its gates are the deploy lock and the backend's health, the "
+                                  "budget never blocks it"))
 
     if problems:
         raise InvalidDeployRequest(problems)
     return DeployRequest(service, tag, image, strategy, stages, canary_steps, ticket, requested_by, dry_run, force,
-                         force_reason)
+                         force_reason, kind, rollback_of)
+
+
+def _rollback_target_problems(tag: str, undone: Mapping[str, Any] | None,
+                              history: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """A rollback goes back to a version that served the service: the previous version of a promoted deploy, or a
+    promoted version. With `rollback_of`, exactly the version that deployment replaced (anything else is ambiguous)."""
+    if undone is not None:
+        if tag != undone["previous_version"]:
+            return [("version", f"{tag!r} is not the version deployment {undone['id']!r} replaced "
+                                f"({undone['previous_version']!r}); give that one, or leave version empty")]
+        return []
+    promoted = [d for d in history if d.get("outcome") == "promoted" and not d.get("dry_run")]
+    known = {str(v) for d in promoted for v in (d.get("version"), d.get("previous_version")) if v}
+    if tag not in known:
+        return [("version", f"{tag!r} never served the service (known good: "
+                            f"{', '.join(sorted(known)) or 'none recorded'}); a rollback goes back to one of those")]
+    return []

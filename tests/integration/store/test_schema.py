@@ -117,8 +117,8 @@ def test_a_new_store_gets_exactly_the_tables_of_database_py_at_head(store_url: s
 
 
 @pytest.mark.parametrize("version, stamped, applied", [
-    (1, None, ["0001", "0002", "0003"]), (2, None, ["0001", "0002", "0003"]), (3, None, ["0001", "0002", "0003"]),
-    (4, "0001", ["0002", "0003"]), (5, "0002", ["0003"]),
+    (1, None, ["0001", "0002", "0003", "0004"]), (2, None, ["0001", "0002", "0003", "0004"]),
+    (3, None, ["0001", "0002", "0003", "0004"]), (4, "0001", ["0002", "0003", "0004"]), (5, "0002", ["0003", "0004"]),
 ])
 def test_a_store_of_the_hand_written_migrations_is_taken_over_in_place_with_its_data(
         store_url: str, version: int, stamped: str | None, applied: list[str]) -> None:
@@ -156,7 +156,7 @@ def test_a_version_4_store_that_migration_5_left_half_way_is_taken_over(store_ur
     engine = sa.create_engine(store_url)
     with engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE slo_ledger ADD COLUMN span INTEGER DEFAULT 1 NOT NULL"))
-    assert [r.id for r in schema.upgrade(engine).applied] == ["0002", "0003"]
+    assert [r.id for r in schema.upgrade(engine).applied] == ["0002", "0003", "0004"]
     assert schema_differences(engine) == []
     assert SREStore(store_url).ledger("availability").span.tolist() == [1]
     engine.dispose()
@@ -196,7 +196,7 @@ def test_undoing_0002_refuses_while_a_row_covers_more_than_one_minute_and_keeps_
     with store.engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT minute, good, total FROM slo_ledger ORDER BY minute")).all()
     assert [tuple(r) for r in rows] == [(T0, 9.0, 10.0), (T0 + 600, 90.0, 100.0)]
-    assert [r.id for r in schema.upgrade(store.engine).applied] == ["0002", "0003"]
+    assert [r.id for r in schema.upgrade(store.engine).applied] == ["0002", "0003", "0004"]
     assert store.ledger("availability").span.tolist() == [1, 1]
 
 
@@ -213,8 +213,26 @@ def test_undoing_0003_refuses_while_an_incident_is_recorded_and_then_drops_its_t
     assert not {"incident_intake", "incident_alert", "incident_event", "incident_role", "incident_notice"} \
         & tables(store.engine)
     assert "team" not in {c["name"] for c in sa.inspect(store.engine).get_columns("incident")}
-    assert [r.id for r in schema.upgrade(store.engine).applied] == ["0003"]
+    assert [r.id for r in schema.upgrade(store.engine).applied] == ["0003", "0004"]
     assert schema_differences(store.engine) == []
+
+
+def test_undoing_0004_refuses_while_a_rollback_is_recorded(store_url: str) -> None:
+    store = SREStore(store_url)
+    store.upsert_deployment({"id": "rollback-1", "service": "game-server", "version": "1.5.0", "image": "",
+                             "strategy": "canary", "stages": ["prod"], "backend": "local", "change_ticket": "CHG-1",
+                             "requested_by": "kim", "dry_run": False, "forced": False, "outcome": "promoted",
+                             "requested_at": datetime(2026, 12, 7, tzinfo=UTC), "kind": "rollback",
+                             "rollback_of": "deploy-1"})
+    with pytest.raises(StoreError, match=r"cannot undo revision 0004: the store holds 1 rollback record\(s\)"):
+        schema.downgrade(store.engine, "0003")
+    assert versions(store.engine) == [HEAD] and schema_differences(store.engine) == []
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE deployment SET kind = 'deploy'"))
+    schema.downgrade(store.engine, "0003")
+    assert "rollback_of" not in {c["name"] for c in sa.inspect(store.engine).get_columns("deployment")}
+    assert [r.id for r in schema.upgrade(store.engine).applied] == ["0004"]
+    assert store.deployment("rollback-1")["kind"] == "deploy" and schema_differences(store.engine) == []
 
 
 def test_the_first_revision_is_not_undone(store_url: str) -> None:
@@ -238,7 +256,7 @@ def test_an_upgrade_that_fails_half_way_leaves_nothing_behind_and_the_next_one_c
         SREStore(store_url, engine=engine)
     assert tables(engine) == set()  # not the ledger's tables created before it, nor a version table
     sa.event.remove(engine, "before_cursor_execute", fail_at_the_deploy_tables)
-    assert [r.id for r in schema.upgrade(engine).applied] == ["0001", "0002", "0003"]
+    assert [r.id for r in schema.upgrade(engine).applied] == ["0001", "0002", "0003", "0004"]
     assert schema_differences(engine) == []
     engine.dispose()
 
@@ -297,7 +315,7 @@ def test_two_processes_upgrading_a_new_store_at_once_apply_each_revision_once(st
     assert [status for status, _, _ in outcomes] == [0] * processes, outcomes
     ran = [line.split(",")[0] for _, _, log in outcomes for line in log if line.startswith("Running upgrade")]
     assert sorted(ran) == ["Running upgrade  -> 0001", "Running upgrade 0001 -> 0002",
-                           "Running upgrade 0002 -> 0003"]  # once each, in all
+                           "Running upgrade 0002 -> 0003", "Running upgrade 0003 -> 0004"]  # once each, in all
     appliers = [out for _, out, log in outcomes if any(line.startswith("Running upgrade") for line in log)]
     assert len(appliers) == 1  # both by one process
     others = [(out, log) for _, out, log in outcomes if not any(line.startswith("Running upgrade") for line in log)]
@@ -332,6 +350,7 @@ def test_db_upgrade_and_current_take_over_a_version_4_store_on_postgresql(store_
         "took over the hand-written migrations' schema_version 4: stamped 0001, store_meta dropped",
         f"applied 0002: {schema.revisions()[1].message}",
         f"applied 0003: {schema.revisions()[2].message}",
+        f"applied 0004: {schema.revisions()[3].message}",
         f"{store_url}: {HEAD} (head)"]
     assert gamesre("db", "current").stdout == f"{store_url}: {HEAD} (head)\n"
     assert SREStore(store_url).ledger("availability").span.tolist() == [1]

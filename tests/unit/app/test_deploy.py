@@ -226,3 +226,101 @@ def test_a_run_whose_validation_crashed_is_recorded_as_failed(ports) -> None:
     result = finalize(ports, None, RUN)
     assert result["outcome"] == "failed"
     assert ports.store.deployment(RUN)["reason"] == "the run failed before its request was recorded"
+
+
+# --- rollbacks ------------------------------------------------------------------------------------------------
+
+INCIDENT = "INC-20260318-001"
+
+
+def promoted_deploy(ports: DeployPorts) -> None:
+    """deploy-1 took game-server from 1.5.0 to 1.6.66 (promoted): what the rollbacks below undo."""
+    request = validate(ports, conf(version="1.6.66"), "deploy-1", "ci")
+    check_gates(ports, request, "prod", "deploy-1")
+    state: dict[str, Any] | None = start_stage(ports, request, "prod", "deploy-1")
+    while state is not None:
+        state = step_verdict(ports, request, "prod", "deploy-1", state, {"decision": "pass", "reason": "ok"})
+    assert finalize(ports, request, "deploy-1")["outcome"] == "promoted"
+    ports.backend("game-server", "prod").calls.clear()
+
+
+def rollback_conf(**changes: Any) -> dict[str, Any]:
+    return {"kind": "rollback", "service": "game-server", "rollback_of": "deploy-1", "change_ticket": INCIDENT,
+            **changes}
+
+
+def test_a_rollback_passes_only_the_lock_and_backend_gates_whatever_the_budget_and_incidents_say(ports) -> None:
+    promoted_deploy(ports)
+    ports.store.publish_state("service", "game-server", "rollback", NOW - timedelta(minutes=5), [], {})
+    ports.store.upsert_incident({"id": "INC-20260318-009", "severity": "sev0", "title": "another incident",
+                                 "services": ["game-server"], "opened_at": NOW - timedelta(minutes=3)})
+    request = validate(ports, rollback_conf(), RUN, "incident:kim")
+    record = ports.store.deployment(RUN)
+    assert (record["kind"], record["rollback_of"]) == ("rollback", "deploy-1")
+    gates = check_gates(ports, request, "prod", RUN)["gates"]
+    assert [(g["gate"], g["passed"]) for g in gates] == [("lock", True), ("backend", True)]
+    assert gates[1]["reason"] == "the backend answers: weight 0"
+
+
+def test_a_rollback_to_what_already_serves_or_with_the_backend_away_is_blocked(ports) -> None:
+    promoted_deploy(ports)
+    request = validate(ports, rollback_conf(), RUN, "sre")
+    ports.backend("game-server", "prod").stable = "1.5.0"  # someone rolled it back by hand already
+    with pytest.raises(DeployBlocked, match=r"backend: the service already runs 1\.5\.0 everywhere: nothing to roll"):
+        check_gates(ports, request, "prod", RUN)
+    ports.store.release_deploy_lock("game-server", RUN)
+
+    def away(service: str, stage: str) -> DeployBackend:
+        raise DeployBackendError("local backend: HAProxy at 127.0.0.1:9999 refused the connection")
+
+    ports.backend = away
+    request = validate(ports, rollback_conf(), "manual__2", "sre")
+    with pytest.raises(DeployBlocked, match="backend: the deploy backend cannot be read: local backend: HAProxy"):
+        check_gates(ports, request, "prod", "manual__2")
+
+
+def test_a_rollback_moves_all_traffic_at_once_and_tells_the_incident_that_asked_for_it(ports) -> None:
+    promoted_deploy(ports)
+    ports.store.upsert_incident({"id": INCIDENT, "severity": "sev1", "title": "actions failing",
+                                 "services": ["game-server"], "opened_at": NOW - timedelta(minutes=10),
+                                 "details": {"channel_id": "CINC1"}})
+    request = validate(ports, rollback_conf(), RUN, "incident:kim")
+    check_gates(ports, request, "prod", RUN)
+    state = start_stage(ports, request, "prod", RUN)
+    backend = ports.backend("game-server", "prod")
+    assert backend.calls == ["prepare 1.5.0", "shift 0"]
+    assert [s["label"] for s in state["plan"]["steps"]] == ["canary 100%"]
+    assert step_verdict(ports, request, "prod", RUN, state, {"decision": "pass", "reason": "1.5.0 healthy"}) is None
+    assert backend.calls[-1] == "promote" and backend.stable == "1.5.0"
+    result = finalize(ports, request, RUN)
+    assert result["outcome"] == "promoted" and result["previous_version"] == "1.6.66"
+    event = ports.store.incident_events(INCIDENT)[-1]
+    assert event["kind"] == "mitigation" and event["actor"] == "incident:kim"
+    assert event["summary"].startswith(f"rollback of game-server to 1.5.0 (run {RUN}): promoted")
+    assert event["details"]["rollback_of"] == "deploy-1"
+    said = [m for m in ports.notifier.messages if m["channel_id"] == "CINC1"]
+    assert len(said) == 1 and said[0]["text"].startswith(f":white_check_mark: *{INCIDENT}*: rollback of game-server")
+
+
+def test_a_rollback_whose_verification_fails_keeps_the_old_version_and_fails_the_run(ports) -> None:
+    promoted_deploy(ports)
+    request = validate(ports, rollback_conf(), RUN, "sre")
+    check_gates(ports, request, "prod", RUN)
+    state = start_stage(ports, request, "prod", RUN)
+    with pytest.raises(DeployRolledBack, match=r"rolled back to 1\.5\.0, but its verification did not pass"):
+        step_verdict(ports, request, "prod", RUN, state, {"decision": "fail", "reason": "availability breached"})
+    backend = ports.backend("game-server", "prod")
+    assert "rollback" not in backend.calls and backend.stable == "1.5.0"  # never back to the suspect
+    result = finalize(ports, request, RUN)
+    assert result["outcome"] == "failed" and "may not be the cause" in result["reason"] and not succeeded(result)
+
+
+def test_the_safety_net_finishes_a_rollback_left_half_done_rather_than_undoing_it(ports) -> None:
+    promoted_deploy(ports)
+    request = validate(ports, rollback_conf(), RUN, "sre")
+    check_gates(ports, request, "prod", RUN)
+    start_stage(ports, request, "prod", RUN)  # the task dies with all traffic on 1.5.0
+    result = finalize(ports, request, RUN)
+    backend = ports.backend("game-server", "prod")
+    assert backend.calls[-1] == "promote" and backend.stable == "1.5.0"
+    assert "the rollback to 1.5.0 was finished by the safety net" in result["reason"]

@@ -1,7 +1,7 @@
 """The intake use case with the real store on in-memory SQLite: open, join, repeat, ignore, refuse."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -468,3 +468,87 @@ def test_a_postmortem_is_marked_final_only_after_resolution_and_with_where_it_is
     incidents.close(rig.ports, incident_id)  # a re-run of close keeps what people said
     again = rig.store.incident(incident_id)["details"]["postmortem"]  # type: ignore[index]
     assert (again["status"], again["final"], again["final_by"]) == ("final", "https://wiki/pm/1", "yuna")
+
+
+# --- mitigation: the suspect deploy rolled back, the running chaos experiment aborted ----------------------------
+
+def deployed(store: SREStore, deployment_id: str, version: str, previous: str, minutes_ago: float,
+             outcome: str = "promoted", **fields: Any) -> None:
+    store.upsert_deployment({"id": deployment_id, "service": "game-server", "version": version, "image": "i",
+                             "previous_version": previous, "strategy": "canary", "stages": ["prod"],
+                             "backend": "local", "change_ticket": "CHG-1", "requested_by": "ci", "dry_run": False,
+                             "forced": False, "outcome": outcome,
+                             "requested_at": NOW - timedelta(minutes=minutes_ago + 5),
+                             "finished_at": NOW - timedelta(minutes=minutes_ago), **fields})
+
+
+def test_rollback_asks_for_a_deploy_run_back_to_what_the_latest_promoted_suspect_replaced(rig: Rig) -> None:
+    deployed(rig.store, "d-old", "1.6.65", "1.6.64", 50)
+    deployed(rig.store, "d-bad", "1.6.66", "1.6.65", 10)
+    deployed(rig.store, "d-failed", "1.6.67", "1.6.66", 5, outcome="rolled_back")
+    incident_id = assembled(rig)
+    result = incidents.act(rig.ports, incident_id, "rollback", "yuna", text="saves fail since 1.6.66")
+    assert result["deploy_dag"] == "game_service_deploy"
+    assert result["deploy_run_id"] == f"rollback__{incident_id}__20261207T010300Z"
+    assert result["deploy_conf"] == {"kind": "rollback", "service": "game-server", "rollback_of": "d-bad",
+                                     "change_ticket": incident_id, "requested_by": "yuna"}
+    event = rig.store.incident_events(incident_id)[-1]
+    assert (event["kind"], event["actor"]) == ("mitigation", "yuna")
+    assert event["summary"] == (f"rollback of game-server 1.6.66 -> 1.6.65 asked for by yuna (deployment d-bad): "
+                                f"deploy run rollback__{incident_id}__20261207T010300Z; saves fail since 1.6.66")
+    assert event["details"]["deploy_conf"]["rollback_of"] == "d-bad"
+    assert rig.chat.messages[-1]["text"] == f"*{incident_id}*: {event['summary']}"
+    # named explicitly, an older one
+    older = incidents.act(rig.ports, incident_id, "rollback", "yuna", target="d-old")
+    assert older["deploy_conf"]["rollback_of"] == "d-old"
+
+
+@pytest.mark.parametrize(("setup", "target", "says"), [
+    ([], "", "no promoted deploy of game-server among the suspects"),
+    ([("d1", "1.6.66", "1.6.65", 10, "promoted", {})], "d9", "no deployment 'd9' of game-server"),
+    ([("d1", "1.6.66", "1.6.65", 10, "rolled_back", {})], "d1", r"d1 \(1.6.66, rolled_back\) was not promoted"),
+    ([("d1", "1.6.65", "1.6.66", 10, "promoted", {"kind": "rollback", "rollback_of": "d0"})], "d1",
+     "is itself a rollback"),
+    ([("d1", "1.6.66", "1.6.65", 20, "promoted", {}),
+      ("r1", "1.6.65", "1.6.66", 10, "running", {"kind": "rollback", "rollback_of": "d1"})], "",
+     "d1 is rolled back already by run r1 \\(running\\)"),
+])
+def test_a_rollback_that_cannot_apply_is_refused_and_changes_nothing(rig: Rig, setup: list[tuple[Any, ...]],
+                                                                     target: str, says: str) -> None:
+    for deployment_id, version, previous, ago, outcome, fields in setup:
+        deployed(rig.store, deployment_id, version, previous, ago, outcome, **fields)
+    incident_id = assembled(rig)
+    before = len(rig.store.incident_events(incident_id))
+    with pytest.raises(incidents.IncidentActionRefused, match=says):
+        incidents.act(rig.ports, incident_id, "rollback", "yuna", target=target)
+    assert len(rig.store.incident_events(incident_id)) == before
+
+
+def test_abort_chaos_turns_on_the_kill_switch_of_each_experiment_injecting_into_the_services(rig: Rig) -> None:
+    switched: list[tuple[str, str]] = []
+
+    def chaos_abort(run_id: str, why: str) -> str:
+        switched.append((run_id, why))
+        return f"gamesre_chaos_kill_switch__{run_id}"
+
+    def chaos_run(run_id: str, service: str, *, finished: bool = False) -> None:
+        rig.store.upsert_chaos_run({"id": run_id, "experiment": "gs-latency", "title": "t", "service": service,
+                                    "backend": "local", "environment": "prod", "fault": {}, "probes": [],
+                                    "requested_at": NOW - timedelta(minutes=8),
+                                    "injected_at": NOW - timedelta(minutes=7),
+                                    "finished_at": NOW - timedelta(minutes=1) if finished else None})
+
+    chaos_run("c-game", "game-server")
+    chaos_run("c-done", "game-server", finished=True)
+    chaos_run("c-match", "matchmaking")
+    incident_id = assembled(rig)
+    ports = replace(rig.ports, chaos_abort=chaos_abort)
+    result = incidents.act(ports, incident_id, "abort_chaos", "yuna", text="the latency fault hides the cause")
+    assert switched == [("c-game", f"{incident_id}: the latency fault hides the cause (yuna)")]
+    assert result["said"] == ("chaos aborted by yuna (the latency fault hides the cause): gs-latency on game-server "
+                              "(run c-game, switch gamesre_chaos_kill_switch__c-game); the fault is removed at the "
+                              "run's next poll")
+    assert rig.store.incident_events(incident_id)[-1]["kind"] == "mitigation"
+    with pytest.raises(incidents.IncidentActionRefused, match="no chaos run 'c-match' is injecting a fault into "
+                                                              "game-server now"):
+        incidents.act(ports, incident_id, "abort_chaos", "yuna", target="c-match")

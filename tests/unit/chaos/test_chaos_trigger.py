@@ -21,6 +21,7 @@ from aiohttp import web
 from demo.procs import free_port
 from gamesre.airflow.triggers.chaos import ChaosMonitorTrigger
 from gamesre.chaos.catalog import AbortRules, Probe, Tolerance
+from gamesre.chaos.gates import run_switch_variable
 
 if TYPE_CHECKING:
     from airflow.triggers.base import TriggerEvent
@@ -210,7 +211,7 @@ async def test_the_kill_switch_aborts_at_the_first_poll(prometheus: FakePromethe
     event = await first_event(ChaosMonitorTrigger(monitor_spec(), prometheus_url=prometheus.url))
 
     assert (event["outcome"], event["rule"], event["polls"]) == ("aborted", "kill_switch", 1)
-    assert event["reason"] == "the chaos kill switch was turned on"
+    assert event["reason"] == f"the chaos kill switch was turned on (Variable {KILL_SWITCH})"
     assert passed(event, "availability") == [True]  # the probes were healthy: only the switch stopped it
 
 
@@ -278,6 +279,23 @@ async def test_a_slow_burn_rate_query_does_not_stretch_the_time_between_polls(pr
     assert interval - 0.01 <= second - first < 1.5 * interval
     assert event["errors"] == 2  # the burn rate timed out at each poll
     assert event["burns"] == []  # so no burn rate was judged
+
+
+@pytest.mark.asyncio
+async def test_a_runs_own_kill_switch_stops_that_run_only(prometheus: FakePrometheus,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """An incident's abort turns on the run's scoped switch; another run (another key) goes on."""
+    mine = run_switch_variable(KILL_SWITCH, "manual__2026-11-25T05:00:00+00:00")
+    assert mine == f"{KILL_SWITCH}__manual__2026-11-25T05-00-00-00-00"
+    monkeypatch.setenv(f"AIRFLOW_VAR_{mine.upper()}", "on")
+    spec = {**monitor_spec(duration_s=3 * INTERVAL_S), "run_switch_variable": mine}
+
+    event = await first_event(ChaosMonitorTrigger(spec, prometheus_url=prometheus.url))
+
+    assert (event["outcome"], event["rule"], event["polls"]) == ("aborted", "kill_switch", 1)
+    assert event["reason"] == f"this experiment's kill switch was turned on (Variable {mine})"
+    other = {**spec, "run_switch_variable": run_switch_variable(KILL_SWITCH, "manual__other")}
+    assert (await first_event(ChaosMonitorTrigger(other, prometheus_url=prometheus.url)))["outcome"] == "completed"
 
 
 @pytest.mark.asyncio

@@ -97,3 +97,12 @@ def test_a_plan_document_without_delay_reads_as_zero() -> None:
     doc = build_plan("rolling").to_dict()
     del doc["scale_down_delay_s"]
     assert RolloutPlan.from_dict(doc).scale_down_delay_s == 0
+
+
+@pytest.mark.parametrize(("strategy", "kind", "label"), [("canary", "weight", "canary 100%"),
+                                                         ("blue-green", "switch", "switch to new version"),
+                                                         ("rolling", "batch", "rolling batch to 100%")])
+def test_an_immediate_plan_moves_all_traffic_in_one_step(strategy: str, kind: str, label: str) -> None:
+    plan = build_plan(strategy, immediate=True)
+    assert [(s.kind, s.weight, s.shift_index, s.label) for s in plan.steps] == [(kind, 100, 0, label)]
+    assert plan.weights == (100,) and plan.scale_down_delay_s == 0

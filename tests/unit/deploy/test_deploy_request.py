@@ -163,7 +163,7 @@ def test_a_blank_required_field_is_missing(field: str) -> None:
 def test_an_unknown_conf_key_is_named_with_the_known_ones() -> None:
     found = problems(conf(tag="1.5.1", env="prod"))
     assert list(found) == ["env, tag"]
-    assert found["env, tag"].startswith("unknown field (known: service, version, strategy, stages, canary_steps, ")
+    assert found["env, tag"].startswith("unknown field (known: kind, service, version, rollback_of, strategy, stages, ")
 
 
 @pytest.mark.parametrize(("raw", "kind"), [(None, "NoneType"), (["game-server"], "list"), ("game-server", "str")])
@@ -212,3 +212,56 @@ def test_parse_version_with_a_registry_port() -> None:
         "2.0.0", "localhost:5000/gs:2.0.0")
     with pytest.raises(ValueError, match="is not an image reference like localhost:5000/gs:<tag>"):
         parse_version("localhost:5000/gs", "localhost:5000", "gs", PATTERN)
+
+
+# --- rollbacks ------------------------------------------------------------------------------------------------
+
+HISTORY = [
+    {"id": "deploy-1", "service": "game-server", "version": "1.5.1", "previous_version": "1.5.0",
+     "outcome": "promoted", "dry_run": False},
+    {"id": "deploy-2", "service": "game-server", "version": "1.6.66", "previous_version": "1.5.1",
+     "outcome": "promoted", "dry_run": False},
+    {"id": "deploy-3", "service": "game-server", "version": "1.7.0", "previous_version": "1.6.66",
+     "outcome": "rolled_back", "dry_run": False},
+]
+
+
+def rollback(**overrides: Any) -> dict[str, Any]:
+    base = {"kind": "rollback", "service": "game-server", "rollback_of": "deploy-2",
+            "change_ticket": "INC-20261207-001", "requested_by": "incident:kim"}
+    return {**base, **overrides}
+
+
+def test_a_rollback_of_a_deployment_goes_back_to_what_it_replaced_at_once_in_prod() -> None:
+    req = parse_request(rollback(), SERVICES, CONFIG, history=HISTORY)
+    assert (req.kind, req.is_rollback, req.version, req.rollback_of) == ("rollback", True, "1.5.1", "deploy-2")
+    assert req.stages == ("prod",) and req.canary_steps == (100,) and req.strategy == "canary"
+    assert DeployRequest.from_dict(req.to_dict()) == req
+
+
+def test_a_rollback_to_a_version_that_served_before_needs_no_deployment() -> None:
+    req = parse_request(rollback(rollback_of="", version="1.5.0"), SERVICES, CONFIG, history=HISTORY)
+    assert (req.version, req.rollback_of) == ("1.5.0", "")
+
+
+@pytest.mark.parametrize(("changes", "field", "reason"), [
+    ({"rollback_of": "deploy-9"}, "rollback_of", "no deployment 'deploy-9' of game-server is recorded"),
+    ({"rollback_of": "deploy-3"}, "rollback_of", "deployment 'deploy-3' (1.7.0) was not promoted over a known "
+                                                 "version (outcome rolled_back): nothing to undo"),
+    ({"version": "1.5.0"}, "version", "'1.5.0' is not the version deployment 'deploy-2' replaced ('1.5.1'); give "
+                                      "that one, or leave version empty"),
+    ({"rollback_of": "", "version": "1.4.0"}, "version", "'1.4.0' never served the service (known good: 1.5.0, "
+                                                         "1.5.1, 1.6.66); a rollback goes back to one of those"),
+    ({"rollback_of": ""}, "version", "required"),
+    ({"canary_steps": [50, 100]}, "canary_steps", "not for a rollback: it moves all traffic at once"),
+    ({"force": True, "force_reason": "the budget is gone anyway"}, "force",
+     "not for a rollback: its gates are the deploy lock and the backend's health, the budget never blocks it"),
+    ({"kind": "redeploy"}, "kind", "'redeploy' is not one of deploy, rollback"),
+])
+def test_a_rollback_that_is_not_clear_is_refused_naming_the_field(changes: dict[str, Any], field: str,
+                                                                   reason: str) -> None:
+    assert problems(rollback(**changes), history=HISTORY)[field] == reason
+
+
+def test_rollback_of_belongs_to_rollbacks_only() -> None:
+    assert problems(conf(rollback_of="deploy-2"), history=HISTORY) == {"rollback_of": "only for kind rollback"}

@@ -47,20 +47,23 @@ class ChaosMonitorTrigger(PrometheusSpecTrigger):
     """`spec` is built by gamesre.app.chaos.monitor_spec / recovery_spec (JSON-safe)."""
 
     classpath = CLASSPATH
-    _switch: bool = False  # the kill switch as last read
-    _switch_read: asyncio.Future[bool] | None = None  # a read still running
+    _switch: str = ""  # the kill switch as last read: why it is on ("" off)
+    _switch_read: asyncio.Future[str] | None = None  # a read still running
 
-    async def kill_switch(self) -> bool:
-        key = self.spec.get("kill_switch_variable")
-        if not key:
-            return False
-        try:
-            return kill_switch_on(await read_variable(str(key)))
-        except Exception as exc:  # an unreadable switch is logged; the probes still guard the experiment
-            self.log.warning("cannot read the kill switch %s: %s", key, exc)
-            return False
+    async def kill_switch(self) -> str:
+        """Why the experiment must stop: the global kill switch, or this run's own (an incident's abort); "" off."""
+        for key, why in ((self.spec.get("kill_switch_variable"), "the chaos kill switch was turned on"),
+                         (self.spec.get("run_switch_variable"), "this experiment's kill switch was turned on")):
+            if not key:
+                continue
+            try:
+                if kill_switch_on(await read_variable(str(key))):
+                    return f"{why} (Variable {key})"
+            except Exception as exc:  # an unreadable switch is logged; the probes still guard the experiment
+                self.log.warning("cannot read the kill switch %s: %s", key, exc)
+        return ""
 
-    async def _kill_switch_within(self, wait: float) -> bool:
+    async def _kill_switch_within(self, wait: float) -> str:
         """The kill switch as read within `wait` seconds. A read still running then (a busy API server) is not
         cancelled, which could leave its reply on the supervisor channel for the next request: it goes on in
         the background, this poll uses the last value read, and a later poll picks the new one up."""
@@ -107,7 +110,7 @@ class ChaosMonitorTrigger(PrometheusSpecTrigger):
         state = MonitorState(started_at=float(spec["started_at"]), duration_s=float(spec["duration_s"]))
         burn_queries: dict[str, str] = dict(spec.get("burn_queries") or {})
         errors = 0
-        self._switch, self._switch_read = False, None
+        self._switch, self._switch_read = "", None
         while True:
             # Probes, burn rates and the kill switch are read together, each within one interval, so a slow
             # Prometheus or API server never stretches a poll past one interval (the abort rules count polls,

@@ -132,6 +132,9 @@ deployment = sa.Table(
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("rolled_back_at", sa.DateTime(timezone=True), nullable=True),  # traffic back on stable
     sa.Column("run_url", sa.String(1024), nullable=False),
+    # revision 0004: deploy | rollback (the request kind), and the deployment a rollback undoes
+    sa.Column("kind", sa.String(32), nullable=False, server_default="deploy"),
+    sa.Column("rollback_of", sa.String(250), nullable=True, index=True),
 )
 
 deploy_verdict = sa.Table(

@@ -41,7 +41,8 @@ class DeployStore(StoreDatabase):
     def upsert_deployment(self, record: dict[str, Any]) -> None:
         """Insert a whole deployment record, or replace the fields it gives of the one with its id."""
         defaults: dict[str, Any] = {"previous_version": None, "stage_log": [], "started_at": None, "finished_at": None,
-                                    "rolled_back_at": None, "reason": "", "force_reason": "", "run_url": ""}
+                                    "rolled_back_at": None, "reason": "", "force_reason": "", "run_url": "",
+                                    "kind": "deploy", "rollback_of": None}
         self._upsert_record(deployment, record, defaults)
 
     def update_deployment(self, deployment_id: str, **fields: Any) -> None:
