@@ -11,12 +11,14 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import requests
 
 from demo.airflow_env import AIRFLOW_USER, REPO_ROOT
+from gamesre.core.time import KST
 from tests.e2e.deploy.conftest import DeployStack
 
 pytestmark = pytest.mark.e2e
@@ -190,3 +192,61 @@ def test_a_healthy_version_is_promoted_through_every_stage(deploy_stack: DeployS
                       ("prod", "canary 100%", "pass")]
     assert stack.store.deploy_lock(SERVICE) is None
     assert any("promoted" in m.get("text", "") for m in slack_sink.messages())
+
+
+def test_an_incident_rolls_the_suspect_deploy_back_on_the_live_fleet(deploy_stack: DeployStack, slack_sink) -> None:
+    """The incident's `rollback` action (incident_action over REST) starts a rollback run of game_service_deploy: all
+    traffic back on the version the suspect replaced, the suspect's instances back too, recorded in the deployment
+    (kind rollback, rollback_of) and on the incident's timeline. After the test above, the suspect is its 1.5.1."""
+    stack = deploy_stack
+    stack.publish_state(SERVICE, "rollback")  # 80% of the budget gone: a rollback is never blocked by it
+    live = [d for d in stack.store.deployments(service=SERVICE) if d["outcome"] == "promoted"]
+    if not live or live[-1]["kind"] != "deploy":  # run alone: ship the suspect first
+        stack.publish_state(SERVICE, "normal")
+        shipped, run, _ = run_deploy(stack, {"service": SERVICE, "version": "1.5.1", "stages": ["prod"],
+                                             "canary_steps": [100], "change_ticket": "CHG-40"})
+        assert run["state"] == "success", outcome(stack, shipped)
+        stack.publish_state(SERVICE, "rollback")
+        live = [stack.store.deployment(shipped)]
+    suspect = live[-1]
+    old, bad = suspect["previous_version"], suspect["version"]
+    assert {v for v, _ in fleet_state(stack).values()} == {bad}
+    incident_id = f"INC-{datetime.now(KST):%Y%m%d}-901"
+    created = requests.post(f"{slack_sink.url}/api/conversations.create",
+                            json={"name": f"inc-e2e-rollback-{int(time.time())}"}, timeout=5).json()
+    channel_id = created["channel"]["id"]  # the incident's channel, as its assemble step would have made it
+    stack.store.upsert_incident({"id": incident_id, "severity": "sev1", "title": f"actions failing since {bad}",
+                                 "services": [SERVICE], "team": "game-server", "opened_at": datetime.now(UTC),
+                                 "details": {"channel_id": channel_id}})
+    stack.airflow.call("PATCH", f"dags/{DAG}", json={"is_paused": False}).raise_for_status()
+    slack_sink.clear()
+
+    action = stack.airflow.trigger("incident_action", {"incident_id": incident_id, "action": "rollback",
+                                                       "text": "errors since the promotion", "requested_by": "kim"})
+    assert stack.airflow.wait("incident_action", action, timeout=180)["state"] == "success"
+    asked = next(e for e in stack.store.incident_events(incident_id) if e["kind"] == "mitigation")
+    assert asked["summary"].startswith(f"rollback of {SERVICE} {bad} -> {old} asked for by kim (deployment "
+                                       f"{suspect['id']})")
+    rollback_id = asked["details"]["deploy_run_id"]
+    run = stack.airflow.wait(DAG, rollback_id, timeout=300)
+    assert run["state"] == "success", outcome(stack, rollback_id)
+
+    state = fleet_state(stack)
+    assert {v for v, _ in state.values()} == {old}  # every instance back on the old version
+    assert state["gs-canary-1"][1] == 0 and all(w > 0 for n, (_, w) in state.items() if n != "gs-canary-1")
+    record = stack.store.deployment(rollback_id)
+    assert (record["kind"], record["rollback_of"], record["version"], record["previous_version"]) == (
+        "rollback", suspect["id"], old, bad)
+    assert (record["outcome"], record["change_ticket"], record["requested_by"]) == ("promoted", incident_id, "kim")
+    prod = record["stage_log"][0]
+    assert [g["gate"] for g in prod["gates"]] == ["lock", "backend"] and all(g["passed"] for g in prod["gates"])
+    assert [s["label"] for s in prod["plan"]["steps"]] == ["canary 100%"]  # all traffic at once
+    assert [(v["step_label"], v["decision"]) for v in stack.store.verdicts(rollback_id)] == [("canary 100%", "pass")]
+    done = [e for e in stack.store.incident_events(incident_id) if e["kind"] == "mitigation"][-1]
+    assert done["summary"].startswith(f"rollback of {SERVICE} to {old} (run {rollback_id}): promoted")
+    assert done["details"]["deployment"] == rollback_id and done["actor"] == "kim"
+    said = [m["text"] for m in slack_sink.messages(channel_id)]
+    assert said[0].startswith(f"*{incident_id}*: rollback of {SERVICE} {bad} -> {old} asked for by kim")
+    assert said[1].startswith(f":white_check_mark: *{incident_id}*: rollback of {SERVICE} to {old}")
+    assert any(f"Deploy {SERVICE} {old}: *promoted*" in m["text"] for m in slack_sink.messages("C07GAMESRV1"))
+    stack.publish_state(SERVICE, "normal")
