@@ -244,6 +244,6 @@ def test_db_upgrade_takes_over_a_store_of_the_hand_written_migrations(tmp_path: 
         0, f"{url}: the hand-written migrations' schema_version 5, not yet under Alembic: `python -m gamesre db "
            "upgrade` takes it over\n", "")
     assert run(["db", "upgrade", "--store", url], capsys) == (
-        0, f"took over the hand-written migrations' schema_version 5: stamped 0002, store_meta dropped\n"
+        0, "took over the hand-written migrations' schema_version 5: stamped 0002, store_meta dropped\n"
            + "".join(f"applied {line}\n" for line in AFTER_0001[1:]) + f"{url}: {HEAD} (head)\n", "")
     assert run(["db", "current", "--store", url], capsys) == (0, f"{url}: {HEAD} (head)\n", "")

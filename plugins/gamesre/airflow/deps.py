@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from gamesre.app.chaos import ChaosPorts
     from gamesre.app.checklists import ChecklistPorts
     from gamesre.app.deploy import DeployPorts
+    from gamesre.app.enforcement import EnforcementPorts
     from gamesre.app.failures import FailurePorts
     from gamesre.app.incidents import IncidentPorts
     from gamesre.app.maintenance import MaintenancePorts
@@ -240,3 +241,13 @@ def status_page() -> StatusPage:
     from gamesre.airflow.hooks.statuspage import StatusPageHook
 
     return StatusPageHook().get_conn()
+
+
+def enforcement_ports() -> EnforcementPorts:
+    """The budget policy's enforcement: the SRE store, Slack, PagerDuty (opened only to page), the configuration."""
+    from gamesre.app.enforcement import EnforcementPorts
+    from gamesre.core.services import load_services
+    from gamesre.slo.spec import load_policies, load_slos
+
+    return EnforcementPorts(store=store(), notifier=SlackNotifier(), pager=pager, clock=utcnow,
+                            services=load_services(), slos=load_slos(), policy=load_policies())

@@ -142,7 +142,7 @@ def validate(ports: DeployPorts, conf: Mapping[str, Any] | None, run_id: str, de
         "change_ticket": request.change_ticket, "requested_by": request.requested_by, "dry_run": request.dry_run,
         "forced": request.force, "force_reason": request.force_reason, "outcome": "running", "reason": "",
         "requested_at": now, "run_url": ports.run_url(run_id), "kind": request.kind,
-        "rollback_of": request.rollback_of or None})
+        "rollback_of": request.rollback_of or None, "cause": dict(request.cause) if request.cause else None})
     return request
 
 

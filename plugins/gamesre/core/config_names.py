@@ -43,3 +43,11 @@ def checklist_schedules(path: Path = CONFIG_DIR / "checklists.yaml") -> dict[str
     """cadence -> cron expression (Asia/Seoul) of include/config/checklists.yaml."""
     raw = yaml.safe_load(path.read_text()) or {}
     return {str(c): str(spec.get("schedule")) for c, spec in (raw.get("cadences") or {}).items()}
+
+
+def enforcement_timing(path: Path = CONFIG_DIR / "policies.yaml") -> tuple[int, str]:
+    """(propose_timeout in seconds, propose_default) of include/config/policies.yaml `enforcement`."""
+    from gamesre.core.durations import parse_duration
+
+    raw = (yaml.safe_load(path.read_text()) or {}).get("enforcement") or {}
+    return parse_duration(str(raw.get("propose_timeout") or "15m")), str(raw.get("propose_default") or "keep")

@@ -14,6 +14,7 @@ Two kinds:
 """
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -24,8 +25,9 @@ from gamesre.deploy.config import DeployConfig
 from gamesre.deploy.plan import STRATEGIES, check_percentages
 
 FIELDS = ("kind", "service", "version", "rollback_of", "strategy", "stages", "canary_steps", "change_ticket",
-          "requested_by", "dry_run", "force", "force_reason")
-KINDS = ("deploy", "rollback")
+          "requested_by", "dry_run", "force", "force_reason", "cause")
+KINDS = ("deploy", "rollback", "automatic-rollback")  # automatic-rollback: a rollback the budget policy started
+_CAUSE_MAX = 20_000  # characters of JSON
 INCIDENT_ID = re.compile(r"^INC-[0-9]{8}-[0-9]{3}$")
 _TICKET = re.compile(r"^[A-Za-z][A-Za-z0-9]*-[0-9]+$|" + INCIDENT_ID.pattern)  # a ticket, or an incident's id
 _TEXT_MAX = 500
@@ -52,12 +54,13 @@ class DeployRequest:
     dry_run: bool
     force: bool
     force_reason: str
-    kind: str = "deploy"  # deploy | rollback
+    kind: str = "deploy"  # deploy | rollback | automatic-rollback
     rollback_of: str = ""  # rollback: the deployment (run id) it undoes, when given
+    cause: Mapping[str, Any] | None = None  # rollback: what asked for it (the policy's decision and evidence)
 
     @property
     def is_rollback(self) -> bool:
-        return self.kind == "rollback"
+        return self.kind != "deploy"
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -135,7 +138,7 @@ def parse_request(conf: Mapping[str, Any] | None, services: ServiceCatalog, conf
     kind = _text(conf, "kind", problems, required=False) or "deploy"
     if kind not in KINDS:
         problems.append(("kind", f"{kind!r} is not one of {', '.join(KINDS)}"))
-    rollback = kind == "rollback"
+    rollback = kind in KINDS and kind != "deploy"
     service = _text(conf, "service", problems, required=True)
     spec = None
     if service:
@@ -233,6 +236,11 @@ def parse_request(conf: Mapping[str, Any] | None, services: ServiceCatalog, conf
                                          "(at least 10 characters)"))
     if force_reason and not force:
         problems.append(("force_reason", "given without force: set force to true or drop the reason"))
+    cause = conf.get("cause")
+    if cause is not None and not rollback:
+        problems.append(("cause", "only for a rollback"))
+    elif cause is not None and (not isinstance(cause, Mapping) or len(json.dumps(cause, default=str)) > _CAUSE_MAX):
+        problems.append(("cause", f"expected a JSON object of at most {_CAUSE_MAX} characters"))
     if rollback and force:
         problems.append(("force", "not for a rollback: its gates are the deploy lock and the backend's health, the "
                                   "budget never blocks it"))
@@ -240,7 +248,7 @@ def parse_request(conf: Mapping[str, Any] | None, services: ServiceCatalog, conf
     if problems:
         raise InvalidDeployRequest(problems)
     return DeployRequest(service, tag, image, strategy, stages, canary_steps, ticket, requested_by, dry_run, force,
-                         force_reason, kind, rollback_of)
+                         force_reason, kind, rollback_of, dict(cause) if isinstance(cause, Mapping) else None)
 
 
 def _rollback_target_problems(tag: str, undone: Mapping[str, Any] | None,

@@ -341,6 +341,24 @@ class AbsentData(_Model):
         return value
 
 
+class Enforcement(_Model):
+    """How the budget policy acts on a spent budget (gamesre.slo.enforcement; docs/slo.md)."""
+
+    mode: Literal["act", "propose", "notify"] = "propose"
+    services: dict[str, Literal["act", "propose", "notify"]] = Field(default_factory=dict)  # per-service modes
+    look_back: str = "6h"
+    fast_burn_after_promotion: str = "2h"
+    propose_timeout: str = "15m"
+    propose_default: Literal["rollback", "keep"] = "keep"
+
+    @field_validator("look_back", "fast_burn_after_promotion", "propose_timeout")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if parse_duration(value) <= 0:
+            raise ValueError(f"{value!r} must be a positive duration")
+        return value
+
+
 class Policy(_Model):
     """The error-budget policy: burn tiers, budget thresholds, peak strictness, state rules, alert guards."""
 
@@ -351,6 +369,7 @@ class Policy(_Model):
     state: StatePolicy
     min_traffic: MinTraffic
     absent_data: AbsentData
+    enforcement: Enforcement = Field(default_factory=Enforcement)
 
     @model_validator(mode="after")
     def _unique_tiers(self) -> Policy:

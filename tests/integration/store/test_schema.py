@@ -224,7 +224,7 @@ def test_undoing_0004_refuses_while_a_rollback_is_recorded(store_url: str) -> No
                              "requested_by": "kim", "dry_run": False, "forced": False, "outcome": "promoted",
                              "requested_at": datetime(2026, 12, 7, tzinfo=UTC), "kind": "rollback",
                              "rollback_of": "deploy-1"})
-    with pytest.raises(StoreError, match=r"cannot undo revision 0004: the store holds 1 rollback record\(s\)"):
+    with pytest.raises(StoreError, match=r"revision 0004: the store holds 1 rollback record\(s\) and 0 budget-policy"):
         schema.downgrade(store.engine, "0003")
     assert versions(store.engine) == [HEAD] and schema_differences(store.engine) == []
     with store.engine.begin() as conn:
@@ -233,6 +233,13 @@ def test_undoing_0004_refuses_while_a_rollback_is_recorded(store_url: str) -> No
     assert "rollback_of" not in {c["name"] for c in sa.inspect(store.engine).get_columns("deployment")}
     assert [r.id for r in schema.upgrade(store.engine).applied] == ["0004"]
     assert store.deployment("rollback-1")["kind"] == "deploy" and schema_differences(store.engine) == []
+    episode = datetime(2026, 12, 7, 1, tzinfo=UTC)
+    decision = {"service": "game-server", "episode_start": episode, "action": "page", "state": "rollback",
+                "decided_at": episode, "reason": "no change to roll back"}
+    assert store.record_policy_action(decision) and not store.record_policy_action({**decision, "action": "rollback"})
+    assert [(a["action"], a["episode_start"]) for a in store.policy_actions("game-server")] == [("page", episode)]
+    with pytest.raises(StoreError, match=r"0 rollback record\(s\) and 1 budget-policy decision"):
+        schema.downgrade(store.engine, "0003")
 
 
 def test_the_first_revision_is_not_undone(store_url: str) -> None:

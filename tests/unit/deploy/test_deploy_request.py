@@ -256,7 +256,7 @@ def test_a_rollback_to_a_version_that_served_before_needs_no_deployment() -> Non
     ({"canary_steps": [50, 100]}, "canary_steps", "not for a rollback: it moves all traffic at once"),
     ({"force": True, "force_reason": "the budget is gone anyway"}, "force",
      "not for a rollback: its gates are the deploy lock and the backend's health, the budget never blocks it"),
-    ({"kind": "redeploy"}, "kind", "'redeploy' is not one of deploy, rollback"),
+    ({"kind": "redeploy"}, "kind", "'redeploy' is not one of deploy, rollback, automatic-rollback"),
 ])
 def test_a_rollback_that_is_not_clear_is_refused_naming_the_field(changes: dict[str, Any], field: str,
                                                                    reason: str) -> None:
@@ -265,3 +265,12 @@ def test_a_rollback_that_is_not_clear_is_refused_naming_the_field(changes: dict[
 
 def test_rollback_of_belongs_to_rollbacks_only() -> None:
     assert problems(conf(rollback_of="deploy-2"), history=HISTORY) == {"rollback_of": "only for kind rollback"}
+
+
+def test_a_rollback_carries_its_cause_and_only_a_rollback_does() -> None:
+    cause = {"policy": {"state": "rollback", "evidence": {"availability": {"burn_after": 19.5}}}}
+    req = parse_request(rollback(kind="automatic-rollback", cause=cause), SERVICES, CONFIG, history=HISTORY)
+    assert req.is_rollback and req.cause == cause and DeployRequest.from_dict(req.to_dict()) == req
+    assert problems(conf(cause=cause)) == {"cause": "only for a rollback"}
+    assert problems(rollback(cause="because"), history=HISTORY) == {
+        "cause": "expected a JSON object of at most 20000 characters"}

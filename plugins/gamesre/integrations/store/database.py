@@ -132,9 +132,25 @@ deployment = sa.Table(
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=True),
     sa.Column("rolled_back_at", sa.DateTime(timezone=True), nullable=True),  # traffic back on stable
     sa.Column("run_url", sa.String(1024), nullable=False),
-    # revision 0004: deploy | rollback (the request kind), and the deployment a rollback undoes
+    # revision 0004: deploy | rollback | automatic-rollback (the request kind), the deployment a rollback undoes,
+    # and what asked for it (the budget policy's decision with its evidence)
     sa.Column("kind", sa.String(32), nullable=False, server_default="deploy"),
     sa.Column("rollback_of", sa.String(250), nullable=True, index=True),
+    sa.Column("cause", sa.JSON, nullable=True),
+)
+
+# Revision 0004: what the budget policy decided for a service, once per policy episode (gamesre.slo.enforcement):
+# the rollback it started (or proposed, or the page it sent) with the reason and the evidence.
+policy_action = sa.Table(
+    "policy_action", metadata,
+    sa.Column("service", sa.String(128), primary_key=True),
+    sa.Column("episode_start", sa.DateTime(timezone=True), primary_key=True),
+    sa.Column("action", sa.String(16), nullable=False),  # rollback | propose | notify | page
+    sa.Column("state", sa.String(32), nullable=False),
+    sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("deployment_id", sa.String(250), nullable=True),  # the rollback run asked for
+    sa.Column("details", sa.JSON, nullable=False),  # the suspect and the evidence
 )
 
 deploy_verdict = sa.Table(

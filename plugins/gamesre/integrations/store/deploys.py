@@ -42,7 +42,7 @@ class DeployStore(StoreDatabase):
         """Insert a whole deployment record, or replace the fields it gives of the one with its id."""
         defaults: dict[str, Any] = {"previous_version": None, "stage_log": [], "started_at": None, "finished_at": None,
                                     "rolled_back_at": None, "reason": "", "force_reason": "", "run_url": "",
-                                    "kind": "deploy", "rollback_of": None}
+                                    "kind": "deploy", "rollback_of": None, "cause": None}
         self._upsert_record(deployment, record, defaults)
 
     def update_deployment(self, deployment_id: str, **fields: Any) -> None:
