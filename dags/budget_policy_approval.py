@@ -53,7 +53,8 @@ def budget_policy_approval():
 
     rollback = TriggerDagRunOperator(task_id="rollback", trigger_dag_id="game_service_deploy",
                                      trigger_run_id="{{ params.run_id }}", conf="{{ params.deploy_conf }}",
-                                     wait_for_completion=False, retries=0)
+                                     wait_for_completion=False, skip_when_already_exists=True,
+                                     fail_when_dag_is_paused=True)
     record(approve.output) >> rollback
 
 

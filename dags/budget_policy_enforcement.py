@@ -14,9 +14,10 @@ after the promotion). Once per policy episode. Per service (`include/config/poli
 | | time: the default |
 | `notify` | the team's channel is told what would be rolled back, nothing more |
 
-Without a suspect in state `rollback`, the owners are paged ("budget at 83%, no change to roll back") and the deploy
-freeze stays. Every decision is recorded (`policy_action`), said in the team's channel and on the timeline of an open
-incident of the service. See `docs/slo.md` ("Enforcement").
+A run triggered by hand may name `services` and a `mode` for this run only. Without a suspect in state
+`rollback`, the owners are paged ("budget at 83%, no change to roll back") and the deploy freeze stays. Every
+decision is recorded (`policy_action`), said in the team's channel and on the timeline of an open incident of the
+service. See `docs/slo.md` ("Enforcement").
 """
 from __future__ import annotations
 
@@ -42,7 +43,10 @@ from gamesre.core.config_names import service_names
                       blocks="the budget policy's automatic rollbacks: a spent budget is not acted on until a run "
                              "succeeds")},
     params={"services": Param([], type="array", items={"type": "string", "enum": service_names()},
-                              description="Empty: every service.")},
+                              description="Empty: every service."),
+            "mode": Param("", enum=["", "act", "propose", "notify"],
+                          description="Empty: each service's mode from policies.yaml; propose: a person decides; "
+                                      "notify: only tell.")},
     tags=["slo", "error-budget", "deploy"],
     doc_md=__doc__,
 )
@@ -51,10 +55,12 @@ def budget_policy_enforcement():
     def decide(params=None) -> list:
         from gamesre.airflow.enforcement import evaluate
 
-        return evaluate(list(params.get("services") or []))
+        return evaluate(list(params.get("services") or []), str(params.get("mode") or ""))
 
-    # retries 0: a run id is used once; a failed start is reported and the next publication decides again
-    TriggerDagRunOperator.partial(task_id="start_runs", wait_for_completion=False, retries=0).expand_kwargs(decide())
+    # A retry after a start that did happen finds its run id taken and skips; a start that keeps failing is reported
+    # by the failure notifier (the decision is recorded: the next publication does not start it again).
+    TriggerDagRunOperator.partial(task_id="start_runs", wait_for_completion=False, skip_when_already_exists=True,
+                                  fail_when_dag_is_paused=True).expand_kwargs(decide())
 
 
 budget_policy_enforcement()

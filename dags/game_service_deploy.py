@@ -5,7 +5,8 @@ Trigger from CI with one REST call (`scripts/trigger_deploy.py`) or from the UI 
 
 | field | meaning |
 |---|---|
-| `kind` | `deploy` (a new build) or `rollback` (back to a version that served before, all traffic at once) |
+| `kind` | `deploy` (a new build) or `rollback` (back to a version that served before, all traffic at once; |
+| | `automatic-rollback`: one the budget policy started) |
 | `service` | a service of `include/config/services.yaml` |
 | `version` | the image tag, or the full `registry/repository:tag`; checked against the service's image |
 | `rollback_of` | a rollback of this deployment (its run id) to the version it replaced; `version` may then be empty |
@@ -51,8 +52,9 @@ STAGES = ("dev", "staging", "prod")  # include/config/deploy.yaml stages (checke
                   "on_failure_callback": TaskFailureNotifier(
                       blocks="this deploy of the service: see the run for the stage it reached and its outcome")},
     params={
-        "kind": Param("deploy", enum=["deploy", "rollback"],
-                      description="deploy: a new build; rollback: back to a version that served before."),
+        "kind": Param("deploy", enum=["deploy", "rollback", "automatic-rollback"],
+                      description="deploy: a new build; rollback: back to a version that served before "
+                                  "(automatic-rollback: one the budget policy started)."),
         "service": Param("game-server", enum=service_names(), description="The service to deploy."),
         "version": Param("", type="string", maxLength=300, description="Image tag, e.g. 1.5.1."),
         "rollback_of": Param("", type="string", maxLength=250,

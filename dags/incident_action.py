@@ -88,7 +88,8 @@ def incident_action():
     result = apply()
     rollback_run = TriggerDagRunOperator(
         task_id="rollback_run", trigger_dag_id="game_service_deploy", trigger_run_id=result["deploy_run_id"],
-        conf=result["deploy_conf"], wait_for_completion=False, retries=0)
+        conf=result["deploy_conf"], wait_for_completion=False, skip_when_already_exists=True,
+        fail_when_dag_is_paused=True)
     starts_a_deploy(result["action"]) >> rollback_run
 
 

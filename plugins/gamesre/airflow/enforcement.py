@@ -9,9 +9,10 @@ from gamesre.airflow.deps import enforcement_ports
 from gamesre.app import enforcement
 
 
-def evaluate(services: list[str] | None) -> list[dict[str, Any]]:
-    """The runs to start (TriggerDagRunOperator kwargs), one per service whose episode is decided now."""
-    return enforcement.evaluate(enforcement_ports(), services or None)
+def evaluate(services: list[str] | None, mode: str = "") -> list[dict[str, Any]]:
+    """The runs to start (TriggerDagRunOperator kwargs), one per service whose episode is decided now; `mode`
+    (act, propose, notify) overrides policies.yaml's for this run."""
+    return enforcement.evaluate(enforcement_ports(), services or None, mode or None)  # type: ignore[arg-type]
 
 
 def answered(params: Mapping[str, Any], answer: Mapping[str, Any] | None) -> bool:

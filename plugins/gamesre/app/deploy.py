@@ -118,8 +118,8 @@ def validate(ports: DeployPorts, conf: Mapping[str, Any] | None, run_id: str, de
     raw = dict(conf or {})
     now = ports.clock()
     service = raw.get("service")
-    history = (ports.store.deployments(service=service) if raw.get("kind") == "rollback" and isinstance(service, str)
-               else [])
+    rollback = raw.get("kind") not in (None, "", "deploy")  # the rollback kinds check against the service's history
+    history = ports.store.deployments(service=service) if rollback and isinstance(service, str) else []
     try:
         request = parse_request(raw, ports.configs.services, ports.configs.deploy, default_requester=default_requester,
                                 history=history)

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from gamesre.app.ports import Clock, Notifier
 from gamesre.core.services import ServiceCatalog
 from gamesre.core.time import KST, as_utc
-from gamesre.slo.enforcement import BLOCKING_SLO_STATES, Decision, Settings, SloMinutes, decide
+from gamesre.slo.enforcement import BLOCKING_SLO_STATES, Decision, Mode, Settings, SloMinutes, decide
 from gamesre.slo.policy import is_stale
 from gamesre.slo.spec import Policy, SloCatalog
 
@@ -66,11 +66,13 @@ class EnforcementPorts:
         return Settings.from_policy(self.policy.enforcement, self.services.names)
 
 
-def evaluate(ports: EnforcementPorts, services: Sequence[str] | None = None) -> list[dict[str, Any]]:
+def evaluate(ports: EnforcementPorts, services: Sequence[str] | None = None,
+             mode: Mode | None = None) -> list[dict[str, Any]]:
     """Decide for every service (or those named); the runs to start, as TriggerDagRunOperator kwargs
-    ({trigger_dag_id, trigger_run_id, conf})."""
+    ({trigger_dag_id, trigger_run_id, conf}). `mode` overrides policies.yaml's for this evaluation (a person
+    running it by hand: `propose` to decide themselves, `notify` to only look)."""
     now = as_utc(ports.clock())
-    settings = ports.settings
+    settings = ports.settings if mode is None else replace(ports.settings, mode=mode, modes={})
     runs = []
     for service in services or ports.services.names:
         decision = decide_for(ports, service, now, settings)

@@ -175,12 +175,13 @@ def decide(service: str, now: datetime, history: Sequence[Mapping[str, Any]],
                         f"than {settings.fast_burn_after_promotion}: the page stands, no automatic rollback", state,
                         episode)
     window = min(settings.look_back, now - at) if now > at else timedelta(minutes=1)
+    minute = at.replace(second=0, microsecond=0)  # the ledger's resolution: the promotion's minute counts as after
     evidence: dict[str, Any] = {"promoted_at": at.isoformat(), "version": latest["version"],
                                 "previous_version": latest.get("previous_version"), "slos": {}}
     began: list[datetime] = []
     for slo in slos:
         start = slo.burn_began()
-        before, after = slo.burn(at - window, at), slo.burn(at, now + timedelta(minutes=1))
+        before, after = slo.burn(minute - window, minute), slo.burn(minute, now + timedelta(minutes=1))
         evidence["slos"][slo.name] = {"burn_before": before, "burn_after": after,
                                       "burn_began": None if start is None else
                                       datetime.fromtimestamp(start, at.tzinfo).isoformat()}

@@ -11,7 +11,7 @@ import os
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -20,6 +20,7 @@ import requests
 from demo.airflow_env import AIRFLOW_USER, REPO_ROOT
 from gamesre.core.time import KST
 from tests.e2e.deploy.conftest import DeployStack
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -249,4 +250,109 @@ def test_an_incident_rolls_the_suspect_deploy_back_on_the_live_fleet(deploy_stac
     assert said[0].startswith(f"*{incident_id}*: rollback of {SERVICE} {bad} -> {old} asked for by kim")
     assert said[1].startswith(f":white_check_mark: *{incident_id}*: rollback of {SERVICE} to {old}")
     assert any(f"Deploy {SERVICE} {old}: *promoted*" in m["text"] for m in slack_sink.messages("C07GAMESRV1"))
+    stack.publish_state(SERVICE, "normal")
+
+
+def serving(stack: DeployStack, version: str, previous: str, deployment_id: str, promoted: datetime) -> None:
+    """The fleet as a promotion of `version` over `previous` leaves it (every game-server instance on it, the canary
+    without weight), and that deployment's record: what the budget policy finds after a bad build shipped."""
+    for info in stack.fleet["instances"].values():
+        if info["service"] == SERVICE:
+            requests.put(f"{info['url']}/admin/build", json={"version": version}, timeout=5).raise_for_status()
+    deadline = time.monotonic() + 60
+    while {v for v, _ in fleet_state(stack).values()} != {version} and time.monotonic() < deadline:
+        time.sleep(0.5)
+    stack.store.upsert_deployment({
+        "id": deployment_id, "service": SERVICE, "version": version, "image": f"demo:{version}",
+        "previous_version": previous, "strategy": "canary", "stages": ["prod"], "backend": "local",
+        "change_ticket": "CHG-50", "requested_by": "ci", "dry_run": False, "forced": False, "outcome": "promoted",
+        "requested_at": promoted - timedelta(minutes=4), "finished_at": promoted})
+
+
+def after_the_last_change(stack: DeployStack) -> datetime:
+    """A promotion time after every change already recorded (the tests before this one shipped and rolled back):
+    20 minutes ago when that is later."""
+    done = [d["finished_at"] for d in stack.store.deployments(service=SERVICE) if d["finished_at"]]
+    return max([datetime.now(UTC) - timedelta(minutes=20), *(t + timedelta(seconds=1) for t in done)])
+
+
+def spent(stack: DeployStack, burning_since: datetime) -> None:
+    """The availability ledger of the last 3 hours (healthy, then 2% of the actions failing from `burning_since`)
+    and the service's published state `rollback` at 83% consumed, as slo_ingest and error_budget_report would
+    leave them."""
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    rows = []
+    for m in range(180, -1, -1):
+        at = now - timedelta(minutes=m)
+        rows.append((int(at.timestamp()), 980.0 if at >= burning_since else 1000.0, 1000.0))
+    stack.store.upsert_ledger("availability", rows)
+    stack.store.publish_state("slo", "availability", "rollback", datetime.now(UTC), [],
+                              {"budget_remaining_adjusted": 0.17})
+    stack.publish_state(SERVICE, "normal")  # the episode before has ended
+    stack.publish_state(SERVICE, "rollback", {"availability": "rollback"})
+
+
+def test_the_budget_policy_rolls_a_spent_budgets_change_back_itself_or_when_a_person_approves(
+        deploy_stack: DeployStack, slack_sink) -> None:
+    """Act (game-server's mode): a policy-state asset event -> budget_policy_enforcement -> an automatic-rollback run
+    -> the old version everywhere, with the evidence recorded and said. Propose (a run by hand with mode propose):
+    the approval is a required action; approved over the REST API, the rollback runs."""
+    stack, airflow = deploy_stack, deploy_stack.airflow
+    promoted = after_the_last_change(stack)
+    serving(stack, "1.5.1", "1.4.2", "e2e-policy-1", promoted)
+    spent(stack, promoted.replace(second=0, microsecond=0))
+    for dag in ("budget_policy_enforcement", "budget_policy_approval", DAG):
+        airflow.wait_for_dag(dag)
+        airflow.call("PATCH", f"dags/{dag}", json={"is_paused": False}).raise_for_status()
+    slack_sink.clear()
+
+    # the event error_budget_report emits after publishing, as the scheduler sees it
+    assets = airflow.call("GET", "assets", params={"name_pattern": "error_budget_policy_state"}).json()["assets"]
+    airflow.call("POST", "assets/events", json={"asset_id": assets[0]["id"], "extra": {"from": "e2e"}}
+                 ).raise_for_status()
+    decision = wait_for(lambda: stack.store.policy_actions(SERVICE), 120, "the policy's decision")[0]
+    assert decision["action"] == "rollback" and decision["details"]["suspect"]["id"] == "e2e-policy-1"
+    rollback_id = decision["deployment_id"]
+    runs = airflow.call("GET", "dags/budget_policy_enforcement/dagRuns").json()["dag_runs"]
+    enforced = max(runs, key=lambda r: r["run_after"])["dag_run_id"]
+    assert airflow.wait("budget_policy_enforcement", enforced, timeout=120)["state"] == "success", \
+        airflow.task_instances("budget_policy_enforcement", enforced)
+    assert airflow.wait(DAG, rollback_id, timeout=300)["state"] == "success", outcome(stack, rollback_id)
+    assert {v for v, _ in fleet_state(stack).values()} == {"1.4.2"}
+    record = stack.store.deployment(rollback_id)
+    assert (record["kind"], record["rollback_of"], record["requested_by"], record["outcome"]) == (
+        "automatic-rollback", "e2e-policy-1", "budget-policy", "promoted")
+    evidence = record["cause"]["policy"]["evidence"]["slos"]["availability"]
+    assert evidence["burn_before"] == 0.0 and evidence["burn_after"] > 10  # 2% errors on a 0.1% budget: ~20x
+    said = [m["text"] for m in slack_sink.messages("C07GAMESRV1")]
+    assert any(t.startswith(":rewind: Budget policy: rolling back game-server 1.5.1 -> 1.4.2 (deployment "
+                            "e2e-policy-1). 83% of the budget consumed; the burn began at") for t in said)
+    assert any("Deploy game-server 1.4.2: *promoted*" in t for t in said)
+
+    # Propose: the next bad build, shipped after that rollback, and a person decides
+    promoted = after_the_last_change(stack)
+    serving(stack, "1.5.1", "1.4.2", "e2e-policy-2", promoted)
+    spent(stack, promoted.replace(second=0, microsecond=0))
+    enforcement_run = airflow.trigger("budget_policy_enforcement", {"services": [SERVICE], "mode": "propose"})
+    assert airflow.wait("budget_policy_enforcement", enforcement_run, timeout=180)["state"] == "success"
+    proposal = stack.store.policy_actions(SERVICE)[-1]
+    assert proposal["action"] == "propose" and proposal["details"]["suspect"]["id"] == "e2e-policy-2"
+    approval_run = f"proposal__{proposal['details']['run_id']}"
+
+    def required() -> list[dict[str, Any]]:
+        details = airflow.call("GET", "dags/~/dagRuns/~/hitlDetails").json().get("hitl_details") or []
+        return [d for d in details if d["task_instance"]["dag_run_id"] == approval_run]
+
+    waiting = wait_for(required, 120, "the approval among the required actions")[0]
+    assert waiting["subject"] == "Roll back game-server (e2e-policy-2)?" and waiting["options"] == ["Roll back", "Keep"]
+    answer = airflow.call("PATCH", f"dags/budget_policy_approval/dagRuns/{approval_run}/taskInstances/approve/-1/"
+                          "hitlDetails", json={"chosen_options": ["Roll back"]})
+    assert answer.status_code == 200, answer.text
+    assert airflow.wait("budget_policy_approval", approval_run, timeout=180)["state"] == "success"
+    rollback_id = proposal["details"]["run_id"]
+    assert airflow.wait(DAG, rollback_id, timeout=300)["state"] == "success", outcome(stack, rollback_id)
+    assert {v for v, _ in fleet_state(stack).values()} == {"1.4.2"}
+    answered = stack.store.policy_actions(SERVICE)[-1]
+    assert (answered["action"], answered["deployment_id"]) == ("rollback", rollback_id)
+    assert answered["details"]["answer"]["by"] == AIRFLOW_USER
     stack.publish_state(SERVICE, "normal")

@@ -156,3 +156,23 @@ def test_propose_asks_a_person_and_records_the_answer(rig: Rig) -> None:
     assert enforcement.answered(rig.ports, "matchmaking", proposal["episode_start"], proposal["run_id"], ["Keep"],
                                 None) is False
     assert "rejected by nobody in time (the default applies)" in rig.notifier.messages[-1]["text"]
+
+
+def test_the_run_it_starts_is_a_valid_rollback_request_of_the_deploy_dag(rig: Rig) -> None:
+    """The conf goes through the deploy use case's own validation (kind automatic-rollback, the cause kept)."""
+    from gamesre.app.deploy import DeployConfigs, DeployPorts, validate
+    from gamesre.calendar import load_calendar
+    from gamesre.deploy.config import load_deploy_config
+
+    rig.deployed("game-server", "d1", "1.6.66", PROMOTED)
+    rig.burn("availability", PROMOTED)
+    rig.publish("game-server", "availability", "rollback", NOW)
+    run = enforcement.evaluate(rig.ports)[0]
+    services = load_services()
+    deploy_ports = DeployPorts(store=rig.store, alertmanager=None, backend=None, notifier=rig.notifier,  # type: ignore[arg-type]
+                               clock=lambda: NOW, run_url=str, configs=DeployConfigs(
+                                   services=services, deploy=load_deploy_config(), policy=load_policies(),
+                                   slos=load_slos(), calendar=load_calendar(services=services)))
+    request = validate(deploy_ports, run["conf"], run["trigger_run_id"], "airflow")
+    assert (request.kind, request.version, request.rollback_of) == ("automatic-rollback", "1.5.0", "d1")
+    assert rig.store.deployment(run["trigger_run_id"])["cause"]["policy"]["state"] == "rollback"
