@@ -19,8 +19,13 @@ incident id, e.g. `INC-20261207-001`; docs/incidents.md). Re-running a run, or t
    postmortem draft (timeline with the deploys, chaos experiments, maintenance windows and policy states around
    it), written under the report folder, stored with the incident and announced in its channel.
 
+`refresh_budget_state` (beside `assemble`) computes and publishes the error-budget policy states from the ledger
+now, as `error_budget_report` does hourly, and updates the `error_budget_policy_state` asset: the budget policy's
+enforcement can roll back a change that spent the budget within minutes of the page rather than at the next hour.
+
 People act through the `incident_action` DAG (its form in the UI, or `conf` over the REST API): acknowledge,
-change the severity, hand a role over, add a note, mark mitigated, resolve.
+change the severity, hand a role over, add a note, roll the suspect deploy back, abort a chaos experiment,
+silence, mark mitigated, resolve.
 
 Slack or PagerDuty being down never stops the run: what was not delivered is recorded with the incident and
 said in the timeline; a retry of the task delivers it.
@@ -32,6 +37,7 @@ from datetime import timedelta
 import pendulum
 from airflow.sdk import Param, dag, task
 
+from gamesre.airflow.assets import POLICY_STATE_ASSET
 from gamesre.airflow.failure_notifier import TaskFailureNotifier
 from gamesre.airflow.operators.incident import IncidentWatchOperator
 
@@ -71,6 +77,22 @@ def incident_response():
         return close(watched["incident"])
 
     declared = declare()
+
+    # The page is fresher than the hourly error-budget report: publish the policy states now (beside assemble, so the
+    # declaration is not delayed), and the budget policy's enforcement, scheduled on that asset, sees a spent budget
+    # or a fast burn after a promotion within minutes.
+    @task(outlets=[POLICY_STATE_ASSET])
+    def refresh_budget_state(outlet_events=None) -> dict:
+        from datetime import UTC, datetime
+
+        from gamesre.airflow.slo import compute_states
+
+        result = compute_states(datetime.now(UTC))
+        outlet_events[POLICY_STATE_ASSET].extra = {"at": result["at"], "services": result["services"],
+                                                   "slos": {k: v["state"] for k, v in result["slos"].items()}}
+        return result
+
+    declared >> refresh_budget_state()
     escalate = IncidentWatchOperator(task_id="escalate", incident_id="{{ params.incident_id }}",
                                      retries=5)
     close(escalate.output)

@@ -29,7 +29,7 @@ from gamesre.deploy.config import DeployConfig
 from gamesre.deploy.gates import ROLLBACK_GATES, GateFacts, blocked, judge_gates
 from gamesre.deploy.outcome import OUTCOMES_OK, decide_outcome, left_half_done
 from gamesre.deploy.plan import RolloutPlan, build_plan
-from gamesre.deploy.request import INCIDENT_ID, DeployRequest, InvalidDeployRequest, parse_request
+from gamesre.deploy.request import INCIDENT_ID, KINDS, DeployRequest, InvalidDeployRequest, parse_request
 from gamesre.reports.deploy_report import evidence_markdown
 from gamesre.slo.spec import Policy, SloCatalog
 
@@ -131,7 +131,7 @@ def validate(ports: DeployPorts, conf: Mapping[str, Any] | None, run_id: str, de
             "change_ticket": str(raw.get("change_ticket") or "")[:128],
             "requested_by": str(raw.get("requested_by") or default_requester)[:128], "dry_run": False,
             "forced": False, "force_reason": "", "outcome": "invalid", "reason": str(exc),
-            "kind": str(raw.get("kind") or "deploy")[:32],
+            "kind": raw["kind"] if raw.get("kind") in KINDS else "deploy",
             "rollback_of": str(raw.get("rollback_of") or "")[:250] or None,
             "requested_at": now, "finished_at": now, "run_url": ports.run_url(run_id)})
         raise
