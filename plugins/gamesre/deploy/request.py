@@ -8,7 +8,8 @@ Two kinds:
 - `deploy` (the default): a new build, through the stages with the requested strategy, judged step by step;
 - `rollback`: back to a version that served the service before (the `previous_version` of one of its promoted
   deploys, or one it promoted), e.g. the suspect change of an incident or of the budget policy. All traffic moves
-  at once (one step at 100%), the version's analysis is the verification, and its gates are only the deploy lock
+  at once (one step at 100%; by default one rolling batch of every instance, so the old version has the fleet's
+  whole capacity), the version's analysis is the verification, and its gates are only the deploy lock
   and the backend's health: a rollback is never blocked by the budget it is meant to save. `rollback_of` names the
   deployment it undoes; the version then defaults to that deployment's previous version.
 """
@@ -178,7 +179,9 @@ def parse_request(conf: Mapping[str, Any] | None, services: ServiceCatalog, conf
     if strategy and strategy not in STRATEGIES:
         problems.append(("strategy", f"{strategy!r} is not one of {', '.join(STRATEGIES)}"))
     if not strategy and spec is not None:
-        strategy = spec.deploy.strategy
+        # A rollback moves every instance back in one batch: the old version gets the whole fleet's capacity at
+        # once (a canary or a blue-green preview of one instance cannot hold every player).
+        strategy = "rolling" if rollback else spec.deploy.strategy
 
     stages: tuple[str, ...] = ()
     raw_stages = conf.get("stages")

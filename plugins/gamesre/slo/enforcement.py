@@ -174,7 +174,9 @@ def decide(service: str, now: datetime, history: Sequence[Mapping[str, Any]],
         return Decision(service, "none", f"fast burn {now - at} after the promotion of {latest['version']}, later "
                         f"than {settings.fast_burn_after_promotion}: the page stands, no automatic rollback", state,
                         episode)
-    window = min(settings.look_back, now - at) if now > at else timedelta(minutes=1)
+    # the burn before the promotion over as long as after it, at least an hour (a promotion seconds ago still has a
+    # past to compare with), at most the look-back
+    window = min(settings.look_back, max(now - at, timedelta(hours=1)))
     minute = at.replace(second=0, microsecond=0)  # the ledger's resolution: the promotion's minute counts as after
     evidence: dict[str, Any] = {"promoted_at": at.isoformat(), "version": latest["version"],
                                 "previous_version": latest.get("previous_version"), "slos": {}}

@@ -241,8 +241,10 @@ def test_an_incident_rolls_the_suspect_deploy_back_on_the_live_fleet(deploy_stac
     assert (record["outcome"], record["change_ticket"], record["requested_by"]) == ("promoted", incident_id, "kim")
     prod = record["stage_log"][0]
     assert [g["gate"] for g in prod["gates"]] == ["lock", "backend"] and all(g["passed"] for g in prod["gates"])
-    assert [s["label"] for s in prod["plan"]["steps"]] == ["canary 100%"]  # all traffic at once
-    assert [(v["step_label"], v["decision"]) for v in stack.store.verdicts(rollback_id)] == [("canary 100%", "pass")]
+    # all traffic at once, with the fleet's whole capacity: every instance in one rolling batch
+    assert [s["label"] for s in prod["plan"]["steps"]] == ["rolling batch to 100%"]
+    assert [(v["step_label"], v["decision"]) for v in stack.store.verdicts(rollback_id)] == [
+        ("rolling batch to 100%", "pass")]
     done = [e for e in stack.store.incident_events(incident_id) if e["kind"] == "mitigation"][-1]
     assert done["summary"].startswith(f"rollback of {SERVICE} to {old} (run {rollback_id}): promoted")
     assert done["details"]["deployment"] == rollback_id and done["actor"] == "kim"

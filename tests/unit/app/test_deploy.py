@@ -289,7 +289,7 @@ def test_a_rollback_moves_all_traffic_at_once_and_tells_the_incident_that_asked_
     state = start_stage(ports, request, "prod", RUN)
     backend = ports.backend("game-server", "prod")
     assert backend.calls == ["prepare 1.5.0", "shift 0"]
-    assert [s["label"] for s in state["plan"]["steps"]] == ["canary 100%"]
+    assert [s["label"] for s in state["plan"]["steps"]] == ["rolling batch to 100%"]
     assert step_verdict(ports, request, "prod", RUN, state, {"decision": "pass", "reason": "1.5.0 healthy"}) is None
     assert backend.calls[-1] == "promote" and backend.stable == "1.5.0"
     result = finalize(ports, request, RUN)

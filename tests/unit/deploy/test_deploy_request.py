@@ -235,7 +235,8 @@ def rollback(**overrides: Any) -> dict[str, Any]:
 def test_a_rollback_of_a_deployment_goes_back_to_what_it_replaced_at_once_in_prod() -> None:
     req = parse_request(rollback(), SERVICES, CONFIG, history=HISTORY)
     assert (req.kind, req.is_rollback, req.version, req.rollback_of) == ("rollback", True, "1.5.1", "deploy-2")
-    assert req.stages == ("prod",) and req.canary_steps == (100,) and req.strategy == "canary"
+    assert req.stages == ("prod",) and req.canary_steps == (100,) and req.strategy == "rolling"
+    assert parse_request(rollback(strategy="blue-green"), SERVICES, CONFIG, history=HISTORY).strategy == "blue-green"
     assert DeployRequest.from_dict(req.to_dict()) == req
 
 
