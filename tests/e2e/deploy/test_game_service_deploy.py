@@ -342,8 +342,11 @@ def test_the_budget_policy_rolls_a_spent_budgets_change_back_itself_or_when_a_pe
     approval_run = f"proposal__{proposal['details']['run_id']}"
 
     def required() -> list[dict[str, Any]]:
+        """The required action, once its task waits for the answer (an answer while the task is still starting to
+        wait makes Airflow kill it: seen when answering within a second of the action appearing)."""
         details = airflow.call("GET", "dags/~/dagRuns/~/hitlDetails").json().get("hitl_details") or []
-        return [d for d in details if d["task_instance"]["dag_run_id"] == approval_run]
+        return [d for d in details if d["task_instance"]["dag_run_id"] == approval_run
+                and d["task_instance"]["state"] in ("awaiting_input", "deferred")]
 
     waiting = wait_for(required, 120, "the approval among the required actions")[0]
     assert waiting["subject"] == "Roll back game-server (e2e-policy-2)?" and waiting["options"] == ["Roll back", "Keep"]
