@@ -555,7 +555,7 @@ def _rollback(ports: IncidentPorts, incident: dict[str, Any], by: str, target: s
                                         f"{LOOK_BACK.total_seconds() / 3600:.0f} hours before the first alert): name "
                                         "one with target")
         chosen = max(promoted, key=lambda d: as_utc(d["finished_at"] or d["requested_at"]))
-    if chosen.get("kind") == "rollback":
+    if chosen.get("kind", "deploy") != "deploy":  # a rollback, by a person or by the budget policy
         raise IncidentActionRefused(f"deployment {chosen['id']} is itself a rollback: roll forward with a deploy")
     if chosen["outcome"] != "promoted" or chosen.get("dry_run") or not chosen.get("previous_version"):
         raise IncidentActionRefused(f"deployment {chosen['id']} ({chosen['version']}, {chosen['outcome']}) was not "

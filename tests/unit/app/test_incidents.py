@@ -509,6 +509,9 @@ def test_rollback_asks_for_a_deploy_run_back_to_what_the_latest_promoted_suspect
     ([("d1", "1.6.66", "1.6.65", 10, "rolled_back", {})], "d1", r"d1 \(1.6.66, rolled_back\) was not promoted"),
     ([("d1", "1.6.65", "1.6.66", 10, "promoted", {"kind": "rollback", "rollback_of": "d0"})], "d1",
      "is itself a rollback"),
+    ([("d0", "1.6.66", "1.6.65", 30, "promoted", {}),
+      ("d1", "1.6.65", "1.6.66", 10, "promoted", {"kind": "automatic-rollback", "rollback_of": "d0"})], "",
+     "d1 is itself a rollback"),  # the latest change among the suspects is the budget policy's rollback
     ([("d1", "1.6.66", "1.6.65", 20, "promoted", {}),
       ("r1", "1.6.65", "1.6.66", 10, "running", {"kind": "rollback", "rollback_of": "d1"})], "",
      "d1 is rolled back already by run r1 \\(running\\)"),
