@@ -17,15 +17,19 @@ Trigger from CI with one REST call (`scripts/trigger_deploy.py`) or from the UI 
 | `dry_run` | validate, evaluate the gates and show the plan; change nothing |
 | `force`, `force_reason` | bypass the 50% error-budget freeze only, with a reason |
 
-`validate` runs first: a bad field fails the run naming the field, and nothing is touched. Before each stage
-`gates_<stage>` checks the stage's gates (one deploy per service, firing page alerts, the error-budget state,
-maintenance windows and the evening peak; a rollback's are only the lock and the backend's health).
+`validate` runs first: a bad field fails the run naming the field, and nothing is touched. Before a stage that
+needs reviews (deploy.yaml: prod needs technical, security and business), `approve_<stage>_<review>` waits for
+each under **Required actions** (or the REST API), answered by the review's reviewers; a rejection ends the deploy
+`rejected`, no answer within the timeout `blocked`. Then `gates_<stage>` checks the stage's gates (one deploy per
+service, firing page alerts, the error-budget state, maintenance windows and the evening peak; a rollback's are
+only the lock and the backend's health; a rollback needs no review).
 `rollout_<stage>` applies each step of the strategy and waits,
 deferred, for the canary analysis (a sequential test per SLI against the baseline); a regression, or no
 evidence by the step deadline, rolls back at once. `finalize` always runs: it rolls back anything left half
 done, releases the deploy lock, records the deployment in the SRE store and posts the outcome to the service's Slack
 channel with the evidence. `conclude` fails the run unless the build was promoted. A task that fails after its
-retries is reported to the service's channel too. See `docs/deploy.md`.
+retries is reported to the service's channel too. People pause, resume, promote or abort a running deploy with
+the `deploy_control` DAG. See `docs/deploy.md`.
 """
 from __future__ import annotations
 
@@ -35,8 +39,10 @@ import pendulum
 from airflow.sdk import Param, dag, task
 
 from gamesre.airflow.failure_notifier import TaskFailureNotifier
+from gamesre.airflow.operators.approval import DeployApprovalOperator
 from gamesre.airflow.operators.deploy import StageRolloutOperator
 from gamesre.core.config_names import service_names
+from gamesre.deploy.approvals import REVIEWS
 
 STAGES = ("dev", "staging", "prod")  # include/config/deploy.yaml stages (checked by tests/unit/test_dag_integrity.py)
 
@@ -97,10 +103,13 @@ def game_service_deploy():
                 raise AirflowSkipException(f"stage {stage} is not in this deploy's stages {request['stages']}")
             return check_gates(request, stage, dag_run.run_id)
 
+        reviews = [DeployApprovalOperator(task_id=f"approve_{stage}_{review}", stage=stage, review=review,
+                                          request=request, trigger_rule="none_failed", retries=0)
+                   for review in REVIEWS]
         gate = gates(request)
         rollout = StageRolloutOperator(task_id=f"rollout_{stage}", stage=stage, request=request, gates=gate,
                                        trigger_rule="none_failed", retries=0)
-        previous >> gate >> rollout
+        previous >> reviews >> gate >> rollout
         previous = rollout
 
     @task(trigger_rule="all_done")

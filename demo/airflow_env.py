@@ -13,6 +13,9 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 AIRFLOW_USER = "admin"
+# The reviewers include/config/deploy.yaml names (approvals.reviewers), as users of the demo's simple auth manager
+# with the role `user` (they may answer Required actions assigned to them, trigger and read DAGs).
+REVIEWERS = ("sre-lead", "security-lead", "product-owner")
 
 
 @dataclass(frozen=True)
@@ -101,17 +104,21 @@ def ensure_pools(api_base_url: str, token: str) -> None:
             urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 (the local Airflow)
 
 
-def ensure_password(airflow_home: Path) -> str:
-    """The admin password, generated once per AIRFLOW_HOME and kept in the simple auth manager's file."""
+def ensure_passwords(airflow_home: Path) -> dict[str, str]:
+    """Every demo user's password (the admin and the reviewers), generated once per AIRFLOW_HOME and kept in the
+    simple auth manager's file."""
     airflow_home.mkdir(parents=True, exist_ok=True)
     path = airflow_home / "simple_auth_manager_passwords.json.generated"
-    if path.exists():
-        stored = json.loads(path.read_text() or "{}")
-        if AIRFLOW_USER in stored:
-            return str(stored[AIRFLOW_USER])
-    password = secrets.token_urlsafe(12)
-    path.write_text(json.dumps({AIRFLOW_USER: password}))
-    return password
+    stored = json.loads(path.read_text() or "{}") if path.exists() else {}
+    wanted = {user: str(stored.get(user) or secrets.token_urlsafe(12)) for user in (AIRFLOW_USER, *REVIEWERS)}
+    if wanted != stored:
+        path.write_text(json.dumps(wanted))
+    return wanted
+
+
+def ensure_password(airflow_home: Path) -> str:
+    """The admin password (see ensure_passwords)."""
+    return ensure_passwords(airflow_home)[AIRFLOW_USER]
 
 
 def airflow_env(
@@ -126,7 +133,8 @@ def airflow_env(
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__DEFAULT_TIMEZONE": "Asia/Seoul",
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{AIRFLOW_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join([f"{AIRFLOW_USER}:admin",
+                                                                  *(f"{user}:user" for user in REVIEWERS)]),
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(
                 airflow_home / "simple_auth_manager_passwords.json.generated"
             ),

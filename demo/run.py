@@ -20,7 +20,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from demo.airflow_env import AIRFLOW_USER, Endpoints, airflow_env, ensure_password, ensure_pools
+from demo.airflow_env import (
+    AIRFLOW_USER,
+    REVIEWERS,
+    Endpoints,
+    airflow_env,
+    ensure_password,
+    ensure_passwords,
+    ensure_pools,
+)
 from demo.infra import start_kube_metrics, start_node_exporter
 from demo.procs import (
     ManagedProcess,
@@ -224,10 +232,13 @@ def wait_for_dags(port: int, password: str, timeout: float = 180) -> tuple[list[
 
 def banner(ports: Ports, password: str, dags: list[str]) -> str:
     af = f"http://127.0.0.1:{ports['airflow']}"
+    passwords = ensure_passwords(AIRFLOW_HOME)
+    reviewers = ", ".join(f"{user} / {passwords[user]}" for user in REVIEWERS)
     example_dag = "slo_ingest" if "slo_ingest" in dags else (dags[0] if dags else "<dag_id>")
     return f"""
 ================================ the demo stack is up ================================
   Airflow UI        {af}          login: {AIRFLOW_USER} / {password}
+                    deploy reviewers (deploy.yaml approvals): {reviewers}
   Prometheus        http://127.0.0.1:{ports['prometheus']}   (35 days of history, scraping every 5 s)
   Alertmanager      http://127.0.0.1:{ports['alertmanager']}
   Slack sink        http://127.0.0.1:{ports['slack_sink']}   (every Slack message the stack sends; PagerDuty

@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from demo.airflow_env import AIRFLOW_USER, Endpoints, airflow_env, ensure_password, ensure_pools
+from demo.airflow_env import AIRFLOW_USER, Endpoints, airflow_env, ensure_password, ensure_passwords, ensure_pools
 from demo.procs import ManagedProcess, http_ok
 
 TERMINAL = {"success", "failed"}
@@ -74,6 +74,28 @@ class AirflowAPI:
         resp.raise_for_status()
         self._token = (str(resp.json()["access_token"]), time.monotonic())
         return self._token[0]
+
+    def user_token(self, user: str) -> str:
+        """A token of another demo user (the deploy reviewers), with the password the demo generated for it."""
+        resp = self._send("POST", f"{self.url}/auth/token", repeatable=True,
+                          json={"username": user, "password": ensure_passwords(self.home)[user]})
+        resp.raise_for_status()
+        return str(resp.json()["access_token"])
+
+    def call_as(self, user: str, method: str, path: str, **kwargs: Any) -> requests.Response:
+        return self._send(method, f"{self.url}/api/v2/{path}", repeatable=method == "GET",
+                          headers={"Authorization": f"Bearer {self.user_token(user)}"}, **kwargs)
+
+    def pending_reviews(self, dag_id: str, run_id: str) -> list[dict[str, Any]]:
+        """The run's Required actions that wait for an answer and can take one now (the task waits, deferred)."""
+        details = self.call("GET", f"dags/{dag_id}/dagRuns/{run_id}/hitlDetails").json().get("hitl_details", [])
+        return [d for d in details if not d["response_received"]
+                and d["task_instance"]["state"] in ("deferred", "awaiting_input")]
+
+    def answer(self, dag_id: str, run_id: str, task_id: str, option: str, *, user: str,
+               reason: str = "") -> requests.Response:
+        return self.call_as(user, "PATCH", f"dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}/-1/hitlDetails",
+                            json={"chosen_options": [option], "params_input": {"reason": reason}})
 
     def call(self, method: str, path: str, *, headers: dict[str, str] | None = None,
              **kwargs: Any) -> requests.Response:

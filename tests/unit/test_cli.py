@@ -83,7 +83,7 @@ INGEST = ["ingest", "--start", "2026-11-26T08:00Z", "--end", "2026-11-26T09:00Z"
     (["db"], "python -m gamesre db: error: the following arguments are required: DB_COMMAND"),
     (["db", "nope"], "python -m gamesre db: error: argument DB_COMMAND: invalid choice: 'nope'"),
     (["db", "upgrade", "--to", "9999"], "python -m gamesre db upgrade: error: argument --to: unknown revision "
-                                        "'9999' (known: 0001, 0002, 0003, 0004, head)"),
+                                        "'9999' (known: 0001, 0002, 0003, 0004, 0005, head)"),
     (["db", "upgrade", "--bogus"], "python -m gamesre db upgrade: error: unrecognized arguments: --bogus"),
     (["db", "upgrade", "--store", "not-a-url"], "argument --store: not a database URL"),
     (["db", "downgrade"], "python -m gamesre db downgrade: error: the following arguments are required: --to"),
@@ -178,7 +178,7 @@ AFTER_0001 = [f"{r.id}: {r.message}" for r in schema.revisions()[1:]]  # what `u
 def test_db_history_lists_the_revisions_oldest_first_with_their_messages(capsys) -> None:
     lines = [f"{r.id}{' (head)' if r.id == HEAD else ''}: {r.message}" for r in schema.revisions()]
     assert run(["db", "history"], capsys) == (0, "\n".join(lines) + "\n", "")
-    assert [r.id for r in schema.revisions()] == ["0001", "0002", "0003", "0004"]
+    assert [r.id for r in schema.revisions()] == ["0001", "0002", "0003", "0004", "0005"]
     assert schema.revisions()[0].message.startswith("The schema as the hand-written migrations 1-4 left it")
 
 

@@ -326,11 +326,19 @@ def test_the_hook_and_the_triggers_look_the_connection_up_by_id(monkeypatch: pyt
         "prom_tenant", "https://mimir.example/prometheus", {"X-Scope-OrgID": "game"})
 
 
+def test_the_analysis_trigger_never_stores_the_store_credentials() -> None:
+    with pytest.raises(ValueError, match="sre_store_url must not carry credentials") as err:
+        CanaryAnalysisTrigger({}, sre_store_url=f"postgresql+psycopg2://sre:{PASSWORD}@db/sre")
+    assert PASSWORD not in str(err.value)
+
+
 @pytest.mark.parametrize("trigger", [CanaryAnalysisTrigger, ChaosMonitorTrigger])
 def test_a_trigger_never_stores_credentials(trigger: type[CanaryAnalysisTrigger | ChaosMonitorTrigger]) -> None:
     with pytest.raises(ValueError, match="prometheus_url must not carry credentials") as err:
         trigger({}, prometheus_url=f"https://gamesre:{PASSWORD}@prom.example")
     assert PASSWORD not in str(err.value)
 
-    assert trigger({}, prometheus_conn_id="prom_prod").serialize()[1] == {
+    stored = trigger({}, prometheus_conn_id="prom_prod").serialize()[1]
+    assert {k: v for k, v in stored.items() if not k.startswith("sre_store")} == {
         "spec": {}, "prometheus_conn_id": "prom_prod", "prometheus_url": None}
+    assert stored.get("sre_store_url") is None

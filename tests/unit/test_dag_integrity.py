@@ -59,7 +59,7 @@ def test_every_task_retries_except_where_a_retry_would_be_wrong(parsed: dict) ->
 
 def test_every_task_of_every_dag_tells_its_owners_when_it_fails(parsed: dict) -> None:
     """default_args on_failure_callback: a TaskFailureNotifier (gamesre.airflow.failure_notifier) on every task."""
-    assert len(parsed["dags"]) == 14
+    assert len(parsed["dags"]) == 15
     for dag_id, dag in parsed["dags"].items():
         assert dag["tasks_without_failure_notifier"] == [], dag_id
 

@@ -40,3 +40,11 @@ def conclude(result: Mapping[str, Any]) -> str:
     if not deploy.succeeded(result):
         raise AirflowFailException(f"deploy {result['outcome']}: {result['reason']}")
     return str(result["outcome"])
+
+
+def control(run_id: str, action: str, actor: str, reason: str) -> dict[str, Any]:
+    """A person's request to steer a deploy; a refusal fails the task naming why (nothing recorded, no retry)."""
+    try:
+        return deploy.request_control(deploy_ports(), run_id, action, actor, reason)
+    except deploy.ControlRefused as exc:
+        raise AirflowFailException(str(exc)) from None

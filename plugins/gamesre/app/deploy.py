@@ -24,8 +24,10 @@ from gamesre.app.ports import Clock, Notifier
 from gamesre.calendar import Calendar
 from gamesre.core.services import ServiceCatalog
 from gamesre.deploy.analysis import Thresholds, slis_for
+from gamesre.deploy.approvals import ApprovalAsk, ask_text, describe_reviewers, required_reviews, reviewers_of
 from gamesre.deploy.backend import DeployBackend
 from gamesre.deploy.config import DeployConfig
+from gamesre.deploy.control import ONE_SHOT, Control, control_state, refusal
 from gamesre.deploy.gates import ROLLBACK_GATES, GateFacts, blocked, judge_gates
 from gamesre.deploy.outcome import OUTCOMES_OK, decide_outcome, left_half_done
 from gamesre.deploy.plan import RolloutPlan, build_plan
@@ -37,7 +39,8 @@ log = logging.getLogger(__name__)
 
 LOCK_STALE_AFTER_S = 6 * 3600  # a lock this old belongs to a run that died without releasing it
 EMOJI = {"promoted": ":white_check_mark:", "rolled_back": ":rewind:", "blocked": ":no_entry:",
-         "timed_out": ":hourglass:", "invalid": ":x:", "failed": ":boom:", "dry_run": ":memo:"}
+         "timed_out": ":hourglass:", "invalid": ":x:", "failed": ":boom:", "dry_run": ":memo:",
+         "rejected": ":no_entry_sign:", "aborted": ":octagonal_sign:"}
 
 
 class DeployBlocked(RuntimeError):
@@ -46,6 +49,14 @@ class DeployBlocked(RuntimeError):
 
 class DeployRolledBack(RuntimeError):
     """The analysis failed or timed out and the stage was rolled back; the message is the verdict."""
+
+
+class DeployRejected(RuntimeError):
+    """A reviewer rejected the stage (or the deploy ended while the review waited); the message says who and why."""
+
+
+class ControlRefused(ValueError):
+    """A request to steer a deploy that cannot be taken; the message names the field and why. Nothing recorded."""
 
 
 class DeployStore(Protocol):
@@ -81,6 +92,13 @@ class DeployStore(Protocol):
                        reason: str, evidence: dict[str, Any], *, decided_at: datetime | None = None) -> None: ...
 
     def verdicts(self, deployment_id: str) -> list[dict[str, Any]]: ...
+
+    def add_deploy_control(self, deployment_id: str, action: str, actor: str, reason: str,
+                           requested_at: datetime | None = None, applied: str | None = None) -> int: ...
+
+    def deploy_controls(self, deployment_id: str) -> list[dict[str, Any]]: ...
+
+    def mark_deploy_control(self, control_id: int, applied: str, applied_at: datetime | None = None) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -171,14 +189,16 @@ def stage_gates(ports: DeployPorts, request: DeployRequest, stage: str) -> tuple
     return ROLLBACK_GATES if request.is_rollback else tuple(ports.configs.deploy.stages[stage].gates)
 
 
-def gather_gate_facts(ports: DeployPorts, request: DeployRequest, stage: str, run_id: str) -> GateFacts:
+def gather_gate_facts(ports: DeployPorts, request: DeployRequest, stage: str, run_id: str, *,
+                      take_lock: bool = True) -> GateFacts:
     """Read what the stage's gates need, each from its one source. The lock gate takes the service's deploy lock
-    (kept until finalize); a dry run only looks at it. Alertmanager down is a fact too: it blocks."""
+    (kept until finalize); a dry run (or `take_lock=False`) only looks at it. Alertmanager down is a fact too: it
+    blocks."""
     gates = stage_gates(ports, request, stage)
     now = ports.clock()
     facts = GateFacts(now=now)
     if "lock" in gates:
-        holder = (ports.store.deploy_lock(request.service) if request.dry_run else
+        holder = (ports.store.deploy_lock(request.service) if request.dry_run or not take_lock else
                   ports.store.acquire_deploy_lock(request.service, run_id, request.version,
                                                   stale_after_s=LOCK_STALE_AFTER_S))
         facts = replace(facts, lock_holder=holder)
@@ -201,25 +221,160 @@ def gather_gate_facts(ports: DeployPorts, request: DeployRequest, stage: str, ru
     return facts
 
 
-def check_gates(ports: DeployPorts, request: DeployRequest, stage: str, run_id: str) -> dict[str, Any]:
-    """Evaluate the stage's gates; DeployBlocked when any refuses. Returns {"strictness", "gates"}."""
+def _judge(ports: DeployPorts, request: DeployRequest, stage: str, run_id: str, facts: GateFacts) -> tuple[Any, float]:
     settings = ports.configs.deploy.stages[stage]
+    return judge_gates(stage_gates(ports, request, stage), facts, ports.configs.policy, run_id=run_id,
+                       force=request.force, force_reason=request.force_reason, peak_mode=ports.configs.deploy.peak,
+                       strictest=settings.strictest, change_ticket=request.change_ticket, version=request.version)
+
+
+def check_gates(ports: DeployPorts, request: DeployRequest, stage: str, run_id: str) -> dict[str, Any]:
+    """Evaluate the stage's gates; DeployBlocked when any refuses. Returns {"strictness", "gates"}.
+
+    The stage's log also says which reviews the stage needs and who may give them (a dry run shows them so)."""
+    record = ports.store.deployment(run_id) or {}
+    if record.get("outcome") not in (None, "running"):  # rejected or aborted while its reviews waited
+        raise DeployBlocked(f"stage {stage} not started: the deploy ended {record.get('outcome')}: "
+                            f"{record.get('reason')}")
     facts = gather_gate_facts(ports, request, stage, run_id)
-    results, strictness = judge_gates(stage_gates(ports, request, stage), facts, ports.configs.policy,
-                                      run_id=run_id, force=request.force, force_reason=request.force_reason,
-                                      peak_mode=ports.configs.deploy.peak, strictest=settings.strictest,
-                                      change_ticket=request.change_ticket, version=request.version)
+    results, strictness = _judge(ports, request, stage, run_id, facts)
     docs = [r.to_dict() for r in results]
-    _update_stage(ports, run_id, stage, gates=docs, gates_at=facts.now, strictness=strictness)
+    _update_stage(ports, run_id, stage, gates=docs, gates_at=facts.now, strictness=strictness,
+                  approvals=stage_approvals(ports, request, stage))
     for r in results:
         log.info("gate %s: %s%s: %s", r.gate, "passed" if r.passed else "BLOCKED",
                  " (bypassed by force)" if r.bypassed else "", r.reason)
+    _refuse_if_blocked(ports, stage, run_id, results)
+    return {"strictness": strictness, "gates": docs}
+
+
+def _refuse_if_blocked(ports: DeployPorts, stage: str, run_id: str, results: Sequence[Any]) -> None:
     refused = blocked(results)
     if refused:
         reason = f"stage {stage} blocked: " + "; ".join(f"{r.gate}: {r.reason}" for r in refused)
         ports.store.update_deployment(run_id, outcome="blocked", reason=reason)
         raise DeployBlocked(reason)
-    return {"strictness": strictness, "gates": docs}
+
+
+# --- approvals -------------------------------------------------------------------------------------------------
+
+def stage_approvals(ports: DeployPorts, request: DeployRequest, stage: str) -> list[dict[str, str]]:
+    """The reviews the stage needs for this request, each with who may give it (none for a rollback: it restores
+    a version that served, and waiting for reviews would keep players on the bad one)."""
+    if request.is_rollback:
+        return []
+    env = ports.configs.services.get(request.service).deploy.environments.get(stage)
+    reviews = required_reviews(ports.configs.deploy, stage, env.approvals if env else None)
+    out = []
+    for review in reviews:
+        who = reviewers_of(ports.configs.deploy, review)
+        out.append({"review": review, "reviewers": describe_reviewers(who.users, who.roles)})
+    return out
+
+
+def approval_ask(ports: DeployPorts, request: DeployRequest, stage: str, review: str,
+                 run_id: str) -> ApprovalAsk | None:
+    """The review to ask of people before the stage, or None when the stage does not need it (not in the request,
+    not required for the service, a rollback, a dry run: the dry run's gates task lists the reviews instead).
+
+    The stage's gates are evaluated first (without taking the lock): when they block, nobody is asked and the
+    deploy ends `blocked` (DeployBlocked). The body shows the plan, those gate results, the earlier stages'
+    verdicts with their evidence, and the change ticket. The service's channel is told who is asked."""
+    if stage not in request.stages or request.dry_run:
+        return None
+    needed = {a["review"]: a["reviewers"] for a in stage_approvals(ports, request, stage)}
+    if review not in needed:
+        return None
+    config = ports.configs.deploy
+    who = reviewers_of(config, review)
+    timeout_s = config.approvals.timeout_s if config.approvals else 0
+    facts = gather_gate_facts(ports, request, stage, run_id, take_lock=False)
+    results, _ = _judge(ports, request, stage, run_id, facts)
+    _refuse_if_blocked(ports, stage, run_id, results)  # nobody is asked to approve what cannot go ahead
+    record = ports.store.deployment(run_id) or {}
+    verdicts = ports.store.verdicts(run_id)
+    subject, body = ask_text(request.to_dict(), stage, review, reviewers=needed[review], timeout_s=timeout_s,
+                             plan=[s.label for s in stage_plan(ports, request, stage).steps],
+                             gates=[r.to_dict() for r in results],
+                             previous=evidence_markdown(record, verdicts) if verdicts else "",
+                             run_url=ports.run_url(run_id))
+    ports.notifier.message(f":raised_hand: Deploy {request.service} {request.version} to {stage} waits for the "
+                           f"*{review}* review ({needed[review]}): Required actions of {ports.run_url(run_id)}",
+                           channel_id=ports.configs.services.channel_id(request.service))
+    return ApprovalAsk(review=review, stage=stage, users=tuple(who.users), roles=tuple(who.roles),
+                       timeout_s=timeout_s, subject=subject, body=body)
+
+
+def approval_answered(ports: DeployPorts, request: DeployRequest, stage: str, review: str, run_id: str, *,
+                      approved: bool, user: str, reason: str) -> str:
+    """Record a reviewer's answer; a rejection ends the deploy `rejected` (DeployRejected) before anything of the
+    stage changed. Returns what was recorded."""
+    where = f"{stage} {review} review"
+    ports.store.add_deploy_control(run_id, "approve" if approved else "reject", user,
+                                   reason or ("" if approved else "no reason given"), applied=where)
+    if approved:
+        log.info("%s: approved by %s: %s", where, user, reason)
+        return f"{where}: approved by {user}" + (f": {reason}" if reason else "")
+    why = f"{where}: rejected by {user}: {reason or 'no reason given'}"
+    _end_waiting(ports, request, run_id, "rejected", why)
+    raise DeployRejected(why)
+
+
+def approval_unanswered(ports: DeployPorts, request: DeployRequest, stage: str, review: str, run_id: str, *,
+                        timed_out: bool) -> None:
+    """The review ended without an answer: its timeout passed (the deploy ends `blocked`), or the deploy ended
+    meanwhile (another review rejected it, a person aborted it: the abort is recorded as applied here).
+    Always raises DeployRejected or DeployBlocked with the reason."""
+    where = f"{stage} {review} review"
+    record = ports.store.deployment(run_id) or {}
+    if record.get("outcome") not in (None, "running"):
+        raise DeployRejected(f"{where} no longer asked: the deploy ended {record.get('outcome')}: "
+                             f"{record.get('reason')}")
+    pending = control_state(controls(ports, run_id)).pending
+    if pending is not None and pending.action == "abort":
+        if ports.store.mark_deploy_control(pending.id, f"while waiting for the {where}"):
+            _end_waiting(ports, request, run_id, "aborted", f"{where}: {pending.describe()}")
+        raise DeployRejected(f"{where}: {pending.describe()}")
+    if not timed_out:
+        raise DeployRejected(f"{where} ended without an answer")
+    timeout_s = ports.configs.deploy.approvals.timeout_s if ports.configs.deploy.approvals else 0
+    why = (f"{where}: no answer within {timeout_s}s: the stage is blocked (a deploy is never approved by "
+           "silence); trigger the deploy again to ask again")
+    _end_waiting(ports, request, run_id, "blocked", why)
+    raise DeployBlocked(why)
+
+
+def _end_waiting(ports: DeployPorts, request: DeployRequest, run_id: str, outcome: str, why: str) -> None:
+    ports.store.update_deployment(run_id, outcome=outcome, reason=why)
+    ports.notifier.message(f"{EMOJI[outcome]} Deploy {request.service} {request.version}: *{outcome}*. {why}",
+                           channel_id=ports.configs.services.channel_id(request.service))
+
+
+# --- people steering a running deploy --------------------------------------------------------------------------
+
+def controls(ports: DeployPorts, run_id: str) -> list[Control]:
+    return [Control.from_row(r) for r in ports.store.deploy_controls(run_id)]
+
+
+def request_control(ports: DeployPorts, run_id: str, action: str, actor: str, reason: str) -> dict[str, Any]:
+    """Record a person's request to pause, resume, promote (the step, or fully) or abort the deploy run `run_id`.
+
+    Refused (ControlRefused, nothing recorded) for an unknown run, a finished one, a dry run, a rollback, an
+    action that does not apply (resume when not paused), or without a reason. The analysis trigger takes it at
+    its next poll; the service's channel is told who asked and why."""
+    record = ports.store.deployment(run_id)
+    why_not = refusal(action, reason, record, controls(ports, run_id))
+    if why_not:
+        raise ControlRefused(why_not)
+    assert record is not None
+    now = ports.clock()
+    control_id = ports.store.add_deploy_control(run_id, action, actor, reason.strip(), requested_at=now)
+    asked = Control(control_id, action, actor, reason.strip(), now)
+    text = f"Deploy {record['service']} {record['version']}: {asked.describe()}"
+    ports.notifier.message(f":joystick: {text}\nRun: {record.get('run_url')}",
+                           channel_id=ports.configs.services.channel_id(str(record["service"])))
+    return {"id": control_id, "run_id": run_id, "action": action, "actor": actor, "reason": reason.strip(),
+            "service": record["service"], "version": record["version"]}
 
 
 # --- the rollout ---------------------------------------------------------------------------------------------
@@ -234,7 +389,7 @@ def stage_plan(ports: DeployPorts, request: DeployRequest, stage: str) -> Rollou
 
 
 def analysis_spec(ports: DeployPorts, request: DeployRequest, stage: str, step_index: int, step_label: str,
-                  backend: DeployBackend, *, since: float, strictness: float,
+                  backend: DeployBackend, *, run_id: str, since: float, strictness: float,
                   min_duration_s: float | None = None) -> dict[str, Any]:
     """What the CanaryAnalysisTrigger needs (JSON-safe): SLIs, cohorts, thresholds and times."""
     judged, skipped = slis_for(ports.configs.slos.for_service(request.service))
@@ -245,7 +400,9 @@ def analysis_spec(ports: DeployPorts, request: DeployRequest, stage: str, step_i
     return {"service": request.service, "stage": stage, "step": step_index, "step_label": step_label,
             "slis": [s.to_dict() for s in judged], "not_judged": skipped,
             "cohorts": {"candidate": cohorts.candidate, "baseline": cohorts.baseline},
-            "thresholds": asdict(t), "since": since, "step_started": ports.clock().timestamp()}
+            "thresholds": asdict(t), "since": since, "step_started": ports.clock().timestamp(),
+            # people's requests (deploy_control) are read from the store's log at every poll
+            "deployment_id": run_id, "max_pause_s": ports.configs.deploy.analysis.max_pause_s}
 
 
 def start_stage(ports: DeployPorts, request: DeployRequest, stage: str, run_id: str) -> dict[str, Any]:
@@ -326,6 +483,13 @@ def step_verdict(ports: DeployPorts, request: DeployRequest, stage: str, run_id:
     _update_stage(ports, run_id, stage, step={"index": index, "label": label, "decision": decision,
                                               "reason": reason, "at": ports.clock().isoformat()})
     log.info("%s %s: %s: %s", stage, label, decision, reason)
+    control = event.get("control")
+    if control:  # a person's request decided the step: it is applied here, once
+        ports.store.mark_deploy_control(int(control["id"]), f"{stage} {label}")
+    if decision == "aborted":
+        why = f"{stage} {label}: {reason}"
+        rollback(ports, request, stage, run_id, why, outcome="aborted")
+        raise DeployRolledBack(why)
     if decision != "pass" and request.is_rollback:
         # Going back to the suspect would undo the rollback: the version stays, and the run says it did not verify.
         why = (f"{stage}: rolled back to {request.version}, but its verification did not pass ({decision}: {reason}); "
@@ -341,6 +505,16 @@ def step_verdict(ports: DeployPorts, request: DeployRequest, stage: str, run_id:
         raise DeployRolledBack(why)
     backend = ports.backend(request.service, stage)
     nxt = index + 1
+    if control and control.get("action") == "promote_full":  # the rest of the stage's steps, and the hold, skipped
+        last = len(plan.steps) - 1
+        try:
+            if index < last:
+                _apply_step(backend, plan, last)
+            _finish_stage(ports, request, stage, run_id)
+        except Exception as exc:
+            rollback(ports, request, stage, run_id, f"{stage} full promotion failed: {exc}")
+            raise
+        return None
     if nxt < len(plan.steps):
         try:
             _apply_step(backend, plan, nxt)
@@ -357,6 +531,23 @@ def step_verdict(ports: DeployPorts, request: DeployRequest, stage: str, run_id:
             rollback(ports, request, stage, run_id, f"{stage} promotion failed: {exc}")
         raise
     return None
+
+
+def step_progress(stage: str, state: Mapping[str, Any], event: Mapping[str, Any],
+                  following: Mapping[str, Any] | None) -> dict[str, Any]:
+    """One decided step for clients following the run (XCom `step-<index>`): the decision with each SLI's numbers,
+    the person's request that decided it, and the step applied next (None: the stage ended)."""
+    plan = RolloutPlan.from_dict(state["plan"])
+    index = int(state["step"])
+    nxt = int(following["step"]) if following is not None else None
+    return {"stage": stage, "index": index,
+            "label": plan.steps[index].label if index < len(plan.steps) else "scale-down delay",
+            "decision": event.get("decision", "error"), "reason": event.get("reason", ""),
+            "slis": [{k: s.get(k) for k in ("slo", "decision", "reason", "candidate", "baseline")}
+                     for s in event.get("slis") or []],
+            "control": event.get("control"), "decided_at": event.get("decided_at"),
+            "next": (plan.steps[nxt].label if nxt < len(plan.steps) else "scale-down delay") if nxt is not None
+            else None}
 
 
 def _finish_stage(ports: DeployPorts, request: DeployRequest, stage: str, run_id: str) -> None:
@@ -409,6 +600,9 @@ def finalize(ports: DeployPorts, request: DeployRequest | None, run_id: str) -> 
                           f"{exc}; check by hand)"
         if not request.dry_run:
             ports.store.release_deploy_lock(request.service, run_id)
+        for pending in controls(ports, run_id):  # requests the run never took say so
+            if pending.action in ONE_SHOT and pending.applied is None:
+                ports.store.mark_deploy_control(pending.id, f"not applied: the deploy ended {outcome} first")
     ports.store.update_deployment(run_id, outcome=outcome, reason=reason, finished_at=ports.clock())
     record = ports.store.deployment(run_id) or record
     result = {"outcome": outcome, "reason": reason, "service": record.get("service"),

@@ -178,6 +178,9 @@ class DeployEnvironment(_Model):
 
     traffic: Literal["players", "synthetic"] = "players"
     namespace: Annotated[str, Field(pattern=_DNS_LABEL, max_length=63)] | None = None
+    # the reviews this service's deploys need before this stage (technical, security, business); unset:
+    # include/config/deploy.yaml's for the stage; [] none
+    approvals: list[Literal["technical", "security", "business"]] | None = None
 
 
 class DeploySettings(_Model):

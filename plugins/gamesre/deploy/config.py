@@ -27,9 +27,27 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+REVIEWS = ("technical", "security", "business")
+Review = Literal["technical", "security", "business"]
+_USER = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@+-]{1,128}$")]
+
+
+def _no_repeats(reviews: list[str]) -> list[str]:
+    if len(set(reviews)) != len(reviews):
+        raise ValueError(f"a review is listed twice: {list(reviews)}")
+    return reviews
+
+
 class StageSettings(_Model):
     gates: list[Literal["lock", "page_alerts", "budget", "calendar", "incident"]]
     strictest: bool = False
+    # the reviews a person must give before the stage changes anything (a service may set its own in services.yaml)
+    approvals: list[Review] = Field(default_factory=list)
+
+    @field_validator("approvals")
+    @classmethod
+    def _approvals(cls, approvals: list[str]) -> list[str]:
+        return _no_repeats(approvals)
 
     @field_validator("gates")
     @classmethod
@@ -92,6 +110,7 @@ class AnalysisSettings(_Model):
     regression_burn: Annotated[float, Field(gt=1, le=1000)]
     fast_abort_burn: Annotated[float, Field(gt=1, le=1000)]
     synthetic_traffic: Duration
+    max_pause: Duration  # a step paused by a person longer than this is rolled back
 
     @model_validator(mode="after")
     def _order(self) -> AnalysisSettings:
@@ -114,11 +133,37 @@ class AnalysisSettings(_Model):
         return parse_seconds(self.max_duration)
 
     @property
+    def max_pause_s(self) -> int:
+        return parse_seconds(self.max_pause)
+
+    @property
     def synthetic_traffic_s(self) -> int:
         return parse_seconds(self.synthetic_traffic)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump()
+
+
+class Reviewers(_Model):
+    """Who may give a review: Airflow user ids, and roles (the simple auth manager's: viewer, user, op, admin)."""
+
+    users: list[_USER] = Field(default_factory=list)
+    roles: list[_USER] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _someone(self) -> Reviewers:
+        if not self.users and not self.roles:
+            raise ValueError("name at least one user or role who may give this review")
+        return self
+
+
+class ApprovalSettings(_Model):
+    timeout: Duration  # no answer by then: the stage is blocked (a deploy is never approved by silence)
+    reviewers: dict[Review, Reviewers]
+
+    @property
+    def timeout_s(self) -> int:
+        return parse_seconds(self.timeout)
 
 
 class DeployConfig(_Model):
@@ -127,6 +172,17 @@ class DeployConfig(_Model):
     strategies: Strategies
     peak: Literal["stricter", "block"]
     analysis: AnalysisSettings
+    approvals: ApprovalSettings | None = None
+
+    @model_validator(mode="after")
+    def _reviewers(self) -> DeployConfig:
+        named = set(self.approvals.reviewers) if self.approvals else set()
+        for stage, settings in self.stages.items():
+            missing = [r for r in settings.approvals if r not in named]
+            if missing:
+                raise ValueError(f"stages.{stage}.approvals: no reviewers for {', '.join(missing)} under "
+                                 "approvals.reviewers")
+        return self
 
     @property
     def stage_order(self) -> tuple[str, ...]:

@@ -117,8 +117,9 @@ def test_a_new_store_gets_exactly_the_tables_of_database_py_at_head(store_url: s
 
 
 @pytest.mark.parametrize("version, stamped, applied", [
-    (1, None, ["0001", "0002", "0003", "0004"]), (2, None, ["0001", "0002", "0003", "0004"]),
-    (3, None, ["0001", "0002", "0003", "0004"]), (4, "0001", ["0002", "0003", "0004"]), (5, "0002", ["0003", "0004"]),
+    (1, None, ["0001", "0002", "0003", "0004", "0005"]), (2, None, ["0001", "0002", "0003", "0004", "0005"]),
+    (3, None, ["0001", "0002", "0003", "0004", "0005"]), (4, "0001", ["0002", "0003", "0004", "0005"]),
+    (5, "0002", ["0003", "0004", "0005"]),
 ])
 def test_a_store_of_the_hand_written_migrations_is_taken_over_in_place_with_its_data(
         store_url: str, version: int, stamped: str | None, applied: list[str]) -> None:
@@ -156,7 +157,7 @@ def test_a_version_4_store_that_migration_5_left_half_way_is_taken_over(store_ur
     engine = sa.create_engine(store_url)
     with engine.begin() as conn:
         conn.execute(sa.text("ALTER TABLE slo_ledger ADD COLUMN span INTEGER DEFAULT 1 NOT NULL"))
-    assert [r.id for r in schema.upgrade(engine).applied] == ["0002", "0003", "0004"]
+    assert [r.id for r in schema.upgrade(engine).applied] == ["0002", "0003", "0004", "0005"]
     assert schema_differences(engine) == []
     assert SREStore(store_url).ledger("availability").span.tolist() == [1]
     engine.dispose()
@@ -196,7 +197,7 @@ def test_undoing_0002_refuses_while_a_row_covers_more_than_one_minute_and_keeps_
     with store.engine.connect() as conn:
         rows = conn.execute(sa.text("SELECT minute, good, total FROM slo_ledger ORDER BY minute")).all()
     assert [tuple(r) for r in rows] == [(T0, 9.0, 10.0), (T0 + 600, 90.0, 100.0)]
-    assert [r.id for r in schema.upgrade(store.engine).applied] == ["0002", "0003", "0004"]
+    assert [r.id for r in schema.upgrade(store.engine).applied] == ["0002", "0003", "0004", "0005"]
     assert store.ledger("availability").span.tolist() == [1, 1]
 
 
@@ -213,7 +214,7 @@ def test_undoing_0003_refuses_while_an_incident_is_recorded_and_then_drops_its_t
     assert not {"incident_intake", "incident_alert", "incident_event", "incident_role", "incident_notice"} \
         & tables(store.engine)
     assert "team" not in {c["name"] for c in sa.inspect(store.engine).get_columns("incident")}
-    assert [r.id for r in schema.upgrade(store.engine).applied] == ["0003", "0004"]
+    assert [r.id for r in schema.upgrade(store.engine).applied] == ["0003", "0004", "0005"]
     assert schema_differences(store.engine) == []
 
 
@@ -231,7 +232,7 @@ def test_undoing_0004_refuses_while_a_rollback_is_recorded(store_url: str) -> No
         conn.execute(sa.text("UPDATE deployment SET kind = 'deploy'"))
     schema.downgrade(store.engine, "0003")
     assert "rollback_of" not in {c["name"] for c in sa.inspect(store.engine).get_columns("deployment")}
-    assert [r.id for r in schema.upgrade(store.engine).applied] == ["0004"]
+    assert [r.id for r in schema.upgrade(store.engine).applied] == ["0004", "0005"]
     assert store.deployment("rollback-1")["kind"] == "deploy" and schema_differences(store.engine) == []
     episode = datetime(2026, 12, 7, 1, tzinfo=UTC)
     decision = {"service": "game-server", "episode_start": episode, "action": "page", "state": "rollback",
@@ -240,6 +241,20 @@ def test_undoing_0004_refuses_while_a_rollback_is_recorded(store_url: str) -> No
     assert [(a["action"], a["episode_start"]) for a in store.policy_actions("game-server")] == [("page", episode)]
     with pytest.raises(StoreError, match=r"0 rollback record\(s\) and 1 budget-policy decision"):
         schema.downgrade(store.engine, "0003")
+
+
+def test_undoing_0005_refuses_while_a_deploy_control_request_is_recorded(store_url: str) -> None:
+    store = SREStore(store_url)
+    store.add_deploy_control("deploy-1", "abort", "kim", "wrong build")
+    with pytest.raises(StoreError, match=r"cannot undo revision 0005: the store holds 1 deploy control request"):
+        schema.downgrade(store.engine, "0004")
+    assert versions(store.engine) == [HEAD] and schema_differences(store.engine) == []
+    with store.engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM deploy_control"))
+    schema.downgrade(store.engine, "0004")
+    assert "deploy_control" not in tables(store.engine)
+    assert [r.id for r in schema.upgrade(store.engine).applied] == ["0005"]
+    assert schema_differences(store.engine) == []
 
 
 def test_the_first_revision_is_not_undone(store_url: str) -> None:
@@ -263,7 +278,7 @@ def test_an_upgrade_that_fails_half_way_leaves_nothing_behind_and_the_next_one_c
         SREStore(store_url, engine=engine)
     assert tables(engine) == set()  # not the ledger's tables created before it, nor a version table
     sa.event.remove(engine, "before_cursor_execute", fail_at_the_deploy_tables)
-    assert [r.id for r in schema.upgrade(engine).applied] == ["0001", "0002", "0003", "0004"]
+    assert [r.id for r in schema.upgrade(engine).applied] == ["0001", "0002", "0003", "0004", "0005"]
     assert schema_differences(engine) == []
     engine.dispose()
 
@@ -322,7 +337,8 @@ def test_two_processes_upgrading_a_new_store_at_once_apply_each_revision_once(st
     assert [status for status, _, _ in outcomes] == [0] * processes, outcomes
     ran = [line.split(",")[0] for _, _, log in outcomes for line in log if line.startswith("Running upgrade")]
     assert sorted(ran) == ["Running upgrade  -> 0001", "Running upgrade 0001 -> 0002",
-                           "Running upgrade 0002 -> 0003", "Running upgrade 0003 -> 0004"]  # once each, in all
+                           "Running upgrade 0002 -> 0003", "Running upgrade 0003 -> 0004",
+                           "Running upgrade 0004 -> 0005"]  # once each, in all
     appliers = [out for _, out, log in outcomes if any(line.startswith("Running upgrade") for line in log)]
     assert len(appliers) == 1  # both by one process
     others = [(out, log) for _, out, log in outcomes if not any(line.startswith("Running upgrade") for line in log)]
@@ -358,6 +374,7 @@ def test_db_upgrade_and_current_take_over_a_version_4_store_on_postgresql(store_
         f"applied 0002: {schema.revisions()[1].message}",
         f"applied 0003: {schema.revisions()[2].message}",
         f"applied 0004: {schema.revisions()[3].message}",
+        f"applied 0005: {schema.revisions()[4].message}",
         f"{store_url}: {HEAD} (head)"]
     assert gamesre("db", "current").stdout == f"{store_url}: {HEAD} (head)\n"
     assert SREStore(store_url).ledger("availability").span.tolist() == [1]

@@ -9,13 +9,20 @@ from typing import Any
 import pytest
 
 from gamesre.app.deploy import (
+    ControlRefused,
     DeployBlocked,
     DeployConfigs,
     DeployPorts,
+    DeployRejected,
     DeployRolledBack,
+    approval_answered,
+    approval_ask,
+    approval_unanswered,
     check_gates,
     finalize,
+    request_control,
     start_stage,
+    step_progress,
     step_verdict,
     succeeded,
     validate,
@@ -324,3 +331,139 @@ def test_the_safety_net_finishes_a_rollback_left_half_done_rather_than_undoing_i
     backend = ports.backend("game-server", "prod")
     assert backend.calls[-1] == "promote" and backend.stable == "1.5.0"
     assert "the rollback to 1.5.0 was finished by the safety net" in result["reason"]
+
+
+# --- approvals ---------------------------------------------------------------------------------------------------
+
+
+def test_prod_asks_three_reviews_from_their_reviewers_with_the_facts_to_decide_on(ports) -> None:
+    request = validate(ports, conf(stages=["staging", "prod"]), RUN, "ci")
+    assert approval_ask(ports, request, "staging", "technical", RUN) is None  # staging needs no review
+    check_gates(ports, request, "staging", RUN)
+    ports.store.record_verdict(RUN, "staging", 0, "preview", "pass", "smoke traffic clean", {"slis": []})
+    asks = {r: approval_ask(ports, request, "prod", r, RUN) for r in ("technical", "security", "business")}
+    assert {r: a.users for r, a in asks.items() if a} == {
+        "technical": ("sre-lead",), "security": ("security-lead",), "business": ("product-owner",)}
+    ask = asks["security"]
+    assert ask is not None and ask.timeout_s == 4 * 3600
+    assert ask.subject == "Security review: deploy game-server 1.5.1 to prod"
+    for fact in ("canary 10% → canary 25% → canary 50% → canary 100%", "Change ticket: CHG-1", "Requested by: ci",
+                 "✅ `budget`", "preview: pass", "http://airflow/runs/manual__deploy-1"):
+        assert fact in ask.body, fact
+    assert ports.store.deploy_lock("game-server")["run_id"] == RUN  # staging's gates took it; asking looks only
+    said = [m["text"] for m in ports.notifier.messages]
+    assert any("waits for the *technical* review (sre-lead)" in t for t in said)
+
+
+def test_a_dry_run_lists_the_reviews_a_deploy_would_need_and_asks_nobody(ports) -> None:
+    request = validate(ports, conf(dry_run=True), RUN, "ci")
+    assert approval_ask(ports, request, "prod", "technical", RUN) is None
+    check_gates(ports, request, "prod", RUN)
+    assert ports.store.deployment(RUN)["stage_log"][0]["approvals"] == [
+        {"review": "technical", "reviewers": "sre-lead"}, {"review": "security", "reviewers": "security-lead"},
+        {"review": "business", "reviewers": "product-owner"}]
+
+
+def test_nobody_is_asked_to_review_what_the_gates_block(ports) -> None:
+    ports.store.publish_state("service", "game-server", "deploy_freeze", NOW, [], {})
+    request = validate(ports, conf(), RUN, "ci")
+    with pytest.raises(DeployBlocked, match="stage prod blocked: budget"):
+        approval_ask(ports, request, "prod", "technical", RUN)
+    assert ports.store.deployment(RUN)["outcome"] == "blocked"
+    assert ports.store.deploy_lock("game-server") is None  # looked at, never taken
+
+
+def test_a_rejection_ends_the_deploy_with_the_reviewers_reason_and_the_other_reviews_stop(ports) -> None:
+    request = validate(ports, conf(), RUN, "ci")
+    approval_answered(ports, request, "prod", "technical", RUN, approved=True, user="sre-lead", reason="")
+    with pytest.raises(DeployRejected, match="prod security review: rejected by security-lead: CVE-2026-1 open"):
+        approval_answered(ports, request, "prod", "security", RUN, approved=False, user="security-lead",
+                          reason="CVE-2026-1 open")
+    record = ports.store.deployment(RUN)
+    assert record["outcome"] == "rejected" and "CVE-2026-1" in record["reason"]
+    answers = [(r["action"], r["actor"], r["applied"]) for r in ports.store.deploy_controls(RUN)]
+    assert answers == [("approve", "sre-lead", "prod technical review"),
+                       ("reject", "security-lead", "prod security review")]
+    with pytest.raises(DeployRejected, match="no longer asked: the deploy ended rejected"):
+        approval_unanswered(ports, request, "prod", "business", RUN, timed_out=False)
+    with pytest.raises(DeployBlocked, match="the deploy ended rejected"):  # the stage never starts
+        check_gates(ports, request, "prod", RUN)
+    result = finalize(ports, request, RUN)
+    assert result["outcome"] == "rejected" and not succeeded(result)
+    assert ports.backend("game-server", "prod").calls == []
+
+
+def test_no_answer_in_time_blocks_the_deploy_never_approves_it(ports) -> None:
+    request = validate(ports, conf(), RUN, "ci")
+    with pytest.raises(DeployBlocked, match="no answer within 14400s: the stage is blocked"):
+        approval_unanswered(ports, request, "prod", "business", RUN, timed_out=True)
+    assert ports.store.deployment(RUN)["outcome"] == "blocked"
+
+
+def test_an_abort_while_reviews_wait_ends_the_deploy_there(ports) -> None:
+    request = validate(ports, conf(), RUN, "ci")
+    request_control(ports, RUN, "abort", "kim", "wrong build")
+    with pytest.raises(DeployRejected, match="aborted by kim: wrong build"):
+        approval_unanswered(ports, request, "prod", "technical", RUN, timed_out=False)
+    assert ports.store.deployment(RUN)["outcome"] == "aborted"
+    assert ports.store.deploy_controls(RUN)[0]["applied"] == "while waiting for the prod technical review"
+
+
+# --- people steering the rollout -------------------------------------------------------------------------------
+
+
+def running(ports) -> tuple[Any, dict[str, Any]]:
+    request = validate(ports, conf(), RUN, "ci")
+    check_gates(ports, request, "prod", RUN)
+    return request, start_stage(ports, request, "prod", RUN)
+
+
+def test_a_control_request_is_recorded_said_and_refused_when_it_cannot_apply(ports) -> None:
+    running(ports)
+    with pytest.raises(ControlRefused, match="action: the deploy is not paused"):
+        request_control(ports, RUN, "resume", "kim", "go on")
+    assert ports.store.deploy_controls(RUN) == []
+    taken = request_control(ports, RUN, "pause", "kim", "watching saves")
+    assert (taken["action"], taken["actor"]) == ("pause", "kim")
+    assert "paused by kim: watching saves" in ports.notifier.messages[-1]["text"]
+    with pytest.raises(ControlRefused, match="run_id: no deploy with this run id"):
+        request_control(ports, "nope", "abort", "kim", "x")
+
+
+def test_an_abort_rolls_back_and_ends_the_deploy_aborted_with_who_and_why(ports) -> None:
+    request, state = running(ports)
+    control = request_control(ports, RUN, "abort", "kim", "players report crashes")
+    event = {"decision": "aborted", "reason": "aborted by kim: players report crashes",
+             "control": {"id": control["id"], "action": "abort"}}
+    with pytest.raises(DeployRolledBack, match="prod canary 10%: aborted by kim"):
+        step_verdict(ports, request, "prod", RUN, state, event)
+    assert ports.backend("game-server", "prod").calls[-1] == "rollback"
+    assert ports.store.deploy_controls(RUN)[0]["applied"] == "prod canary 10%"
+    result = finalize(ports, request, RUN)
+    assert result["outcome"] == "aborted" and "players report crashes" in result["reason"]
+    assert ":octagonal_sign:" in ports.notifier.messages[-1]["text"]
+
+
+def test_promote_passes_one_step_and_promote_full_skips_the_rest_of_the_stage(ports) -> None:
+    request, state = running(ports)
+    backend = ports.backend("game-server", "prod")
+    one = request_control(ports, RUN, "promote", "kim", "enough evidence")
+    nxt = step_verdict(ports, request, "prod", RUN, state, {"decision": "pass", "reason": "promoted",
+                                                            "control": {"id": one["id"], "action": "promote"}})
+    assert nxt is not None and nxt["step"] == 1 and backend.weight == 25
+    progress = step_progress("prod", state, {"decision": "pass", "reason": "promoted by kim"}, nxt)
+    assert (progress["label"], progress["next"]) == ("canary 10%", "canary 25%")
+    full = request_control(ports, RUN, "promote_full", "kim", "hotfix, all in")
+    event = {"decision": "pass", "reason": "promoted fully", "control": {"id": full["id"], "action": "promote_full"}}
+    assert step_verdict(ports, request, "prod", RUN, nxt, event) is None
+    assert backend.calls[-2:] == ["shift 3", "promote"] and backend.stable == "1.5.1"
+    assert [r["applied"] for r in ports.store.deploy_controls(RUN)] == ["prod canary 10%", "prod canary 25%"]
+
+
+def test_a_request_the_run_never_took_is_marked_so_at_the_end(ports) -> None:
+    request, state = running(ports)
+    request_control(ports, RUN, "promote", "kim", "go")
+    with pytest.raises(DeployRolledBack):
+        step_verdict(ports, request, "prod", RUN, state, {"decision": "fail", "reason": "breach"})
+    finalize(ports, request, RUN)
+    assert ports.store.deploy_controls(RUN)[0]["applied"] == "not applied: the deploy ended rolled_back first"

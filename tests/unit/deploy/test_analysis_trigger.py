@@ -243,7 +243,8 @@ def test_serialize_round_trips_through_the_classpath_and_airflow_serialization()
     classpath, kwargs = trigger.serialize()
 
     assert classpath == "gamesre.airflow.triggers.analysis.CanaryAnalysisTrigger"
-    assert kwargs == {"spec": spec, "prometheus_conn_id": "prom_prod", "prometheus_url": "http://prom:9090"}
+    assert kwargs == {"spec": spec, "prometheus_conn_id": "prom_prod", "prometheus_url": "http://prom:9090",
+                      "sre_store_conn_id": "sre_store", "sre_store_url": None}
     assert import_string(classpath) is CanaryAnalysisTrigger
     # what the triggerer stores and reads back: Airflow's serialization of the kwargs, as JSON
     stored = json.loads(json.dumps(BaseSerialization.serialize(kwargs)))
@@ -399,3 +400,89 @@ def test_polls_are_one_interval_apart(deadline_runs: dict[str, DeadlineRun]) -> 
     assert min(gaps) >= THRESHOLDS.interval_s - 0.01  # never faster than the interval
     expected = run.event["elapsed_s"] / THRESHOLDS.interval_s + 1  # a poll at 0 s, then one per interval
     assert expected * 0.8 <= len(times) <= expected + 1
+
+
+# --- people steering the step (the store's deploy_control log, read at every poll) -----------------------------
+
+
+@pytest.fixture
+def store_url(tmp_path) -> str:
+    from gamesre.integrations.store import SREStore
+
+    url = f"sqlite:///{tmp_path / 'sre.db'}"
+    SREStore(url).deploy_controls("warm-up")  # the schema, created once before the trigger reads it
+    return url
+
+
+def steered_spec(**changes: Any) -> dict[str, Any]:
+    return {**make_spec(), "deployment_id": "run-1", "max_pause_s": 60.0, **changes}
+
+
+def ask(store_url: str, action: str, at: datetime | None = None) -> int:
+    from datetime import UTC
+
+    from gamesre.integrations.store import SREStore
+
+    return SREStore(store_url).add_deploy_control("run-1", action, "kim", f"{action} please",
+                                                  requested_at=at or datetime.now(UTC))
+
+
+@pytest.mark.asyncio
+async def test_a_pause_holds_a_healthy_step_until_resume_and_does_not_count_against_the_deadline(
+        prometheus: FakePrometheus, store_url: str) -> None:
+    ask(store_url, "pause")
+
+    async def resume_later() -> None:
+        await asyncio.sleep(THRESHOLDS.max_duration_s + 0.3)  # paused past the step deadline: still no time-out
+        ask(store_url, "resume")
+
+    resumer = asyncio.create_task(resume_later())
+    run = await run_trigger(CanaryAnalysisTrigger(steered_spec(), prometheus_url=prometheus.url,
+                                                  sre_store_url=store_url))
+    await resumer
+    event = run.event
+    assert event["decision"] == "pass", event["reason"]
+    assert run.wall_s >= THRESHOLDS.max_duration_s + 0.3
+    assert event["paused_s"] >= THRESHOLDS.max_duration_s and event["control"] is None
+
+
+@pytest.mark.asyncio
+async def test_a_paused_step_still_rolls_back_a_breach_at_once(prometheus: FakePrometheus, store_url: str) -> None:
+    prometheus.script = counts({("candidate", "availability"): (291, 300), ("candidate", "latency"): (300, 300),
+                                ("baseline", "availability"): (5000, 5000)})
+    ask(store_url, "pause")
+    run = await run_trigger(CanaryAnalysisTrigger(steered_spec(), prometheus_url=prometheus.url,
+                                                  sre_store_url=store_url))
+    assert run.event["decision"] == "fail" and run.event["polls"] == 1
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize(("action", "decision"), [("abort", "aborted"), ("promote", "pass"),
+                                                  ("promote_full", "pass")])
+async def test_an_abort_or_a_promotion_decides_at_the_next_poll(prometheus: FakePrometheus, store_url: str,
+                                                                action: str, decision: str) -> None:
+    control_id = ask(store_url, action)
+    run = await run_trigger(CanaryAnalysisTrigger(steered_spec(), prometheus_url=prometheus.url,
+                                                  sre_store_url=store_url))
+    event = run.event
+    assert (event["decision"], event["polls"]) == (decision, 1)  # before min_duration: a person decided
+    assert event["control"]["id"] == control_id and event["control"]["action"] == action
+    assert event["reason"].endswith(f"by kim: {action} please")
+
+
+@pytest.mark.asyncio
+async def test_a_pause_longer_than_max_pause_rolls_back(prometheus: FakePrometheus, store_url: str) -> None:
+    from datetime import UTC, timedelta
+
+    ask(store_url, "pause", at=datetime.now(UTC) - timedelta(seconds=61))
+    run = await run_trigger(CanaryAnalysisTrigger(steered_spec(), prometheus_url=prometheus.url,
+                                                  sre_store_url=store_url))
+    assert run.event["decision"] == "timed_out" and "longer than max_pause 60s" in run.event["reason"]
+
+
+@pytest.mark.asyncio
+async def test_an_unreadable_store_leaves_the_step_to_the_analysis(prometheus: FakePrometheus, tmp_path) -> None:
+    spec = steered_spec()
+    run = await run_trigger(CanaryAnalysisTrigger(spec, prometheus_url=prometheus.url,
+                                                  sre_store_url=f"sqlite:///{tmp_path}/no/such/dir/sre.db"))
+    assert run.event["decision"] == "pass" and run.event["control"] is None

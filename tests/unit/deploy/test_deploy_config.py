@@ -159,3 +159,29 @@ def test_parse_seconds(text: str, seconds: int) -> None:
 def test_parse_seconds_refuses_other_text(text: object) -> None:
     with pytest.raises(ValueError, match="is not a duration like 30s, 4m or 1h"):
         parse_seconds(text)
+
+
+def test_a_stage_review_needs_its_reviewers_and_a_reviewer_entry_needs_someone() -> None:
+    raw = shipped()
+    del raw["approvals"]["reviewers"]["security"]
+    assert any("stages.prod.approvals: no reviewers for security under approvals.reviewers" in e for e in errors(raw))
+    raw = shipped()
+    raw["approvals"]["reviewers"]["business"] = {"users": [], "roles": []}
+    assert any("approvals.reviewers.business" in e and "name at least one user or role" in e for e in errors(raw))
+    raw = shipped()
+    raw["stages"]["prod"]["approvals"] = ["technical", "technical"]
+    assert any("a review is listed twice" in e for e in errors(raw))
+    raw = shipped()
+    raw["stages"]["prod"]["approvals"] = ["legal"]
+    assert any("stages.prod.approvals" in e for e in errors(raw))
+
+
+def test_prod_needs_three_reviews_and_a_service_may_set_its_own() -> None:
+    from gamesre.deploy.approvals import required_reviews
+
+    config = load_deploy_config()
+    assert required_reviews(config, "prod", None) == ("technical", "security", "business")
+    assert required_reviews(config, "staging", None) == ()
+    assert required_reviews(config, "prod", ["technical"]) == ("technical",)
+    assert required_reviews(config, "prod", []) == ()
+    assert config.approvals is not None and config.approvals.timeout_s == 4 * 3600

@@ -4,6 +4,9 @@ execute: prepare the new version and apply the first step, then defer on a Canar
 step_done (each resume): record the verdict; on fail or timed_out roll back and fail the task; otherwise
 apply the next step and defer again; after the last step (and the blue-green scale-down delay, watched
 like a step) promote. The worker slot is held only for those short moments, never while waiting.
+
+Progress for clients of the REST API (scripts/trigger_deploy.py): XCom `plan` ({"stage", "steps": [labels],
+"first"}) once the first step is applied, and `step-<index>` per decided step (gamesre.app.deploy.step_progress).
 """
 from __future__ import annotations
 
@@ -52,9 +55,11 @@ class StageRolloutOperator(BaseOperator):
             self.log.info("dry run: %s would go through %s", self.stage, [s.label for s in plan.steps])
             return {"stage": self.stage, "dry_run": True, "plan": plan.to_dict()}
         state = deploy.start_stage(ports, request, self.stage, self._run_id(context))
-        return self._defer(ports, request, state)
+        context["ti"].xcom_push(key="plan", value={"stage": self.stage, "steps": [
+            s["label"] for s in state["plan"]["steps"]], "first": int(state["step"])})
+        return self._defer(context, ports, request, state)
 
-    def _defer(self, ports: Any, request: Any, state: dict[str, Any]) -> Any:
+    def _defer(self, context: Context, ports: Any, request: Any, state: dict[str, Any]) -> Any:
         from gamesre.airflow.triggers.analysis import CanaryAnalysisTrigger
         from gamesre.app import deploy
         from gamesre.deploy.plan import RolloutPlan
@@ -63,10 +68,11 @@ class StageRolloutOperator(BaseOperator):
         index = int(state["step"])
         label = plan.steps[index].label if index < len(plan.steps) else "scale-down delay"
         spec = deploy.analysis_spec(ports, request, self.stage, index, label,
-                                    ports.backend(request.service, self.stage), since=float(state["since"]),
+                                    ports.backend(request.service, self.stage), run_id=self._run_id(context),
+                                    since=float(state["since"]),
                                     strictness=float(self.gates.get("strictness", 1.0)),
                                     min_duration_s=state.get("hold_s"))
-        deadline = float(spec["thresholds"]["max_duration_s"])
+        deadline = float(spec["thresholds"]["max_duration_s"]) + float(spec["max_pause_s"])  # a pause holds it
         self.log.info("%s %s: analysing %s against %s (deadline %.0fs)", self.stage, label,
                       spec["cohorts"]["candidate"], spec["cohorts"]["baseline"], deadline)
         self.defer(trigger=CanaryAnalysisTrigger(spec, prometheus_conn_id=self.prometheus_conn_id),
@@ -80,11 +86,15 @@ class StageRolloutOperator(BaseOperator):
 
         request = DeployRequest.from_dict(self.request)
         ports = deploy_ports()
+        event = dict(event or {})
         try:
-            following = deploy.step_verdict(ports, request, self.stage, self._run_id(context), state,
-                                            dict(event or {}))
+            following = deploy.step_verdict(ports, request, self.stage, self._run_id(context), state, event)
         except deploy.DeployRolledBack as exc:
+            context["ti"].xcom_push(key=f"step-{state['step']}", value=deploy.step_progress(self.stage, state, event,
+                                                                                           None))
             raise AirflowFailException(str(exc)) from None  # rolled back: retrying would deploy again
+        context["ti"].xcom_push(key=f"step-{state['step']}", value=deploy.step_progress(self.stage, state, event,
+                                                                                       following))
         if following is None:
             return {"stage": self.stage, "outcome": "promoted"}
-        return self._defer(ports, request, following)
+        return self._defer(context, ports, request, following)

@@ -9,6 +9,11 @@ the baseline's bad and total event counts of every SLI since the stage's analysi
 
 A Prometheus error or missing data makes the SLIs concerned inconclusive for that poll (never a pass);
 when that lasts until the step deadline the step ends `timed_out`, which rolls back.
+
+People steer the step through the store's `deploy_control` log (gamesre.deploy.control), read at every poll
+when the spec names a `deployment_id`: a pause holds a pass and the deadline (not a failure), a promotion passes
+the step (the event carries the request as `control`), an abort fires `aborted`. A store that cannot be read
+leaves the last requests read in force (logged), so an outage never releases a pause.
 """
 from __future__ import annotations
 
@@ -31,6 +36,7 @@ from gamesre.deploy.analysis import (
     judge_step,
     sli_queries,
 )
+from gamesre.deploy.control import Control, control_state, paused_seconds, steer
 from gamesre.integrations.http_endpoint import ACCESS_DENIED, EndpointSettingsError, HttpEndpoint
 
 if TYPE_CHECKING:
@@ -151,9 +157,51 @@ class PrometheusSpecTrigger(BaseTrigger):
 
 
 class CanaryAnalysisTrigger(PrometheusSpecTrigger):
-    """Judge one step: `spec` is built by gamesre.app.deploy.analysis_spec (JSON-safe)."""
+    """Judge one step: `spec` is built by gamesre.app.deploy.analysis_spec (JSON-safe).
+
+    The SRE store (people's requests) is the connection `sre_store_conn_id`, or `sre_store_url` (tests).
+    """
 
     classpath = CLASSPATH
+
+    def __init__(self, spec: dict[str, Any], prometheus_conn_id: str = "prometheus_default",
+                 prometheus_url: str | None = None, sre_store_conn_id: str = "sre_store",
+                 sre_store_url: str | None = None) -> None:
+        super().__init__(spec, prometheus_conn_id, prometheus_url)
+        if sre_store_url and "@" in sre_store_url:
+            raise ValueError("sre_store_url must not carry credentials (they would be stored with the trigger): "
+                             "use the connection sre_store_conn_id")
+        self.sre_store_conn_id = sre_store_conn_id
+        self.sre_store_url = sre_store_url
+        self._store: Any = None
+        self._controls: list[Control] = []
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        classpath, kwargs = super().serialize()
+        return classpath, {**kwargs, "sre_store_conn_id": self.sre_store_conn_id, "sre_store_url": self.sre_store_url}
+
+    async def controls(self) -> list[Control]:
+        """The deploy's control requests as last read (an unreadable store keeps the previous read)."""
+        deployment_id = self.spec.get("deployment_id")
+        if not deployment_id:
+            return []
+        from gamesre.integrations.store import SREStore
+
+        try:
+            if self._store is None:
+                url = self.sre_store_url
+                if url is None:
+                    from airflow.sdk import BaseHook
+
+                    from gamesre.airflow.hooks.store import store_url
+
+                    url = store_url(await BaseHook.aget_connection(self.sre_store_conn_id))
+                self._store = await asyncio.to_thread(SREStore, url)
+            rows = await asyncio.to_thread(self._store.deploy_controls, str(deployment_id))
+            self._controls = [Control.from_row(r) for r in rows]
+        except Exception as exc:
+            self.log.warning("cannot read the deploy's control requests (the last read stays in force): %s", exc)
+        return self._controls
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         spec = self.spec
@@ -185,11 +233,17 @@ class CanaryAnalysisTrigger(PrometheusSpecTrigger):
                     cand = Counts.from_values(by_cohort["candidate"])
                     base = Counts.from_values(by_cohort["baseline"]) if "baseline" in by_cohort else None
                     verdicts.append(judge_sli(sli, cand, base, t, queries=queries))
-                step = judge_step(verdicts, started - step_started, t, spec.get("not_judged", ()))
-                if step.decision != "continue":
-                    yield TriggerEvent({**step.to_dict(), "polls": polls, "errors": errors,
-                                        "decided_at": datetime.now(UTC).isoformat(), "thresholds": t.to_dict(),
-                                        "span_s": span, "cohorts": spec["cohorts"]})
+                requests = await self.controls()
+                now = datetime.now(UTC)
+                held = paused_seconds(requests, datetime.fromtimestamp(step_started, UTC), now)
+                step = judge_step(verdicts, started - step_started - held, t, spec.get("not_judged", ()))
+                decision, reason, applied = steer(step.decision, step.reason, control_state(requests), now,
+                                                  float(spec.get("max_pause_s", 3600)))
+                if decision != "continue":
+                    yield TriggerEvent({**step.to_dict(), "decision": decision, "reason": reason, "polls": polls,
+                                        "errors": errors, "decided_at": now.isoformat(), "thresholds": t.to_dict(),
+                                        "span_s": span, "cohorts": spec["cohorts"], "paused_s": held,
+                                        "control": applied.to_dict() if applied else None})
                     return
-                self.log.info("step %s: %s", spec.get("step_label"), step.reason)
+                self.log.info("step %s: %s", spec.get("step_label"), reason)
                 await asyncio.sleep(max(0.0, t.interval_s - (time.time() - started)))

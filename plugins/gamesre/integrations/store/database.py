@@ -123,7 +123,7 @@ deployment = sa.Table(
     sa.Column("dry_run", sa.Boolean, nullable=False),
     sa.Column("forced", sa.Boolean, nullable=False),
     sa.Column("force_reason", sa.Text, nullable=False),
-    # running | promoted | rolled_back | blocked | timed_out | invalid | failed | dry_run
+    # running | promoted | rolled_back | blocked | timed_out | invalid | failed | dry_run | rejected | aborted
     sa.Column("outcome", sa.String(32), nullable=False),
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("stage_log", sa.JSON, nullable=False),  # per stage: gates, started/finished, steps, outcome
@@ -151,6 +151,21 @@ policy_action = sa.Table(
     sa.Column("reason", sa.Text, nullable=False),
     sa.Column("deployment_id", sa.String(250), nullable=True),  # the rollback run asked for
     sa.Column("details", sa.JSON, nullable=False),  # the suspect and the evidence
+)
+
+# Revision 0005: people steering a deploy (gamesre.deploy.control) and reviewers' answers, one row per request;
+# `applied` says where it took effect (empty while pending, or why it never did).
+deploy_control = sa.Table(
+    "deploy_control", metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("deployment_id", sa.String(250), nullable=False, index=True),
+    # pause | resume | promote | promote_full | abort, and a review's answer: approve | reject
+    sa.Column("action", sa.String(16), nullable=False),
+    sa.Column("actor", sa.String(128), nullable=False),
+    sa.Column("reason", sa.Text, nullable=False),
+    sa.Column("requested_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("applied", sa.Text, nullable=True),
+    sa.Column("applied_at", sa.DateTime(timezone=True), nullable=True),
 )
 
 deploy_verdict = sa.Table(

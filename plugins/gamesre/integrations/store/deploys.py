@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from gamesre.integrations.store.database import (
     StoreDatabase,
+    deploy_control,
     deploy_lock,
     deploy_verdict,
     deployment,
@@ -82,3 +83,28 @@ class DeployStore(StoreDatabase):
         with self.engine.connect() as conn:
             rows = conn.execute(q.order_by(deploy_verdict.c.decided_at, deploy_verdict.c.id)).mappings().all()
         return [with_utc(r, "decided_at") for r in rows]
+
+    def add_deploy_control(self, deployment_id: str, action: str, actor: str, reason: str,
+                           requested_at: datetime | None = None, applied: str | None = None) -> int:
+        """Record a person's request to steer a deploy, or a reviewer's answer (applied at once); returns its id."""
+        at = requested_at or utcnow()
+        row = {"deployment_id": deployment_id, "action": action, "actor": actor[:128], "reason": reason,
+               "requested_at": at, "applied": applied, "applied_at": at if applied else None}
+        with self.engine.begin() as conn:
+            key = conn.execute(sa.insert(deploy_control).values(**row)).inserted_primary_key
+            assert key is not None
+            return int(key[0])
+
+    def deploy_controls(self, deployment_id: str) -> list[dict[str, Any]]:
+        """The deploy's control requests, oldest first."""
+        q = sa.select(deploy_control).where(deploy_control.c.deployment_id == deployment_id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(q.order_by(deploy_control.c.requested_at, deploy_control.c.id)).mappings().all()
+        return [with_utc(r, "requested_at", "applied_at") for r in rows]
+
+    def mark_deploy_control(self, control_id: int, applied: str, applied_at: datetime | None = None) -> bool:
+        """Say where a request took effect (or why it never did); False when it was already marked."""
+        q = (sa.update(deploy_control).where(deploy_control.c.id == control_id, deploy_control.c.applied.is_(None))
+             .values(applied=applied, applied_at=applied_at or utcnow()))
+        with self.engine.begin() as conn:
+            return bool(conn.execute(q).rowcount)
