@@ -390,7 +390,7 @@ def stage_plan(ports: DeployPorts, request: DeployRequest, stage: str) -> Rollou
 
 def analysis_spec(ports: DeployPorts, request: DeployRequest, stage: str, step_index: int, step_label: str,
                   backend: DeployBackend, *, run_id: str, since: float, strictness: float,
-                  min_duration_s: float | None = None) -> dict[str, Any]:
+                  min_duration_s: float | None = None, max_pause_s: float | None = None) -> dict[str, Any]:
     """What the CanaryAnalysisTrigger needs (JSON-safe): SLIs, cohorts, thresholds and times."""
     judged, skipped = slis_for(ports.configs.slos.for_service(request.service))
     t = Thresholds.from_settings(ports.configs.deploy.analysis.model_dump(), strictness=strictness)
@@ -402,7 +402,8 @@ def analysis_spec(ports: DeployPorts, request: DeployRequest, stage: str, step_i
             "cohorts": {"candidate": cohorts.candidate, "baseline": cohorts.baseline},
             "thresholds": asdict(t), "since": since, "step_started": ports.clock().timestamp(),
             # people's requests (deploy_control) are read from the store's log at every poll
-            "deployment_id": run_id, "max_pause_s": ports.configs.deploy.analysis.max_pause_s}
+            "deployment_id": run_id,
+            "max_pause_s": max_pause_s if max_pause_s is not None else ports.configs.deploy.analysis.max_pause_s}
 
 
 def start_stage(ports: DeployPorts, request: DeployRequest, stage: str, run_id: str) -> dict[str, Any]:
@@ -497,6 +498,9 @@ def step_verdict(ports: DeployPorts, request: DeployRequest, stage: str, run_id:
         _finish_stage(ports, request, stage, run_id)
         ports.store.update_deployment(run_id, outcome="failed", reason=why)
         raise DeployRolledBack(why)
+    settings = ports.configs.deploy.stages[stage]
+    if decision == "timed_out" and settings.on_inconclusive == "pause" and not state.get("held") and not control:
+        return _hold_for_a_person(ports, request, stage, run_id, state, label, reason)
     if decision != "pass":
         outcome = "timed_out" if decision == "timed_out" else "rolled_back"
         what = "analysis inconclusive at the deadline" if outcome == "timed_out" else "regression"
@@ -505,6 +509,7 @@ def step_verdict(ports: DeployPorts, request: DeployRequest, stage: str, run_id:
         raise DeployRolledBack(why)
     backend = ports.backend(request.service, stage)
     nxt = index + 1
+    state = {k: v for k, v in state.items() if k not in ("held", "max_pause_s")}  # a hold is the step's own
     if control and control.get("action") == "promote_full":  # the rest of the stage's steps, and the hold, skipped
         last = len(plan.steps) - 1
         try:
@@ -531,6 +536,23 @@ def step_verdict(ports: DeployPorts, request: DeployRequest, stage: str, run_id:
             rollback(ports, request, stage, run_id, f"{stage} promotion failed: {exc}")
         raise
     return None
+
+
+def _hold_for_a_person(ports: DeployPorts, request: DeployRequest, stage: str, run_id: str,
+                       state: Mapping[str, Any], label: str, reason: str) -> dict[str, Any]:
+    """Inconclusive at the deadline in a stage set to `on_inconclusive: pause`: the step holds its traffic under a
+    pause by the analysis itself, watched for regressions, and a person decides within `decide_within`: promote,
+    resume (one more step deadline of evidence, then rolled back if still inconclusive), or abort."""
+    within = ports.configs.deploy.stages[stage].decide_within_s
+    why = (f"{stage} {label}: inconclusive at the step deadline ({reason}); paused for a person to decide within "
+           f"{within // 60} min (deploy_control: promote, resume for one more deadline, abort); no decision: "
+           "rolled back")
+    ports.store.add_deploy_control(run_id, "pause", "analysis", why, requested_at=ports.clock())
+    ports.notifier.message(f":pause_button: Deploy {request.service} {request.version}: {why}\n"
+                           f"Run: {ports.run_url(run_id)}",
+                           channel_id=ports.configs.services.channel_id(request.service))
+    log.warning("%s", why)
+    return {**state, "held": True, "max_pause_s": within}
 
 
 def step_progress(stage: str, state: Mapping[str, Any], event: Mapping[str, Any],

@@ -43,6 +43,14 @@ class StageSettings(_Model):
     strictest: bool = False
     # the reviews a person must give before the stage changes anything (a service may set its own in services.yaml)
     approvals: list[Review] = Field(default_factory=list)
+    # a step still inconclusive at its deadline: `rollback` (never promote blind), or `pause` for a person to
+    # decide (promote, resume for one more step deadline, abort) within `decide_within`, else rolled back
+    on_inconclusive: Literal["rollback", "pause"] = "rollback"
+    decide_within: Duration = "30m"
+
+    @property
+    def decide_within_s(self) -> int:
+        return parse_seconds(self.decide_within)
 
     @field_validator("approvals")
     @classmethod

@@ -39,11 +39,20 @@ def fleet_state(stack: DeployStack, service: str = SERVICE) -> dict[str, Any]:
     return out
 
 
+ASKED_SINCE: dict[tuple[str, str], float] = {}  # (run, review task) -> when it was first seen waiting
+SETTLE_S = 5.0
+
+
 def approve_asked(stack: DeployStack, run_id: str) -> list[str]:
-    """Answer every review the run asks now with Approve, each as the reviewer it is assigned to."""
+    """Answer every review the run asks with Approve, each as the reviewer it is assigned to, once it has waited
+    SETTLE_S seconds: answered within a second of deferring, Airflow 3.3's LocalExecutor reports the deferring
+    process' exit after the answer re-queued the task, and the scheduler fails it ("state changed externally").
+    A person is never that fast; an automated reviewer has to wait the same way."""
     done = []
     for detail in stack.airflow.pending_reviews(DAG, run_id):
         task_id = detail["task_instance"]["task_id"]
+        if time.monotonic() - ASKED_SINCE.setdefault((run_id, task_id), time.monotonic()) < SETTLE_S:
+            continue
         user = detail["assigned_users"][0]["id"]
         resp = stack.airflow.answer(DAG, run_id, task_id, "Approve", user=user, reason="e2e: looks good")
         assert resp.status_code == 200, resp.text
@@ -174,7 +183,7 @@ def test_a_bad_canary_is_rolled_back_and_stable_traffic_restored(deploy_stack: D
     assert any("rolled_back" in m.get("text", "") and version in m.get("text", "") for m in slack_sink.messages())
 
 
-def test_a_healthy_version_is_promoted_through_every_stage(deploy_stack: DeployStack, slack_sink) -> None:
+def test_a_healthy_version_is_promoted_through_every_stage(deploy_stack: DeployStack, slack_sink, tmp_path) -> None:
     """Shipped the way CI ships: scripts/trigger_deploy.py gets a token, triggers, follows and exits 0."""
     stack = deploy_stack
     stack.publish_state(SERVICE, "normal")
@@ -185,7 +194,7 @@ def test_a_healthy_version_is_promoted_through_every_stage(deploy_stack: DeployS
     client = subprocess.Popen(
         [sys.executable, str(REPO_ROOT / "scripts" / "trigger_deploy.py"), "--service", SERVICE, "--version", "1.5.1",
          "--change-ticket", "CHG-30", "--canary-steps", "50,100", "--run-id", run_id, "--poll", "2", "--json"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        env=env, stdout=(tmp_path / "stdout").open("w"), stderr=(tmp_path / "stderr").open("w"), text=True)
     try:
         # While it runs, a second deploy of the same service is rejected by the lock gate, naming the first run.
         deadline = time.monotonic() + 120
@@ -197,9 +206,14 @@ def test_a_healthy_version_is_promoted_through_every_stage(deploy_stack: DeployS
         assert second["state"] == "failed"
         rejected = outcome(stack, second_id)
         assert rejected["outcome"] == "blocked" and run_id in rejected["reason"], rejected
-        stdout, stderr = client.communicate(timeout=900)
+        deadline = time.monotonic() + 900
+        while client.poll() is None and time.monotonic() < deadline:  # prod waits for its three reviews
+            approve_asked(stack, run_id)
+            time.sleep(2)
+        client.wait(timeout=60)
     finally:
         client.kill()
+    stdout, stderr = (tmp_path / "stdout").read_text(), (tmp_path / "stderr").read_text()
     assert client.returncode == 0, stderr
     assert json.loads(stdout.strip().splitlines()[-1])["outcome"] == "promoted"
     assert "rollout_prod" in stderr  # progress lines, one per task state change
@@ -388,3 +402,96 @@ def test_the_budget_policy_rolls_a_spent_budgets_change_back_itself_or_when_a_pe
     assert (answered["action"], answered["deployment_id"]) == ("rollback", rollback_id)
     assert answered["details"]["answer"]["by"] == AIRFLOW_USER
     stack.publish_state(SERVICE, "normal")
+
+
+def diagnose(stack: DeployStack, run_id: str) -> str:
+    """The run's task states, its record and the logs of its tasks that ran and did not succeed: what a failing
+    wait shows."""
+    tis = stack.airflow.task_instances(DAG, run_id)
+    record = stack.store.deployment(run_id) or {}
+    lines = [f"{t}: {ti['state']} (try {ti['try_number']})" for t, ti in tis.items()]
+    lines.append(f"record: {record.get('outcome')}: {record.get('reason')}")
+    for t, ti in tis.items():
+        if ti["state"] in ("failed", "up_for_retry", "deferred", "running"):
+            try:
+                log = stack.airflow.task_log(DAG, run_id, t, max(1, ti["try_number"]))
+            except requests.HTTPError as exc:
+                log = str(exc)
+            lines.append(f"--- {t} log ---\n{log[-3000:]}")
+    return "\n".join(lines)
+
+
+def steer(stack: DeployStack, run_id: str, action: str, reason: str) -> str:
+    """A deploy_control run (over REST, as the admin) that must be taken; returns its run id."""
+    control = stack.airflow.trigger("deploy_control", {"run_id": run_id, "action": action, "reason": reason})
+    assert stack.airflow.wait("deploy_control", control, timeout=120)["state"] == "success", \
+        stack.airflow.task_log("deploy_control", control, "request")
+    return control
+
+
+def test_prod_waits_for_its_reviews_then_people_pause_promote_and_abort_it(deploy_stack: DeployStack,
+                                                                           slack_sink) -> None:
+    """Three reviews answered over the REST API by their reviewers (anyone else is refused), then the 25% step is
+    paused (held past its pass), promoted by hand (the 50% step follows) and aborted (rolled back at the next poll),
+    each request recorded with its user and where it took effect."""
+    stack, airflow = deploy_stack, deploy_stack.airflow
+    stack.publish_state(SERVICE, "normal")
+    before = fleet_state(stack)
+    slack_sink.clear()
+    run_id = airflow.trigger(DAG, {"service": SERVICE, "version": "1.5.3", "stages": ["prod"],
+                                   "canary_steps": [25, 50, 100], "change_ticket": "CHG-60"})
+    asked = wait_for(lambda: (lambda p: p if len(p) == 3 else None)(airflow.pending_reviews(DAG, run_id)), 180,
+                     "the three reviews among the required actions")
+    by_task = {d["task_instance"]["task_id"]: d for d in asked}
+    assert {t: [u["id"] for u in d["assigned_users"]] for t, d in by_task.items()} == {
+        "approve_prod_technical": ["sre-lead"], "approve_prod_security": ["security-lead"],
+        "approve_prod_business": ["product-owner"]}
+    technical = by_task["approve_prod_technical"]
+    assert technical["subject"] == f"Technical review: deploy {SERVICE} 1.5.3 to prod"
+    assert "Change ticket: CHG-60" in technical["body"] and "canary 25% → canary 50% → canary 100%" in technical["body"]
+    refused = airflow.answer(DAG, run_id, "approve_prod_technical", "Approve", user="security-lead", reason="me")
+    assert refused.status_code == 403, refused.text
+    assert len(airflow.pending_reviews(DAG, run_id)) == 3 and fleet_state(stack) == before  # still waiting
+    assert any("waits for the *security* review (security-lead)" in m.get("text", "")
+               for m in slack_sink.messages("C07GAMESRV1"))
+    assert wait_for(lambda: sorted(approve_asked(stack, run_id)), 30, "the reviews answered") == sorted(by_task)
+
+    def canary_weight() -> int:
+        return fleet_state(stack)["gs-canary-1"][1]
+
+    try:
+        wait_for(lambda: canary_weight() > 0, 180, "the 25% step's traffic on the canary")
+    except AssertionError:
+        raise AssertionError(diagnose(stack, run_id)) from None
+    at_25 = canary_weight()
+    steer(stack, run_id, "pause", "watching the save latency")
+    time.sleep(40)  # past the step's min_duration (30 s): a healthy build would have passed by now
+    assert canary_weight() == at_25 and stack.store.verdicts(run_id) == []  # held
+    steer(stack, run_id, "promote", "enough evidence")
+    wait_for(lambda: canary_weight() > at_25, 60, "the 50% step after the promotion")
+    first = stack.store.verdicts(run_id)[0]
+    assert (first["step_label"], first["decision"]) == ("canary 25%", "pass")
+    assert first["reason"] == f"promoted the current step by {AIRFLOW_USER}: enough evidence"
+    steer(stack, run_id, "abort", "players report crashes")
+    run = stack.airflow.wait(DAG, run_id, timeout=180)
+    assert run["state"] == "failed"
+    result = outcome(stack, run_id)
+    assert result["outcome"] == "aborted" and "aborted by admin: players report crashes" in result["reason"], result
+    assert fleet_state(stack) == before
+    record = stack.store.deployment(run_id)
+    controls = stack.store.deploy_controls(run_id)
+    reviews = sorted((c["action"], c["actor"], c["applied"]) for c in controls if c["action"] == "approve")
+    assert reviews == [("approve", "product-owner", "prod business review"),
+                       ("approve", "security-lead", "prod security review"),
+                       ("approve", "sre-lead", "prod technical review")]
+    assert [(c["action"], c["actor"], c["applied"]) for c in controls if c["action"] != "approve"] == [
+        ("pause", AIRFLOW_USER, None), ("promote", AIRFLOW_USER, "prod canary 25%"),
+        ("abort", AIRFLOW_USER, "prod canary 50%")]
+    abort = controls[-1]
+    decided = stack.store.verdicts(run_id)[-1]
+    assert decided["decision"] == "aborted"
+    # the analysis took the abort at its next poll (every 5 s); the rollback followed when the task resumed
+    assert (decided["decided_at"] - abort["requested_at"]).total_seconds() <= 5 + 2
+    assert (record["rolled_back_at"] - abort["requested_at"]).total_seconds() <= 30
+    assert any(":octagonal_sign:" in m.get("text", "") and "*aborted*" in m.get("text", "")
+               for m in slack_sink.messages("C07GAMESRV1"))

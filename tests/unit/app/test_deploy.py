@@ -467,3 +467,34 @@ def test_a_request_the_run_never_took_is_marked_so_at_the_end(ports) -> None:
         step_verdict(ports, request, "prod", RUN, state, {"decision": "fail", "reason": "breach"})
     finalize(ports, request, RUN)
     assert ports.store.deploy_controls(RUN)[0]["applied"] == "not applied: the deploy ended rolled_back first"
+
+
+def test_inconclusive_at_the_deadline_pauses_for_a_person_where_the_stage_says_so(ports) -> None:
+    import copy
+    from dataclasses import replace
+
+    import yaml
+
+    from gamesre.deploy.config import DEPLOY_PATH, parse_deploy_config
+
+    raw = copy.deepcopy(yaml.safe_load(DEPLOY_PATH.read_text()))
+    raw["stages"]["prod"].update(on_inconclusive="pause", decide_within="20m")
+    ports.configs = replace(ports.configs, deploy=parse_deploy_config(raw))
+    request, state = running(ports)
+    held = step_verdict(ports, request, "prod", RUN, state, {"decision": "timed_out", "reason": "saves: 11 of 40"})
+    assert held is not None and held["step"] == 0 and held["held"] and held["max_pause_s"] == 1200
+    pause = ports.store.deploy_controls(RUN)[-1]
+    assert (pause["action"], pause["actor"]) == ("pause", "analysis") and "saves: 11 of 40" in pause["reason"]
+    assert ports.backend("game-server", "prod").weight == 10  # the step holds its traffic
+    assert ":pause_button:" in ports.notifier.messages[-1]["text"]
+    with pytest.raises(DeployRolledBack, match="analysis inconclusive at the deadline"):  # no second hold
+        step_verdict(ports, request, "prod", RUN, held, {"decision": "timed_out", "reason": "still 20 of 40"})
+    assert finalize(ports, request, RUN)["outcome"] == "timed_out"
+
+
+def test_a_person_promoting_a_held_step_moves_on_without_the_hold(ports) -> None:
+    request, state = running(ports)
+    promote = request_control(ports, RUN, "promote", "kim", "saves are rare at night; latency is clean")
+    event = {"decision": "pass", "reason": "promoted", "control": {"id": promote["id"], "action": "promote"}}
+    nxt = step_verdict(ports, request, "prod", RUN, {**state, "held": True, "max_pause_s": 1200}, event)
+    assert nxt is not None and nxt["step"] == 1 and "held" not in nxt and "max_pause_s" not in nxt

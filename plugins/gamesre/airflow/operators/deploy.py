@@ -71,7 +71,7 @@ class StageRolloutOperator(BaseOperator):
                                     ports.backend(request.service, self.stage), run_id=self._run_id(context),
                                     since=float(state["since"]),
                                     strictness=float(self.gates.get("strictness", 1.0)),
-                                    min_duration_s=state.get("hold_s"))
+                                    min_duration_s=state.get("hold_s"), max_pause_s=state.get("max_pause_s"))
         deadline = float(spec["thresholds"]["max_duration_s"]) + float(spec["max_pause_s"])  # a pause holds it
         self.log.info("%s %s: analysing %s against %s (deadline %.0fs)", self.stage, label,
                       spec["cohorts"]["candidate"], spec["cohorts"]["baseline"], deadline)
