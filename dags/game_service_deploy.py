@@ -104,7 +104,8 @@ def game_service_deploy():
             return check_gates(request, stage, dag_run.run_id)
 
         reviews = [DeployApprovalOperator(task_id=f"approve_{stage}_{review}", stage=stage, review=review,
-                                          request=request, trigger_rule="none_failed", retries=0)
+                                          request=request, trigger_rule="none_failed", retries=1,
+                                          retry_delay=timedelta(seconds=5))
                    for review in REVIEWS]
         gate = gates(request)
         rollout = StageRolloutOperator(task_id=f"rollout_{stage}", stage=stage, request=request, gates=gate,

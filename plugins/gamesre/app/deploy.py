@@ -272,8 +272,8 @@ def stage_approvals(ports: DeployPorts, request: DeployRequest, stage: str) -> l
     return out
 
 
-def approval_ask(ports: DeployPorts, request: DeployRequest, stage: str, review: str,
-                 run_id: str) -> ApprovalAsk | None:
+def approval_ask(ports: DeployPorts, request: DeployRequest, stage: str, review: str, run_id: str, *,
+                 attempt: int = 1) -> ApprovalAsk | None:
     """The review to ask of people before the stage, or None when the stage does not need it (not in the request,
     not required for the service, a rollback, a dry run: the dry run's gates task lists the reviews instead).
 
@@ -285,21 +285,27 @@ def approval_ask(ports: DeployPorts, request: DeployRequest, stage: str, review:
     needed = {a["review"]: a["reviewers"] for a in stage_approvals(ports, request, stage)}
     if review not in needed:
         return None
+    record = ports.store.deployment(run_id) or {}
+    if record.get("outcome") not in (None, "running"):  # a retried review after a rejection or an abort
+        raise DeployRejected(f"{stage} {review} review not asked: the deploy ended {record.get('outcome')}: "
+                             f"{record.get('reason')}")
     config = ports.configs.deploy
     who = reviewers_of(config, review)
     timeout_s = config.approvals.timeout_s if config.approvals else 0
     facts = gather_gate_facts(ports, request, stage, run_id, take_lock=False)
     results, _ = _judge(ports, request, stage, run_id, facts)
     _refuse_if_blocked(ports, stage, run_id, results)  # nobody is asked to approve what cannot go ahead
-    record = ports.store.deployment(run_id) or {}
     verdicts = ports.store.verdicts(run_id)
     subject, body = ask_text(request.to_dict(), stage, review, reviewers=needed[review], timeout_s=timeout_s,
                              plan=[s.label for s in stage_plan(ports, request, stage).steps],
                              gates=[r.to_dict() for r in results],
                              previous=evidence_markdown(record, verdicts) if verdicts else "",
                              run_url=ports.run_url(run_id))
+    again = (" Asked again: the task was restarted and an earlier answer, if any, was not taken."
+             if attempt > 1 else "")
     ports.notifier.message(f":raised_hand: Deploy {request.service} {request.version} to {stage} waits for the "
-                           f"*{review}* review ({needed[review]}): Required actions of {ports.run_url(run_id)}",
+                           f"*{review}* review ({needed[review]}): Required actions of {ports.run_url(run_id)}"
+                           + again,
                            channel_id=ports.configs.services.channel_id(request.service))
     return ApprovalAsk(review=review, stage=stage, users=tuple(who.users), roles=tuple(who.roles),
                        timeout_s=timeout_s, subject=subject, body=body)

@@ -40,14 +40,15 @@ def fleet_state(stack: DeployStack, service: str = SERVICE) -> dict[str, Any]:
 
 
 ASKED_SINCE: dict[tuple[str, str], float] = {}  # (run, review task) -> when it was first seen waiting
-SETTLE_S = 5.0
+SETTLE_S = 15.0
 
 
 def approve_asked(stack: DeployStack, run_id: str) -> list[str]:
     """Answer every review the run asks with Approve, each as the reviewer it is assigned to, once it has waited
-    SETTLE_S seconds: answered within a second of deferring, Airflow 3.3's LocalExecutor reports the deferring
-    process' exit after the answer re-queued the task, and the scheduler fails it ("state changed externally").
-    A person is never that fast; an automated reviewer has to wait the same way."""
+    SETTLE_S seconds. Answered sooner, Airflow 3.3 can fail the review: the answer resumes the deferred task at
+    once, and when the scheduler queues it before it has processed the exit of the process that deferred (7 s
+    late on this loaded machine), it takes that exit for the new try's and fails it ("state changed
+    externally"; the review is then asked again, see DeployApprovalOperator). A person is never that fast."""
     done = []
     for detail in stack.airflow.pending_reviews(DAG, run_id):
         task_id = detail["task_instance"]["task_id"]
@@ -432,8 +433,8 @@ def steer(stack: DeployStack, run_id: str, action: str, reason: str) -> str:
 def test_prod_waits_for_its_reviews_then_people_pause_promote_and_abort_it(deploy_stack: DeployStack,
                                                                            slack_sink) -> None:
     """Three reviews answered over the REST API by their reviewers (anyone else is refused), then the 25% step is
-    paused (held past its pass), promoted by hand (the 50% step follows) and aborted (rolled back at the next poll),
-    each request recorded with its user and where it took effect."""
+    paused (held past its pass), promoted by hand while paused (the 50% step follows, held too), resumed and aborted
+    (rolled back at the next poll), each request recorded with its user and where it took effect."""
     stack, airflow = deploy_stack, deploy_stack.airflow
     stack.publish_state(SERVICE, "normal")
     before = fleet_state(stack)
@@ -454,7 +455,7 @@ def test_prod_waits_for_its_reviews_then_people_pause_promote_and_abort_it(deplo
     assert len(airflow.pending_reviews(DAG, run_id)) == 3 and fleet_state(stack) == before  # still waiting
     assert any("waits for the *security* review (security-lead)" in m.get("text", "")
                for m in slack_sink.messages("C07GAMESRV1"))
-    assert wait_for(lambda: sorted(approve_asked(stack, run_id)), 30, "the reviews answered") == sorted(by_task)
+    assert wait_for(lambda: sorted(approve_asked(stack, run_id)), 60, "the reviews answered") == sorted(by_task)
 
     def canary_weight() -> int:
         return fleet_state(stack)["gs-canary-1"][1]
@@ -467,11 +468,12 @@ def test_prod_waits_for_its_reviews_then_people_pause_promote_and_abort_it(deplo
     steer(stack, run_id, "pause", "watching the save latency")
     time.sleep(40)  # past the step's min_duration (30 s): a healthy build would have passed by now
     assert canary_weight() == at_25 and stack.store.verdicts(run_id) == []  # held
-    steer(stack, run_id, "promote", "enough evidence")
+    steer(stack, run_id, "promote", "enough evidence")  # taken while paused: a person decided this step
     wait_for(lambda: canary_weight() > at_25, 60, "the 50% step after the promotion")
     first = stack.store.verdicts(run_id)[0]
     assert (first["step_label"], first["decision"]) == ("canary 25%", "pass")
     assert first["reason"] == f"promoted the current step by {AIRFLOW_USER}: enough evidence"
+    steer(stack, run_id, "resume", "save latency is fine")  # the 50% step was held by the pause too
     steer(stack, run_id, "abort", "players report crashes")
     run = stack.airflow.wait(DAG, run_id, timeout=180)
     assert run["state"] == "failed"
@@ -485,7 +487,7 @@ def test_prod_waits_for_its_reviews_then_people_pause_promote_and_abort_it(deplo
                        ("approve", "security-lead", "prod security review"),
                        ("approve", "sre-lead", "prod technical review")]
     assert [(c["action"], c["actor"], c["applied"]) for c in controls if c["action"] != "approve"] == [
-        ("pause", AIRFLOW_USER, None), ("promote", AIRFLOW_USER, "prod canary 25%"),
+        ("pause", AIRFLOW_USER, None), ("promote", AIRFLOW_USER, "prod canary 25%"), ("resume", AIRFLOW_USER, None),
         ("abort", AIRFLOW_USER, "prod canary 50%")]
     abort = controls[-1]
     decided = stack.store.verdicts(run_id)[-1]
@@ -495,3 +497,70 @@ def test_prod_waits_for_its_reviews_then_people_pause_promote_and_abort_it(deplo
     assert (record["rolled_back_at"] - abort["requested_at"]).total_seconds() <= 30
     assert any(":octagonal_sign:" in m.get("text", "") and "*aborted*" in m.get("text", "")
                for m in slack_sink.messages("C07GAMESRV1"))
+
+
+def ci_client(stack: DeployStack, out: Any, *args: str) -> subprocess.Popen:
+    """scripts/trigger_deploy.py as CI runs it (admin credentials from the environment), its output to `out`."""
+    env = {**os.environ, "AIRFLOW_URL": stack.airflow.url, "AIRFLOW_USERNAME": AIRFLOW_USER,
+           "AIRFLOW_PASSWORD": stack.airflow.password}
+    return subprocess.Popen([sys.executable, str(REPO_ROOT / "scripts" / "trigger_deploy.py"), *args, "--poll", "2"],
+                            env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+
+
+def three_waiting(stack: DeployStack, run_id: str) -> list[dict[str, Any]]:
+    asked = wait_for(lambda: (lambda p: p if len(p) == 3 else None)(stack.airflow.pending_reviews(DAG, run_id)),
+                     180, "the three reviews among the required actions")
+    time.sleep(SETTLE_S)  # see approve_asked
+    return asked
+
+
+def test_the_ci_client_shows_the_reviews_it_waits_for_and_ends_rejected_or_aborted(deploy_stack: DeployStack,
+                                                                                    tmp_path) -> None:
+    """A reviewer rejects one deploy (the client exits 5); the client aborts another while its reviews wait (both
+    clients exit 2). Neither changed anything in prod."""
+    stack = deploy_stack
+    stack.publish_state(SERVICE, "normal")
+    before = fleet_state(stack)
+    request = ("--service", SERVICE, "--version", "1.5.3", "--stages", "prod", "--change-ticket", "CHG-70")
+
+    rejected_id = f"ci__game-server__1.5.3__rejected-{int(time.time())}"
+    with (tmp_path / "rejected.log").open("w") as out:
+        client = ci_client(stack, out, *request, "--run-id", rejected_id)
+        try:
+            three_waiting(stack, rejected_id)
+            answer = stack.airflow.answer(DAG, rejected_id, "approve_prod_business", "Reject", user="product-owner",
+                                          reason="the event banner is not translated yet")
+            assert answer.status_code == 200, answer.text
+            assert client.wait(timeout=240) == 5
+        finally:
+            client.kill()
+    said = (tmp_path / "rejected.log").read_text()
+    for line in ("waiting for the technical review before prod from sre-lead",
+                 "waiting for the business review before prod from product-owner",
+                 "business review before prod: Reject by product-owner: the event banner is not translated yet",
+                 "result: rejected (exit 5)"):
+        assert line in said, said
+    record = stack.store.deployment(rejected_id)
+    assert record["outcome"] == "rejected" and "rejected by product-owner" in record["reason"]
+    tis = stack.airflow.task_instances(DAG, rejected_id)
+    assert tis["rollout_prod"]["state"] == "upstream_failed" and stack.airflow.pending_reviews(DAG, rejected_id) == []
+    assert fleet_state(stack) == before and stack.store.deploy_lock(SERVICE) is None
+
+    aborted_id = f"ci__game-server__1.5.3__aborted-{int(time.time())}"
+    with (tmp_path / "waiting.log").open("w") as out, (tmp_path / "abort.log").open("w") as abort_out:
+        client = ci_client(stack, out, *request, "--run-id", aborted_id)
+        try:
+            three_waiting(stack, aborted_id)
+            aborter = ci_client(stack, abort_out, "--abort", aborted_id, "--reason", "wrong build tagged")
+            assert aborter.wait(timeout=240) == 2
+            assert client.wait(timeout=240) == 2
+        finally:
+            client.kill()
+    said = (tmp_path / "waiting.log").read_text()
+    assert "waiting for the security review before prod from security-lead" in said and \
+        "result: aborted (exit 2)" in said, said
+    assert "result: aborted (exit 2)" in (tmp_path / "abort.log").read_text()
+    record = stack.store.deployment(aborted_id)
+    assert record["outcome"] == "aborted" and "aborted by admin: wrong build tagged" in record["reason"], record
+    assert stack.airflow.pending_reviews(DAG, aborted_id) == []
+    assert fleet_state(stack) == before and stack.store.deploy_lock(SERVICE) is None

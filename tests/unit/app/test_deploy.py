@@ -388,6 +388,8 @@ def test_a_rejection_ends_the_deploy_with_the_reviewers_reason_and_the_other_rev
         approval_unanswered(ports, request, "prod", "business", RUN, timed_out=False)
     with pytest.raises(DeployBlocked, match="the deploy ended rejected"):  # the stage never starts
         check_gates(ports, request, "prod", RUN)
+    with pytest.raises(DeployRejected, match="not asked: the deploy ended rejected"):  # a retried review
+        approval_ask(ports, request, "prod", "business", RUN, attempt=2)
     result = finalize(ports, request, RUN)
     assert result["outcome"] == "rejected" and not succeeded(result)
     assert ports.backend("game-server", "prod").calls == []

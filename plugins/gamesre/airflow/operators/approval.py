@@ -7,6 +7,11 @@ by a user the review's reviewers name (deploy.yaml `approvals.reviewers`; Airflo
 The task is skipped when the stage does not need the review (gamesre.app.deploy.approval_ask). A rejection, the
 timeout (blocked) or the deploy ending meanwhile (another rejection, an abort) fail it; the deploy's other tasks
 then never change the stage.
+
+Answered within seconds of the task deferring, Airflow 3.3 can fail the task although the answer was taken: the
+scheduler queues the resumed task before it has processed the exit of the process that deferred, and takes that
+exit for the new try's ("state changed externally"). The task then retries (retries=1) and asks again, saying so
+in the service's channel; a person never answers that fast, an automated reviewer must wait a few seconds.
 """
 from __future__ import annotations
 
@@ -70,8 +75,10 @@ class DeployApprovalOperator(HITLOperator):
         request = DeployRequest.from_dict(self.request)
         run_id = str(context["dag_run"].run_id)
         try:
-            ask = deploy.approval_ask(deploy_ports(), request, self.stage, self.review, run_id)
-        except (ValueError, deploy.DeployBlocked) as exc:  # a review nobody may give, or gates that block now
+            ask = deploy.approval_ask(deploy_ports(), request, self.stage, self.review, run_id,
+                                      attempt=int(context["task_instance"].try_number))
+        except (ValueError, deploy.DeployBlocked, deploy.DeployRejected) as exc:  # nobody may give it, gates
+            # that block now, or the deploy already ended
             raise AirflowFailException(str(exc)) from None
         if ask is None:
             raise AirflowSkipException(f"the {self.review} review is not needed before {self.stage} for this deploy")
