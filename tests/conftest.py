@@ -14,23 +14,28 @@ from demo.procs import ManagedProcess, ProcessGroup, free_port
 from demo.services import WebConfig, render_alertmanager_config, start_alertmanager, start_slack_sink
 from tests.databases import postgres_database, postgres_reachable
 
-# `make test` runs two pytest workers (pytest-xdist, --dist loadgroup): every end-to-end test goes to the same
-# worker, one after the other as they would run alone (they share one Airflow per package and wait on real
-# clocks), while the other worker takes the unit and integration tests. Each worker picks ports from its own slice.
+# `make test` runs two pytest workers (pytest-xdist, --dist loadgroup). The end-to-end tests run as two groups, each
+# on one worker, one test after the other as they would run alone (they share one Airflow per package and wait on
+# real clocks): tests/e2e/deploy/ (its own Airflow on a live fleet) and the rest of tests/e2e/; the unit and
+# integration tests fill in around them. Serially the two groups took 26 minutes, over the suite's half hour.
+# Each worker picks ports from its own slice.
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "")
 if _worker.startswith("gw") and _worker[2:].isdigit():
     os.environ["GAMESRE_PORT_SLICE"] = f"{_worker[2:]}/{os.environ.get('PYTEST_XDIST_WORKER_COUNT', '1')}"
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """--dist loadgroup with every test under tests/e2e/ in one group. (pytest-xdist 3.8 groups by renaming the
-    test's `_nodeid`, which pytest 9.2 no longer reads: an `xdist_group` mark would be silently ignored.)"""
+    """--dist loadgroup with the tests under tests/e2e/deploy/ in one group and the other tests under tests/e2e/ in
+    another. (pytest-xdist 3.8 groups by renaming the test's `_nodeid`, which pytest 9.2 no longer reads: an
+    `xdist_group` mark would be silently ignored.)"""
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadGroupScheduling
 
     class EndToEndOnOneWorker(LoadGroupScheduling):
         def _split_scope(self, nodeid: str) -> str:
+            if nodeid.startswith("tests/e2e/deploy/"):
+                return "e2e-deploy"
             return "e2e" if nodeid.startswith("tests/e2e/") else super()._split_scope(nodeid)
 
     return EndToEndOnOneWorker(config, log)
