@@ -319,8 +319,10 @@ def approval_answered(ports: DeployPorts, request: DeployRequest, stage: str, re
     ports.store.add_deploy_control(run_id, "approve" if approved else "reject", user,
                                    reason or ("" if approved else "no reason given"), applied=where)
     if approved:
-        log.info("%s: approved by %s: %s", where, user, reason)
-        return f"{where}: approved by {user}" + (f": {reason}" if reason else "")
+        said = f"{where}: approved by {user}" + (f": {reason}" if reason else "")
+        ports.notifier.message(f":white_check_mark: Deploy {request.service} {request.version}: {said}",
+                               channel_id=ports.configs.services.channel_id(request.service))
+        return said
     why = f"{where}: rejected by {user}: {reason or 'no reason given'}"
     _end_waiting(ports, request, run_id, "rejected", why)
     raise DeployRejected(why)
@@ -668,6 +670,14 @@ def succeeded(result: Mapping[str, Any]) -> bool:
     return result["outcome"] in OUTCOMES_OK
 
 
+def _person_line(control: Control) -> str:
+    """A review's answer or a person's request as the outcome notice lists it."""
+    verb = {"approve": "approved", "reject": "rejected"}.get(control.action)
+    if verb:
+        return f"{control.applied} {verb} by {control.actor}" + (f" ({control.reason})" if control.reason else "")
+    return control.describe() + (f" [{control.applied}]" if control.applied else "")
+
+
 def _notify(ports: DeployPorts, record: Mapping[str, Any], verdicts: list[dict[str, Any]],
             result: Mapping[str, Any]) -> None:
     """The outcome in the service's channel (the SRE channel when the service is unknown), the evidence as a file;
@@ -675,6 +685,9 @@ def _notify(ports: DeployPorts, record: Mapping[str, Any], verdicts: list[dict[s
     outcome = str(result["outcome"])
     text = (f"{EMOJI.get(outcome, '')} Deploy {record.get('service') or '?'} {record.get('version') or '?'}: "
             f"*{outcome}*. {result['reason']}\nRun and evidence: {record.get('run_url')}")
+    people = [_person_line(c) for c in controls(ports, str(record.get("id")))] if record.get("id") else []
+    if people:
+        text += "\nPeople: " + "; ".join(people)
     channel_id = ports.configs.services.channel_id(str(record.get("service") or ""))
     ports.notifier.message(text, channel_id=channel_id)
     if verdicts:

@@ -381,6 +381,7 @@ def test_a_rejection_ends_the_deploy_with_the_reviewers_reason_and_the_other_rev
                           reason="CVE-2026-1 open")
     record = ports.store.deployment(RUN)
     assert record["outcome"] == "rejected" and "CVE-2026-1" in record["reason"]
+    assert "prod technical review: approved by sre-lead" in ports.notifier.messages[0]["text"]
     answers = [(r["action"], r["actor"], r["applied"]) for r in ports.store.deploy_controls(RUN)]
     assert answers == [("approve", "sre-lead", "prod technical review"),
                        ("reject", "security-lead", "prod security review")]
@@ -443,7 +444,9 @@ def test_an_abort_rolls_back_and_ends_the_deploy_aborted_with_who_and_why(ports)
     assert ports.store.deploy_controls(RUN)[0]["applied"] == "prod canary 10%"
     result = finalize(ports, request, RUN)
     assert result["outcome"] == "aborted" and "players report crashes" in result["reason"]
-    assert ":octagonal_sign:" in ports.notifier.messages[-1]["text"]
+    notice = ports.notifier.messages[-1]["text"]
+    assert ":octagonal_sign:" in notice
+    assert "People: aborted by kim: players report crashes [prod canary 10%]" in notice
 
 
 def test_promote_passes_one_step_and_promote_full_skips_the_rest_of_the_stage(ports) -> None:
