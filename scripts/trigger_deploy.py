@@ -445,12 +445,16 @@ def review_lines(task_id: str, state: str | None, detail: dict[str, Any], shown:
 
 
 def gate_lines(stage: str, result: dict[str, Any]) -> list[str]:
-    """One line per gate of `gates_<stage>`'s result ({"strictness", "gates": [{"gate", "passed", "reason"}]})."""
+    """One line per gate of `gates_<stage>`'s result ({"strictness", "gates": [{"gate", "passed", "reason"}],
+    "approvals": [{"review", "reviewers"}]}), and the stage's reviews."""
     lines = [f"gate {g.get('gate')} before {stage}: {'passed' if g.get('passed') else 'BLOCKED'} - {g.get('reason')}"
              for g in result.get("gates") or [] if isinstance(g, dict)]
     strictness = result.get("strictness")
     if isinstance(strictness, int | float) and strictness != 1:
         lines.append(f"analysis strictness in {stage}: {strictness:g} (thresholds tightened)")
+    reviews = [r for r in result.get("approvals") or [] if isinstance(r, dict)]
+    if reviews:  # given before the gates; a dry run lists what a deploy would need
+        lines.append(f"reviews of {stage}: " + ", ".join(f"{r.get('review')} ({r.get('reviewers')})" for r in reviews))
     return lines
 
 

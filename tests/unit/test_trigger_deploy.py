@@ -736,14 +736,16 @@ def test_gate_results_are_one_line_each(airflow: FakeAirflow, capsys, time_: Fak
     airflow.xcoms = {1: {("gates_staging", "return_value"): {"strictness": 1.2, "gates": [
         {"gate": "lock", "passed": True, "reason": "no other deploy of game-server", "evidence": {}},
         {"gate": "budget", "passed": False, "reason": "62% of the budget consumed: deploy freeze", "evidence": {}},
-    ]}}}
+    ], "approvals": [{"review": "technical", "reviewers": "sre-lead"}, {"review": "security", "reviewers": "role op"}]
+    }}}
     assert td.main(deploy_args(airflow.url, "--dry-run"), clock=time_.clock, sleep=time_.sleep) == 0
     progress = progress_of(capsys.readouterr().out)
     start = progress.index("gate lock before staging: passed - no other deploy of game-server")
-    assert progress[start:start + 4] == [
+    assert progress[start:start + 5] == [
         "gate lock before staging: passed - no other deploy of game-server",
         "gate budget before staging: BLOCKED - 62% of the budget consumed: deploy freeze",
         "analysis strictness in staging: 1.2 (thresholds tightened)",
+        "reviews of staging: technical (sre-lead), security (role op)",
         "gates_staging: success",
     ]
     assert airflow.xcom_reads == [("gates_staging", "return_value")]  # once; gates_prod never started

@@ -229,7 +229,7 @@ def _judge(ports: DeployPorts, request: DeployRequest, stage: str, run_id: str, 
 
 
 def check_gates(ports: DeployPorts, request: DeployRequest, stage: str, run_id: str) -> dict[str, Any]:
-    """Evaluate the stage's gates; DeployBlocked when any refuses. Returns {"strictness", "gates"}.
+    """Evaluate the stage's gates; DeployBlocked when any refuses. Returns {"strictness", "gates", "approvals"}.
 
     The stage's log also says which reviews the stage needs and who may give them (a dry run shows them so)."""
     record = ports.store.deployment(run_id) or {}
@@ -239,13 +239,13 @@ def check_gates(ports: DeployPorts, request: DeployRequest, stage: str, run_id: 
     facts = gather_gate_facts(ports, request, stage, run_id)
     results, strictness = _judge(ports, request, stage, run_id, facts)
     docs = [r.to_dict() for r in results]
-    _update_stage(ports, run_id, stage, gates=docs, gates_at=facts.now, strictness=strictness,
-                  approvals=stage_approvals(ports, request, stage))
+    reviews = stage_approvals(ports, request, stage)
+    _update_stage(ports, run_id, stage, gates=docs, gates_at=facts.now, strictness=strictness, approvals=reviews)
     for r in results:
         log.info("gate %s: %s%s: %s", r.gate, "passed" if r.passed else "BLOCKED",
                  " (bypassed by force)" if r.bypassed else "", r.reason)
     _refuse_if_blocked(ports, stage, run_id, results)
-    return {"strictness": strictness, "gates": docs}
+    return {"strictness": strictness, "gates": docs, "approvals": reviews}
 
 
 def _refuse_if_blocked(ports: DeployPorts, stage: str, run_id: str, results: Sequence[Any]) -> None:
