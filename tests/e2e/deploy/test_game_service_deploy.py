@@ -501,6 +501,26 @@ def test_prod_waits_for_its_reviews_then_people_pause_promote_and_abort_it(deplo
                for m in slack_sink.messages("C07GAMESRV1"))
 
 
+def test_a_paused_step_still_rolls_a_breaching_build_back(deploy_stack: DeployStack) -> None:
+    """Paused while its reviews wait, the 3%-error build's first step holds no regression: the analysis rolls it back
+    at the breach, the pause notwithstanding."""
+    stack = deploy_stack
+    calm(stack)
+    before = fleet_state(stack)
+    run_id = stack.airflow.trigger(DAG, {"service": SERVICE, "version": "1.6.66", "stages": ["prod"],
+                                         "canary_steps": [25, 100], "change_ticket": "CHG-80"})
+    three_waiting(stack, run_id, settle=False)
+    steer(stack, run_id, "pause", "hold every step: watch it by hand")
+    run = wait_approving(stack, run_id, timeout=400)
+    assert run["state"] == "failed"
+    result = outcome(stack, run_id)
+    assert result["outcome"] == "rolled_back" and "canary 25%: regression" in result["reason"], result
+    verdict = stack.store.verdicts(run_id)[-1]
+    pause = next(c for c in stack.store.deploy_controls(run_id) if c["action"] == "pause")
+    assert verdict["decision"] == "fail" and verdict["decided_at"] > pause["requested_at"]
+    assert fleet_state(stack) == before
+
+
 def ci_client(stack: DeployStack, out: Any, *args: str) -> subprocess.Popen:
     """scripts/trigger_deploy.py as CI runs it (admin credentials from the environment), its output to `out`."""
     env = {**os.environ, "AIRFLOW_URL": stack.airflow.url, "AIRFLOW_USERNAME": AIRFLOW_USER,
