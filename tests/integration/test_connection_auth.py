@@ -56,7 +56,13 @@ WRONG_PASSWORD = f"wrong-{secrets.token_urlsafe(12)}"
 GATEWAY_TOKEN = f"tok-{secrets.token_urlsafe(16)}"
 SECRETS = (PROM_PASSWORD, AM_PASSWORD, WRONG_PASSWORD, GATEWAY_TOKEN)
 TENANT = "game"
-HISTORY_END = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+def _just_before_now() -> datetime:
+    return datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=1)
+
+
+# The end of the backfilled history, set again when the module's stack is built: the chaos monitor reads its
+# probes at the current time, over 15 minutes, and a worker may reach this module long after collecting it.
+HISTORY_END = _just_before_now()
 REQUESTS_RATE = "sum(rate(game_action_requests_total[15m]))"
 
 
@@ -86,6 +92,8 @@ def ready_with(ca_file: Path, auth: tuple[str, str], client: Issued | None = Non
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
+    global HISTORY_END
+    HISTORY_END = _just_before_now()
     workdir = tmp_path_factory.mktemp("secured")
     ca, stranger = PrivateCA(workdir / "pki", "gamesre"), PrivateCA(workdir / "stranger", "stranger")
     server, client = ca.issue("server", server=True), ca.issue("airflow-worker", server=False)
