@@ -555,6 +555,9 @@ def test_the_ci_client_shows_the_reviews_it_waits_for_and_ends_rejected_or_abort
     rejects one (its client exits 5), the client aborts the other (both clients exit 2). Nothing changed in prod."""
     stack = deploy_stack
     calm(stack)
+    for dag in (DAG, "deploy_control"):  # the client triggers both; Airflow creates DAGs paused
+        stack.airflow.wait_for_dag(dag)
+        stack.airflow.call("PATCH", f"dags/{dag}", json={"is_paused": False}).raise_for_status()
     before = fleet_state(stack)
     request = ("--service", SERVICE, "--version", "1.5.3", "--stages", "prod", "--change-ticket", "CHG-70")
     stamp = int(time.time())
