@@ -394,6 +394,7 @@ def test_the_budget_policy_rolls_a_spent_budgets_change_back_itself_or_when_a_pe
                 and d["task_instance"]["state"] in ("awaiting_input", "deferred")]
 
     waiting = wait_for(required, 120, "the approval among the required actions")[0]
+    time.sleep(SETTLE_S)  # answered sooner, Airflow can fail the task it resumes (see approve_asked)
     assert waiting["subject"] == "Roll back game-server (e2e-policy-2)?" and waiting["options"] == ["Roll back", "Keep"]
     answer = airflow.call("PATCH", f"dags/budget_policy_approval/dagRuns/{approval_run}/taskInstances/approve/-1/"
                           "hitlDetails", json={"chosen_options": ["Roll back"]})
